@@ -1,0 +1,1 @@
+"""Waveform IO, resampling, framing to video fps, and the audio feature backends."""

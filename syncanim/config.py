@@ -1,0 +1,226 @@
+"""pydantic models for every section, TOML preset loading and ``--set`` override merging.
+
+Precedence, lowest first: model defaults < preset (``extends = "base"`` chains) < ``--set a.b=value``
+< explicit CLI options. Configs are frozen: anything derived from them is computed, never written back.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+CONFIG_VERSION = 1
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PluginSection(BaseModel):
+    """A config section that names a registered component (``kind``) plus that component's options.
+
+    The options are validated against the component's own config model by the registry.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class RuntimeConfig(Frozen):
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # "auto": cuda when present, logged
+    workers: int = Field(0, ge=0)  # CPU worker processes for prep; 0 = one per core
+    seed: int = 0
+
+
+class PrepConfig(Frozen):
+    fps: float = Field(25.0, gt=0, le=120)  # frames are resampled to this rate (with a warning)
+    size: int = Field(512, ge=64, le=2048)  # output frames are size x size
+    crop: bool = False  # square crop around the subject before resizing; else the frame is padded
+    crop_scale: float = Field(2.6, gt=1.0, le=6.0)  # crop side / face height, when cropping
+    sample_rate: int = Field(16000, ge=8000)  # audio is resampled to this rate, mono
+    val_fraction: float = Field(1 / 11, gt=0, lt=0.5)  # the last share of frames is the val split
+    chunk_frames: int = Field(250, ge=16)  # frames per resumable work unit
+    jpeg_quality: int = Field(95, ge=50, le=100)
+    min_face_px: int = Field(80, ge=16)  # warn when the face is smaller than this at output size
+    min_duration_s: float = Field(60.0, ge=0)  # warn below this: too short for good results
+    decoder: PluginSection = PluginSection(kind="pyav")
+    landmarks: PluginSection = PluginSection(kind="mediapipe-facemesh")
+    masks: PluginSection = PluginSection(kind="mediapipe-geometric")
+    background: PluginSection = PluginSection(kind="median-inpaint")
+    head_pose: PluginSection = PluginSection(kind="landmark-ba")
+    expressions: PluginSection = PluginSection(kind="landmark-geometry")
+    audio: PluginSection = PluginSection(kind="logmel")
+
+
+class SampleConfig(Frozen):
+    seconds: float = Field(10.0, gt=1.0, le=60.0)
+    fps: int = Field(25, ge=10, le=60)
+    size: int = Field(512, ge=128, le=1024)
+    seed: int = 0
+    text: str = (
+        "Hello, I am a talking head made by syncanim. I can speak any sentence you give me, "
+        "with my lips moving in time with the words. Now let me blink and say a little more."
+    )
+    voice: str = "en-us"
+
+
+class Config(Frozen):
+    """The whole tree. Functions take the smallest sub-config they need."""
+
+    version: int = CONFIG_VERSION
+    runtime: RuntimeConfig = RuntimeConfig()
+    prep: PrepConfig = PrepConfig()
+    sample: SampleConfig = SampleConfig()
+
+
+# --- presets ---------------------------------------------------------------------------
+
+
+def presets_dir() -> Path:
+    """The folder of built-in presets (``presets/`` in a checkout, ``syncanim/_presets`` in a wheel)."""
+    packaged = resources.files("syncanim") / "_presets"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "presets"
+
+
+def list_presets() -> list[str]:
+    d = presets_dir()
+    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from e
+    except OSError as e:
+        raise ConfigError(f"cannot read preset {path}: {e.strerror}") from e
+
+
+def _preset_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"preset file {p} does not exist")
+        return p
+    candidate = presets_dir() / f"{name_or_path}.toml"
+    if not candidate.is_file():
+        raise ConfigError(f"unknown preset {name_or_path!r}", hint=f"built-in presets: {', '.join(list_presets())}")
+    return candidate
+
+
+def load_preset(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The preset as a nested dict, with its ``extends`` chain merged in (child wins)."""
+    path = _preset_path(name_or_path)
+    key = str(path.resolve())
+    if key in _seen:
+        raise ConfigError(f"preset {path} extends itself (cycle: {' -> '.join(_seen)})")
+    data = _read_toml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: `extends` must be a preset name")
+    return merge(load_preset(parent, (*_seen, key)), data)
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge two nested dicts; ``over`` wins. A changed plugin ``kind`` drops the old options."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            old = out[k]
+            if "kind" in v and old.get("kind") not in (None, v["kind"]):
+                old = {}
+            out[k] = merge(old, v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"prep.fps=30"`` -> ``{"prep": {"fps": 30}}``. The value is read as TOML, else as a string."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    parts = [p.strip() for p in key.strip().split(".")]
+    if not all(parts):
+        raise ConfigError(f"--set: bad key {key!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    out: dict[str, Any] = {parts[-1]: value}
+    for p in reversed(parts[:-1]):
+        out = {p: out}
+    return out
+
+
+def format_validation_error(e: ValidationError, prefix: str = "") -> str:
+    """One line naming the first bad field: ``prep.fps: Input should be greater than 0 (got -1)``."""
+    first = e.errors()[0]
+    loc = ".".join(str(x) for x in first["loc"])
+    name = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "config")
+    got = first.get("input")
+    shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+    more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg, shown = "unknown setting", ""
+    return f"{name}: {msg}{shown}{more}"
+
+
+def build_config(
+    preset: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    explicit: dict[str, Any] | None = None,
+) -> Config:
+    """Defaults < preset < ``--set`` overrides < explicit CLI options, validated into a ``Config``."""
+    data: dict[str, Any] = load_preset(preset) if preset else {}
+    for o in overrides:
+        data = merge(data, parse_override(o))
+    if explicit:
+        data = merge(data, explicit)
+    try:
+        return Config(**data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e)) from e
+
+
+def to_toml(config: BaseModel) -> str:
+    """A config as TOML text (for ``config.resolved.toml`` and ``--dry-run``)."""
+    return _dump_toml(config.model_dump(mode="json"))
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if v is None:
+        return '""'
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _dump_toml(data: dict[str, Any], prefix: str = "") -> str:
+    scalars = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict) and v is not None]
+    blocks = ["\n".join(([f"[{prefix}]"] if prefix else []) + scalars)] if scalars or prefix else []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            blocks.append(_dump_toml(v, f"{prefix}.{k}" if prefix else k).rstrip("\n"))
+    return "\n\n".join(b for b in blocks if b) + "\n"

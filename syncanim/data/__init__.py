@@ -1,0 +1,1 @@
+"""Dataset manifest schema, atomic file writing, and loading of prepared datasets."""

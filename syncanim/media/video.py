@@ -1,0 +1,222 @@
+"""Probe, stream and write video files with PyAV (FFmpeg inside the wheel; no system ffmpeg needed)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.waveform import Waveform
+from ..errors import DataError, ResourceError
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a container holds. ``num_frames`` counts frames at the file's own rate."""
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    duration_s: float
+    codec: str
+    has_audio: bool
+    audio_rate: int | None
+    audio_channels: int | None
+
+    def frames_at(self, fps: float) -> int:
+        """How many frames the video has when resampled to ``fps``."""
+        if abs(fps - self.fps) < 1e-3:
+            return self.num_frames
+        return max(1, int(math.floor(self.num_frames / self.fps * fps + 1e-6)))
+
+
+def _open(path: Path):
+    import av
+
+    if not path.exists():
+        raise DataError(f"file not found: {path}")
+    if not path.is_file():
+        raise DataError(f"not a file: {path}")
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        raise DataError(f"{path.name} is not a readable video ({type(e).__name__}: {e})",
+                        hint="give an mp4/mov/mkv/webm/avi file; it may be truncated or corrupt") from e
+
+
+def probe(path: str | os.PathLike[str]) -> MediaInfo:
+    """Read a container's header (and count packets when the header has no frame count)."""
+    p = Path(path)
+    with _open(p) as c:
+        if not c.streams.video:
+            raise DataError(f"{p.name} has no video stream")
+        v = c.streams.video[0]
+        rate = v.average_rate or v.guessed_rate or v.base_rate
+        if not rate or float(rate) <= 0:
+            raise DataError(f"{p.name}: cannot tell the frame rate")
+        fps = float(rate)
+        n = int(v.frames or 0)
+        if n <= 0:
+            if v.duration and v.time_base:
+                n = int(round(float(v.duration * v.time_base) * fps))
+            elif c.duration:
+                n = int(round(c.duration / 1e6 * fps))
+        if n <= 0:
+            n = sum(1 for pkt in c.demux(v) if pkt.size)
+        a = c.streams.audio[0] if c.streams.audio else None
+        w, h = v.codec_context.width, v.codec_context.height
+        if not w or not h:
+            raise DataError(f"{p.name}: the video stream has no picture size")
+        return MediaInfo(
+            path=str(p), width=int(w), height=int(h), fps=fps, num_frames=n, duration_s=n / fps,
+            codec=v.codec_context.name, has_audio=a is not None,
+            audio_rate=int(a.rate) if a is not None else None,
+            audio_channels=int(a.channels) if a is not None else None,
+        )
+
+
+def iter_frames(
+    path: str | os.PathLike[str], fps: float, start: int = 0, stop: int | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(k, rgb)`` for output frames ``start <= k < stop`` at ``fps``: ``rgb: [H, W, 3] uint8``.
+
+    Output frame k shows the source frame nearest in time to ``k / fps`` (so a 30 fps source read at
+    25 fps drops frames evenly). Seeks to the keyframe before ``start``. A stream that ends more than
+    two frames before ``stop`` raises DataError (truncated or corrupt file).
+    """
+    import av
+
+    p = Path(path)
+    if stop is not None and stop <= start:
+        return
+    with _open(p) as c:
+        v = c.streams.video[0]
+        v.thread_type = "AUTO"
+        tb = float(v.time_base)
+        t0 = float(v.start_time * v.time_base) if v.start_time is not None else 0.0
+        if start > 0:
+            target = max(0.0, start / fps - 1.0) + t0
+            c.seek(int(target / tb), stream=v, backward=True, any_frame=False)
+        k = start
+        prev = None  # the last decoded av.VideoFrame; converted to RGB only when shown
+        prev_t = -math.inf
+        src_dt = 1.0 / float(v.average_rate or fps)
+        try:
+            for frame in c.decode(v):
+                if frame.pts is None:
+                    continue
+                t = frame.pts * tb - t0
+                if prev is not None:
+                    mid = 0.5 * (prev_t + t)
+                    rgb = None
+                    while (stop is None or k < stop) and k / fps < mid:
+                        rgb = prev.to_ndarray(format="rgb24") if rgb is None else rgb
+                        yield k, rgb
+                        k += 1
+                if stop is not None and k >= stop:
+                    return
+                prev, prev_t = frame, t
+        except av.error.FFmpegError as e:
+            raise DataError(f"{p.name}: decoding failed at frame {k} ({e})", hint="the file may be truncated or corrupt") from e
+        # the last source frame covers up to one source-frame duration after its timestamp
+        last = prev.to_ndarray(format="rgb24") if prev is not None else None
+        while last is not None and (stop is None or k < stop) and k / fps < prev_t + src_dt - 1e-9:
+            yield k, last
+            k += 1
+        if stop is not None and k < stop:
+            if stop - k > 2 or last is None:
+                raise DataError(f"{p.name}: the video ends at frame {k}, expected {stop}",
+                                hint="the file is truncated or corrupt")
+            while k < stop:  # a frame or two short: rounding of the container's duration
+                yield k, last
+                k += 1
+
+
+class VideoWriter:
+    """Write ``[H, W, 3] uint8`` frames to an H.264 mp4, with an optional AAC track (``audio``) muxed in.
+
+    The file appears at ``path`` only when ``close()`` succeeds (written to a ``.part`` file first).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: float, width: int, height: int,
+                 audio: Waveform | None = None, crf: int = 18, preset: str = "veryfast") -> None:
+        import av
+
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".part")
+        if width % 2 or height % 2:
+            raise ValueError(f"H.264 needs even frame sizes, got {width}x{height}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._c = av.open(str(self.tmp), mode="w", format="mp4")
+        except (OSError, av.error.FFmpegError) as e:
+            raise ResourceError(f"cannot write {self.path}: {e}") from e
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self._v = self._c.add_stream("libx264", rate=self.fps)
+        self._v.width, self._v.height, self._v.pix_fmt = width, height, "yuv420p"
+        self._v.options = {"crf": str(crf), "preset": preset}
+        self._audio = audio if audio is not None and len(audio.samples) else None
+        if self._audio is not None:  # streams must exist before the header is written
+            self._a = self._c.add_stream("aac", rate=self._audio.sample_rate)
+            self._a.layout = "mono"
+        self.frames = 0
+        self._closed = False
+
+    def write(self, rgb: np.ndarray) -> None:
+        import av
+
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected [H, W, 3] uint8 frame, got {rgb.shape} {rgb.dtype}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = self.frames
+        frame.time_base = 1 / self.fps
+        for pkt in self._v.encode(frame):
+            self._c.mux(pkt)
+        self.frames += 1
+
+    def close(self) -> Path:
+        """Flush video, mux the audio track, and move the file into place."""
+        import av
+
+        for pkt in self._v.encode():
+            self._c.mux(pkt)
+        if self._audio is not None:
+            step = 1024
+            x = self._audio.samples.astype(np.float32)
+            for i in range(0, len(x), step):
+                fr = av.AudioFrame.from_ndarray(x[None, i:i + step].copy(), format="fltp", layout="mono")
+                fr.sample_rate = self._audio.sample_rate
+                fr.pts = i
+                for pkt in self._a.encode(fr):
+                    self._c.mux(pkt)
+            for pkt in self._a.encode(None):
+                self._c.mux(pkt)
+        self._c.close()
+        self._closed = True
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if not self._closed:
+            try:
+                self._c.close()
+            except Exception:  # already failing; the .part file is removed below
+                pass
+            self._closed = True
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._closed:
+            self.close()
