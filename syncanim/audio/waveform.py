@@ -46,13 +46,15 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> Wavefo
         with av.open(str(p)) as container:
             if not container.streams.audio:
                 raise DataError(f"{p.name} has no audio track", hint="give a file with sound, or a separate --audio file")
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            # resample each channel, then average them: FFmpeg's own downmix scales by 1/sqrt(2),
+            # which makes centred stereo speech 3 dB louder than the same mono signal
+            resampler = av.AudioResampler(format="fltp", rate=sample_rate)
             chunks: list[np.ndarray] = []
             for frame in container.decode(audio=0):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    chunks.append(out.to_ndarray().mean(axis=0))
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(out.to_ndarray().mean(axis=0))
     except DataError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as e:
