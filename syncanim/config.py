@@ -6,6 +6,7 @@ Precedence, lowest first: model defaults < preset (``extends = "base"`` chains) 
 
 from __future__ import annotations
 
+import json
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -44,8 +45,12 @@ class RuntimeConfig(Frozen):
 class PrepConfig(Frozen):
     fps: float = Field(25.0, gt=0, le=120)  # frames are resampled to this rate (with a warning)
     size: int = Field(512, ge=64, le=2048)  # output frames are size x size
-    crop: bool = False  # square crop around the subject before resizing; else the frame is padded
-    crop_scale: float = Field(2.6, gt=1.0, le=6.0)  # crop side / face height, when cropping
+    # framing: "auto" = whole frame if square, else a square around the subject; "subject" = always a
+    # square around the subject; "center" = the largest centred square; "none" = pad to a square
+    crop: Literal["auto", "subject", "center", "none"] = "auto"
+    crop_scale: float = Field(3.0, gt=1.0, le=8.0)  # subject square side / face height
+    scan_frames: int = Field(48, ge=4)  # frames sampled (keyframes first) to frame the subject
+    max_gap_frames: int = Field(12, ge=0)  # face gaps up to this many frames are interpolated
     sample_rate: int = Field(16000, ge=8000)  # audio is resampled to this rate, mono
     val_fraction: float = Field(1 / 11, gt=0, lt=0.5)  # the last share of frames is the val split
     chunk_frames: int = Field(250, ge=16)  # frames per resumable work unit
@@ -132,6 +137,8 @@ def load_preset(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any
         return data
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: `extends` must be a preset name")
+    if parent.endswith(".toml") and not Path(parent).is_absolute():
+        parent = str(path.parent / parent)  # a file named relative to the preset that extends it
     return merge(load_preset(parent, (*_seen, key)), data)
 
 
@@ -187,7 +194,9 @@ def build_config(
     explicit: dict[str, Any] | None = None,
 ) -> Config:
     """Defaults < preset < ``--set`` overrides < explicit CLI options, validated into a ``Config``."""
-    data: dict[str, Any] = load_preset(preset) if preset else {}
+    data: dict[str, Any] = Config().model_dump()
+    if preset:
+        data = merge(data, load_preset(preset))
     for o in overrides:
         data = merge(data, parse_override(o))
     if explicit:
@@ -209,11 +218,9 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, int | float):
         return repr(v)
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(v, ensure_ascii=False)  # JSON string escapes are valid TOML basic-string escapes
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if v is None:
-        return '""'
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 

@@ -16,7 +16,7 @@ class SyncanimError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, hint)  # both in args, so the error survives pickling (worker processes)
         self.message = message
         self.hint = hint
 

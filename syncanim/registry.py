@@ -148,13 +148,16 @@ class Registry:
             raise PluginError(f"component {name!r} ({group}) is unusable: {entry.error}")
         return entry.spec
 
-    def resolve(self, group: str, section: PluginSection) -> tuple[Spec, BaseModel]:
-        """Look up ``section.kind`` and validate the section's other keys against its config model."""
+    def resolve(self, group: str, section: PluginSection, where: str | None = None) -> tuple[Spec, BaseModel]:
+        """Look up ``section.kind`` and validate the section's other keys against its config model.
+
+        ``where`` names the section in errors (e.g. ``prep.masks``); the component name otherwise.
+        """
         spec = self.get(group, section.kind)
         try:
             cfg = spec.config_model(**section.options())
         except ValidationError as e:
-            raise ConfigError(format_validation_error(e, prefix=f"{section.kind}")) from e
+            raise ConfigError(format_validation_error(e, prefix=where or section.kind)) from e
         return spec, cfg
 
     def build(self, group: str, section: PluginSection, *, require_available: bool = True) -> Any:

@@ -37,7 +37,16 @@ class MediaInfo:
         return max(1, int(math.floor(self.num_frames / self.fps * fps + 1e-6)))
 
 
-def _open(path: Path):
+_NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg's text-file "video" (renders any text file as ANSI art)
+
+
+def _not_readable(path: Path, why: str) -> DataError:
+    return DataError(f"{path.name} is not a readable video ({why})",
+                     hint="give an mp4/mov/mkv/webm/avi file; it may be truncated or corrupt")
+
+
+def _open(path: Path, need_video: bool = True):
+    """Open a container; with ``need_video`` it must hold a decodable video stream."""
     import av
 
     if not path.exists():
@@ -45,18 +54,27 @@ def _open(path: Path):
     if not path.is_file():
         raise DataError(f"not a file: {path}")
     try:
-        return av.open(str(path))
-    except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise DataError(f"{path.name} is not a readable video ({type(e).__name__}: {e})",
-                        hint="give an mp4/mov/mkv/webm/avi file; it may be truncated or corrupt") from e
+        c = av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
+        raise _not_readable(path, f"{type(e).__name__}: {e}") from e
+    if not need_video:
+        return c
+    fmt = getattr(c.format, "name", "") or ""
+    ok = bool(c.streams.video) and set(fmt.split(",")).isdisjoint(_NOT_VIDEO_FORMATS)
+    if ok:
+        v = c.streams.video[0]
+        cc = v.codec_context
+        ok = cc is not None and bool(cc.width) and bool(cc.height)
+    if not ok:
+        c.close()
+        raise _not_readable(path, "no video stream" if not c.streams.video else "no usable video stream")
+    return c
 
 
 def probe(path: str | os.PathLike[str]) -> MediaInfo:
     """Read a container's header (and count packets when the header has no frame count)."""
     p = Path(path)
     with _open(p) as c:
-        if not c.streams.video:
-            raise DataError(f"{p.name} has no video stream")
         v = c.streams.video[0]
         rate = v.average_rate or v.guessed_rate or v.base_rate
         if not rate or float(rate) <= 0:
@@ -72,8 +90,6 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             n = sum(1 for pkt in c.demux(v) if pkt.size)
         a = c.streams.audio[0] if c.streams.audio else None
         w, h = v.codec_context.width, v.codec_context.height
-        if not w or not h:
-            raise DataError(f"{p.name}: the video stream has no picture size")
         return MediaInfo(
             path=str(p), width=int(w), height=int(h), fps=fps, num_frames=n, duration_s=n / fps,
             codec=v.codec_context.name, has_audio=a is not None,
@@ -83,9 +99,12 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
 
 
 def iter_frames(
-    path: str | os.PathLike[str], fps: float, start: int = 0, stop: int | None = None
+    path: str | os.PathLike[str], fps: float, start: int = 0, stop: int | None = None,
+    keep: set[int] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(k, rgb)`` for output frames ``start <= k < stop`` at ``fps``: ``rgb: [H, W, 3] uint8``.
+
+    With ``keep``, only frames whose index is in it are converted and yielded.
 
     Output frame k shows the source frame nearest in time to ``k / fps`` (so a 30 fps source read at
     25 fps drops frames evenly). Seeks to the keyframe before ``start``. A stream that ends more than
@@ -101,14 +120,14 @@ def iter_frames(
         v.thread_type = "AUTO"
         tb = float(v.time_base)
         t0 = float(v.start_time * v.time_base) if v.start_time is not None else 0.0
-        if start > 0:
-            target = max(0.0, start / fps - 1.0) + t0
-            c.seek(int(target / tb), stream=v, backward=True, any_frame=False)
         k = start
         prev = None  # the last decoded av.VideoFrame; converted to RGB only when shown
         prev_t = -math.inf
         src_dt = 1.0 / float(v.average_rate or fps)
         try:
+            if start > 0:
+                target = max(0.0, start / fps - 1.0) + t0
+                c.seek(int(target / tb), stream=v, backward=True, any_frame=False)
             for frame in c.decode(v):
                 if frame.pts is None:
                     continue
@@ -117,8 +136,9 @@ def iter_frames(
                     mid = 0.5 * (prev_t + t)
                     rgb = None
                     while (stop is None or k < stop) and k / fps < mid:
-                        rgb = prev.to_ndarray(format="rgb24") if rgb is None else rgb
-                        yield k, rgb
+                        if keep is None or k in keep:
+                            rgb = prev.to_ndarray(format="rgb24") if rgb is None else rgb
+                            yield k, rgb
                         k += 1
                 if stop is not None and k >= stop:
                     return
@@ -128,14 +148,16 @@ def iter_frames(
         # the last source frame covers up to one source-frame duration after its timestamp
         last = prev.to_ndarray(format="rgb24") if prev is not None else None
         while last is not None and (stop is None or k < stop) and k / fps < prev_t + src_dt - 1e-9:
-            yield k, last
+            if keep is None or k in keep:
+                yield k, last
             k += 1
         if stop is not None and k < stop:
             if stop - k > 2 or last is None:
                 raise DataError(f"{p.name}: the video ends at frame {k}, expected {stop}",
                                 hint="the file is truncated or corrupt")
             while k < stop:  # a frame or two short: rounding of the container's duration
-                yield k, last
+                if keep is None or k in keep:
+                    yield k, last
                 k += 1
 
 
@@ -157,7 +179,16 @@ class VideoWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._c = av.open(str(self.tmp), mode="w", format="mp4")
         except (OSError, av.error.FFmpegError) as e:
+            self.tmp.unlink(missing_ok=True)
             raise ResourceError(f"cannot write {self.path}: {e}") from e
+        self._closed = False
+        try:
+            self._setup(fps, width, height, audio, crf, preset)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _setup(self, fps: float, width: int, height: int, audio: Waveform | None, crf: int, preset: str) -> None:
         self.fps = Fraction(fps).limit_denominator(1001)
         self._v = self._c.add_stream("libx264", rate=self.fps)
         self._v.width, self._v.height, self._v.pix_fmt = width, height, "yuv420p"
@@ -167,7 +198,6 @@ class VideoWriter:
             self._a = self._c.add_stream("aac", rate=self._audio.sample_rate)
             self._a.layout = "mono"
         self.frames = 0
-        self._closed = False
 
     def write(self, rgb: np.ndarray) -> None:
         import av
@@ -183,6 +213,15 @@ class VideoWriter:
 
     def close(self) -> Path:
         """Flush video, mux the audio track, and move the file into place."""
+        try:
+            self._finish()
+        except BaseException:
+            self.abort()
+            raise
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def _finish(self) -> None:
         import av
 
         for pkt in self._v.encode():
@@ -200,8 +239,6 @@ class VideoWriter:
                 self._c.mux(pkt)
         self._c.close()
         self._closed = True
-        os.replace(self.tmp, self.path)
-        return self.path
 
     def abort(self) -> None:
         if not self._closed:
@@ -220,3 +257,33 @@ class VideoWriter:
             self.abort()
         elif not self._closed:
             self.close()
+
+
+def sample_frames(path: str | os.PathLike[str], max_frames: int) -> list[tuple[float, np.ndarray]]:
+    """Up to ``max_frames`` frames spread over the video, cheaply: ``(time_s, rgb [H, W, 3] uint8)``.
+
+    Decodes keyframes only (no reference chains to follow). When the file has too few keyframes
+    to spread ``max_frames // 4`` over it, it decodes the stream once and keeps evenly spaced frames.
+    """
+    import av
+
+    p = Path(path)
+    out: list[tuple[float, np.ndarray]] = []
+    with _open(p) as c:
+        v = c.streams.video[0]
+        v.codec_context.skip_frame = "NONKEY"
+        tb = float(v.time_base)
+        try:
+            for frame in c.decode(v):
+                if frame.pts is not None:
+                    out.append((frame.pts * tb, frame.to_ndarray(format="rgb24")))
+        except av.error.FFmpegError:
+            pass  # a damaged tail: the full decode reports it precisely
+    if len(out) < max(2, max_frames // 4):
+        info = probe(p)
+        picks = set(np.linspace(0, max(0, info.num_frames - 1), max_frames).round().astype(int).tolist())
+        out = [(k / info.fps, rgb) for k, rgb in iter_frames(p, info.fps, 0, info.num_frames, keep=picks)]
+    if len(out) > max_frames:
+        keep = np.linspace(0, len(out) - 1, max_frames).round().astype(int)
+        out = [out[i] for i in sorted(set(keep))]
+    return out
