@@ -1,0 +1,224 @@
+"""The ``syncanim`` command line: parse options, build the config, call one pipeline, map errors to exit codes.
+
+Every command goes through :func:`_run`, the one place that turns a :class:`SyncanimError` into one
+red line (plus its hint) and the error's exit code, and Ctrl-C into exit code 130.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from . import __version__
+from .config import Config, build_config, to_toml
+from .console import err_console, progress_bars, setup_logging
+from .errors import SyncanimError
+
+app = typer.Typer(
+    name="syncanim",
+    help="Audio-driven, real-time NeRF talking avatars from a few minutes of video.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help="Preset name (see presets/) or a .toml file.",
+                                               rich_help_panel="Configuration")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", metavar="KEY=VALUE",
+                                                  help="Override any setting, e.g. --set prep.masks.pose_every=5.",
+                                                  rich_help_panel="Configuration")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and stop.",
+                                         rich_help_panel="Configuration")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"syncanim {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bars.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    setup_logging(-1 if quiet else verbose)
+    _state["quiet"] = quiet
+
+
+_state: dict[str, Any] = {"quiet": False}
+
+
+def _run(fn: F) -> F:
+    """The one error handler: library errors -> one line + exit code; Ctrl-C -> 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SyncanimError as e:
+            err_console.print(f"[bold red]error:[/] {e.message}", highlight=False, soft_wrap=True)
+            if e.hint:
+                err_console.print(f"[dim]hint: {e.hint}[/]", highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]: finished stages are kept; run the same command again to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _config(preset: str | None, sets: list[str] | None, explicit: dict[str, Any]) -> Config:
+    return build_config(preset, sets or [], explicit)
+
+
+def _nested(**sections: dict[str, Any]) -> dict[str, Any]:
+    """Drop unset (None) options so they do not override presets."""
+    out: dict[str, Any] = {}
+    for name, values in sections.items():
+        kept = {k: v for k, v in values.items() if v is not None}
+        if kept:
+            out[name] = kept
+    return out
+
+
+# --- prep ------------------------------------------------------------------------------------
+
+
+@app.command()
+@_run
+def prep(
+    video: Annotated[Path, typer.Argument(help="The talking-person video (mp4, mov, mkv, webm, ...).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Dataset folder [default: ./<video name>-prep].")] = None,
+    fps: Annotated[float | None, typer.Option(help="Frame rate of the dataset [25].")] = None,
+    size: Annotated[int | None, typer.Option(help="Frame side in pixels [512].")] = None,
+    crop: Annotated[str | None, typer.Option(help="Framing: auto | subject | center | none [auto].")] = None,
+    audio: Annotated[str | None, typer.Option("--audio-backend", help="Audio features: logmel | hubert | wav2vec2 [logmel].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes [one per core].")] = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn a video of one talking person into a training set: frames, audio, landmarks, masks,
+    background, head pose, expressions and audio features, with a report."""
+    from .prep.pipeline import run_prep
+
+    explicit = _nested(prep={"fps": fps, "size": size, "crop": crop, "audio": {"kind": audio} if audio else None},
+                       runtime={"workers": workers})
+    config = _config(preset, set_, explicit)
+    if dry_run:
+        typer.echo(to_toml(config), nl=False)
+        return
+    out = out or Path.cwd() / f"{video.stem}-prep"
+    with progress_bars(enabled=not _state["quiet"]) as progress:
+        result = run_prep(video, out, config.prep, config.runtime, progress=progress, resolved_config=to_toml(config))
+    m = result.manifest
+    if as_json:
+        typer.echo(m.model_dump_json(indent=2))
+        return
+    _print_prep_summary(result)
+
+
+def _print_prep_summary(result: Any) -> None:
+    from rich.table import Table
+
+    m = result.manifest
+    t = Table(title=f"prepared {result.layout.root}", show_header=False, title_justify="left")
+    t.add_row("frames", f"{m.num_frames} at {m.fps:g} fps ({m.duration_s:.1f} s), {m.image_size}x{m.image_size}")
+    t.add_row("split", f"{m.num_train} train / {m.num_val} val")
+    t.add_row("camera", f"focal {m.focal:.0f} px; reprojection error {m.reprojection_error_px:.2f} px")
+    t.add_row("face", f"{m.face_height_px:.0f} px tall; missing in {m.frames_without_face} frames")
+    t.add_row("background", f"{100 * m.background_unseen_fraction:.1f} % never seen")
+    t.add_row("time", ", ".join(f"{k} {v:.1f}s" for k, v in m.timings.items()))
+    if result.skipped:
+        t.add_row("resumed", "skipped up-to-date stages: " + ", ".join(result.skipped))
+    t.add_row("report", str(result.layout.report_dir / "report.md"))
+    err_console.print(t)
+    for w in m.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+# --- sample ------------------------------------------------------------------------------------
+
+
+@app.command()
+@_run
+def sample(
+    out: Annotated[Path, typer.Argument(help="Where to write the clip.")] = Path("sample.mp4"),
+    seconds: Annotated[float | None, typer.Option(help="Length of the clip [10].")] = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+) -> None:
+    """Generate the built-in sample: a short talking clip (a public-domain photo, animated, with synthesized speech)."""
+    from .sample.generate import generate_sample
+
+    config = _config(preset, set_, _nested(sample={"seconds": seconds}))
+    if dry_run:
+        typer.echo(to_toml(config), nl=False)
+        return
+    with progress_bars(enabled=not _state["quiet"]) as progress:
+        truth = generate_sample(out, config.sample, progress=progress)
+    err_console.print(f"wrote {out} ({truth.num_frames} frames, {truth.duration_s:.1f} s)")
+
+
+# --- plugins -----------------------------------------------------------------------------------
+
+
+@app.command()
+@_run
+def plugins(
+    long: Annotated[bool, typer.Option("--long", "-l", help="Add what each component does.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List every registered component, where it comes from, and whether it can run here."""
+    from .registry import GROUPS, default_registry
+
+    rows = []
+    for e in default_registry().entries():
+        if e.spec is None:
+            status = ("not installed: " if e.source == "not installed" else "broken: ") + str(e.error)
+            ok = False
+        else:
+            missing = e.spec.check(e.spec.config_model())
+            ok = missing is None
+            status = "ok" if ok else f"unavailable: {missing}"
+        rows.append({"group": e.group.removeprefix("syncanim."), "name": e.name, "source": e.source,
+                     "available": ok, "status": status,
+                     "description": e.spec.description if e.spec else GROUPS[e.group]})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    t = Table(title="syncanim components")
+    for col in ("group", "name", "status", "source") + (("description",) if long else ()):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        colour = "green" if r["available"] else "yellow" if r["status"].startswith(("unavailable", "not installed")) else "red"
+        cells = [r["group"], r["name"], f"[{colour}]{r['status']}[/]", r["source"]]
+        t.add_row(*cells, *([r["description"]] if long else []))
+    from rich.console import Console
+
+    Console().print(t)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="syncanim")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
