@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterator
@@ -242,10 +243,8 @@ class VideoWriter:
 
     def abort(self) -> None:
         if not self._closed:
-            try:
+            with contextlib.suppress(Exception):  # already failing; the .part file is removed below
                 self._c.close()
-            except Exception:  # already failing; the .part file is removed below
-                pass
             self._closed = True
         self.tmp.unlink(missing_ok=True)
 
