@@ -123,7 +123,7 @@ def prep(
         return
     out = out or Path.cwd() / f"{video.stem}-prep"
     with progress_bars(enabled=not _state["quiet"]) as progress:
-        result = run_prep(video, out, config.prep, config.runtime, progress=progress, resolved_config=to_toml(config))
+        result = run_prep(video, out, config.prep, config.runtime, progress=progress)
     m = result.manifest
     if as_json:
         typer.echo(m.model_dump_json(indent=2))

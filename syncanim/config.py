@@ -209,7 +209,12 @@ def build_config(
 
 def to_toml(config: BaseModel) -> str:
     """A config as TOML text (for ``config.resolved.toml`` and ``--dry-run``)."""
-    return _dump_toml(config.model_dump(mode="json"))
+    return dump_toml(config.model_dump(mode="json"))
+
+
+def dump_toml(data: dict[str, Any]) -> str:
+    """Nested dicts of plain values as TOML text (``None`` values are left out)."""
+    return _dump_toml(data)
 
 
 def _toml_value(v: Any) -> str:

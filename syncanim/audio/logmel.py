@@ -20,7 +20,6 @@ The native 100 Hz sequence is resampled to ``per_frame`` vectors per video frame
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -31,9 +30,6 @@ from ..registry import Spec
 from .features import SAMPLE_RATE, check_frames, check_waveform
 from .framing import align_to_frames, native_span, num_frames_for
 from .waveform import Waveform
-
-if TYPE_CHECKING:
-    import torch
 
 log = logging.getLogger(__name__)
 
@@ -98,29 +94,27 @@ def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int, fmin: float, fmax:
     return weights.astype(np.float32)
 
 
-def power_spectrogram(samples: torch.Tensor, n_fft: int = N_FFT, hop: int = HOP) -> torch.Tensor:
+def power_spectrogram(samples: np.ndarray, n_fft: int = N_FFT, hop: int = HOP) -> np.ndarray:
     """``|STFT|^2`` of ``samples: [L] float32`` with a periodic Hann window, no padding.
 
-    Returns ``[T, n_fft // 2 + 1] float32`` with ``T = (L - n_fft) // hop + 1``; frame ``t`` reads
+    Returns ``[T, n_fft // 2 + 1] float64`` with ``T = (L - n_fft) // hop + 1``; frame ``t`` reads
     ``samples[t * hop : t * hop + n_fft]``. Needs ``L >= n_fft``.
     """
-    import torch
-
     if samples.ndim != 1 or samples.shape[0] < n_fft:
         raise ValueError(f"samples must be [L] with L >= {n_fft}, got shape {tuple(samples.shape)}")
-    window = torch.hann_window(n_fft, periodic=True, dtype=samples.dtype, device=samples.device)
-    spec = torch.stft(samples, n_fft=n_fft, hop_length=hop, win_length=n_fft, window=window,
-                      center=False, return_complex=True)  # [K, T]
-    return (spec.real.square() + spec.imag.square()).transpose(0, 1)  # [T, K]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
+    frames = np.lib.stride_tricks.sliding_window_view(samples.astype(np.float64), n_fft)[::hop]  # [T, n_fft]
+    spec = np.fft.rfft(frames * window, axis=1)  # [T, K]
+    return spec.real**2 + spec.imag**2  # float64: windows of any length give the same values
 
 
-def log_mel(power: torch.Tensor, filterbank: torch.Tensor, floor: float, offset: float, scale: float) -> torch.Tensor:
+def log_mel(power: np.ndarray, filterbank: np.ndarray, floor: float, offset: float, scale: float) -> np.ndarray:
     """``(log10(max(power @ filterbank.T, floor)) + offset) / scale``.
 
-    ``power: [T, K] float``, ``filterbank: [M, K] float`` -> ``[T, M]`` in ``power``'s dtype.
+    ``power: [T, K] float``, ``filterbank: [M, K] float`` -> ``[T, M] float32``.
     """
-    mel = power @ filterbank.transpose(0, 1)  # [T, M]
-    return (mel.clamp_min(floor).log10() + offset) / scale
+    mel = power @ filterbank.astype(np.float64).T  # [T, M]
+    return ((np.log10(np.maximum(mel, floor)) + offset) / scale).astype(np.float32)
 
 
 def stft_input(samples: np.ndarray, first_sample: int, j0: int, j1: int) -> np.ndarray:
@@ -151,7 +145,6 @@ class LogMelExtractor:
         self.per_frame = config.per_frame
         self.dim = config.n_mels
         self._fb = mel_filterbank(config.n_mels, N_FFT, SAMPLE_RATE, config.fmin, config.fmax)  # [M, K]
-        self._fb_t: torch.Tensor | None = None
 
     def _span(self, start_frame: int, stop_frame: int, fps: float) -> tuple[int, int]:
         return native_span(start_frame, stop_frame, fps, self.per_frame, RATE, OFFSET_S)
@@ -175,20 +168,15 @@ class LogMelExtractor:
         ``[stop_frame - start_frame, per_frame, n_mels] float32``; exact where the window covers
         :meth:`samples_needed`, else different only within one STFT window (25 ms) of its edges.
         """
-        import torch
-
         check_waveform(window)
         check_frames(fps, stop_frame - start_frame)
         if stop_frame == start_frame:
             return np.zeros((0, self.per_frame, self.dim), np.float32)
         j0, j1 = self._span(start_frame, stop_frame, fps)
         x = stft_input(window.samples.astype(np.float32, copy=False), first_sample, j0, j1)  # [L]
-        if self._fb_t is None:
-            self._fb_t = torch.from_numpy(self._fb)
         c = self.config
-        with torch.inference_mode():
-            seq = log_mel(power_spectrogram(torch.from_numpy(x)), self._fb_t, c.floor, c.offset, c.scale)  # [j1-j0, M]
-        return align_to_frames(seq.numpy(), RATE, fps, self.per_frame, start_frame, stop_frame,
+        seq = log_mel(power_spectrogram(x), self._fb, c.floor, c.offset, c.scale)  # [j1-j0, M]
+        return align_to_frames(seq, RATE, fps, self.per_frame, start_frame, stop_frame,
                                offset_s=OFFSET_S + j0 / RATE)
 
     def extract(

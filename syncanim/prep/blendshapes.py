@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import Field
-from scipy.signal import savgol_filter
 
 from ..config import Frozen
 from ..console import ProgressFn, no_progress
 from ..errors import DataError, PluginError
 from ..registry import Spec
-from .expressions import NAMES, Expressions, FrameSource
+from .expressions import NAMES, Expressions, FrameSource, savgol
 from .mp_runtime import import_mediapipe, mediapipe_missing, silenced_stderr
 
 #: standard name -> blendshape categories averaged for it
@@ -90,7 +89,7 @@ class BlendshapeExtractor:
         raw = _fill_gaps(rows, len(names))
         w = self.config.smooth_window | 1
         if w >= 5 and n > w:
-            raw = savgol_filter(raw, w, 3, axis=0).clip(0.0, 1.0)
+            raw = savgol(raw, w, 3).clip(0.0, 1.0).astype(np.float32)
         std = np.stack([raw[:, [names.index(c) for c in MAPPING[s]]].mean(1) for s in NAMES], axis=1)
         progress("expressions", n, n)
         return Expressions(np.concatenate([std, raw], 1).astype(np.float32),

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydantic import Field
-from scipy.signal import savgol_filter
 
 from ..config import Frozen
 from ..console import ProgressFn, no_progress
@@ -57,7 +56,29 @@ class Expressions:
 class LandmarkGeometryConfig(Frozen):
     closed_ratio: float = Field(0.35, gt=0.0, lt=1.0)  # EAR of a closed eye as a share of the open EAR
     open_percentile: float = Field(90.0, gt=50.0, le=100.0)
-    smooth_window: int = Field(3, ge=1)  # Savitzky-Golay window (frames, odd); 1 = no smoothing
+    smooth_window: int = Field(5, ge=1)  # Savitzky-Golay window (frames, odd; order 3); 1 = no smoothing
+
+
+def savgol(values: np.ndarray, window: int, order: int) -> np.ndarray:
+    """Savitzky-Golay smoothing along time. values: [N, C] -> [N, C] float64.
+
+    Each output is the value at that frame of the degree-``order`` polynomial least-squares fitted
+    to the ``window`` frames around it; near the ends, the polynomial fitted to the first (last)
+    window is evaluated (as ``scipy.signal.savgol_filter`` does with ``mode="interp"``).
+    """
+    x = np.asarray(values, np.float64)
+    n = len(x)
+    if window % 2 == 0 or window <= order or n < window:
+        raise ValueError(f"need an odd window > order and <= N, got window={window}, order={order}, N={n}")
+    half = window // 2
+    vander = np.vander(np.arange(window) - half, order + 1, increasing=True)  # [w, order+1]
+    fit = vander @ np.linalg.pinv(vander)  # [w, w]: row j = the fitted value at window position j
+    out = np.empty_like(x)
+    windows = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # [N-w+1, C, w]
+    out[half:n - half] = windows @ fit[half]
+    out[:half] = fit[:half] @ x[:window]
+    out[n - half:] = fit[half + 1:] @ x[n - window:]
+    return out
 
 
 def _dist(points: np.ndarray, a: int, b: int) -> np.ndarray:
@@ -98,8 +119,8 @@ def landmark_expressions(points: np.ndarray, valid: np.ndarray, cfg: LandmarkGeo
     mouth_width = _dist(points, *MOUTH_CORNERS) / scale
     out = np.stack([blink_l, blink_r, brow_raise, mouth_open, mouth_width], axis=1)
     w = cfg.smooth_window | 1
-    if w >= 3 and len(out) > w:
-        out = savgol_filter(out, w, min(2, w - 1), axis=0)
+    if w >= 5 and len(out) > w:
+        out = savgol(out, w, 3)
         out[:, :2] = out[:, :2].clip(0.0, 1.0)
     return out.astype(np.float32)
 

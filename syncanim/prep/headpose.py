@@ -105,21 +105,21 @@ class LandmarkBAConfig(Frozen):
 
     # Known focal length in pixels: skips the search (and keeps the focal fixed). None = estimate it.
     focal: float | None = Field(None, gt=0)
-    # Focal search range, in multiples of max(W, H): 0.5 is a 90 degree field of view, 8 about 7 degrees.
+    # Focal search range, in multiples of max(W, H): 0.5 is a 90 degree field of view, 16 about 3.6 degrees.
     # The joint refinement starts from the best grid point and may leave the range.
-    focal_range: tuple[float, float] = (0.5, 8.0)
+    focal_range: tuple[float, float] = (0.5, 16.0)
     # Grid points (log-spaced) of the focal search; more = slower, less likely to miss a narrow minimum.
-    focal_steps: int = Field(7, ge=3, le=64)
+    focal_steps: int = Field(5, ge=3, le=64)
     # Valid frames (evenly spread) used by the focal search.
-    search_frames: int = Field(120, ge=10)
+    search_frames: int = Field(60, ge=10)
     # Rigid landmarks (evenly picked) used by the focal search.
     search_landmarks: int = Field(90, ge=10)
     # Levenberg-Marquardt iterations per focal grid point.
     search_iterations: int = Field(6, ge=1)
     # Valid frames (evenly spread) used by the joint refinement of shape, poses and focal.
-    ba_frames: int = Field(300, ge=10)
+    ba_frames: int = Field(150, ge=10)
     # Levenberg-Marquardt iterations of the joint refinement (stops earlier once converged).
-    iterations: int = Field(15, ge=1)
+    iterations: int = Field(10, ge=1)
     # Levenberg-Marquardt iterations of the final per-frame pose fit.
     pose_iterations: int = Field(10, ge=1)
     # Shape prior: moving a landmark this far (mm) from its initial position costs as much as
@@ -163,6 +163,7 @@ class HeadTrack:
     reprojection_error_px: float  # mean over rigid landmarks and valid frames
     reprojection_error_all_px: float  # mean over all 478 landmarks and valid frames
     per_frame_error_px: np.ndarray  # [N] float32, mean over the rigid landmarks of each frame (NaN: no landmarks)
+    notes: tuple[str, ...] = ()  # what the user should know about this track, in words
 
     @property
     def num_frames(self) -> int:
@@ -669,6 +670,7 @@ class LandmarkBATracker:
             raise DataError(f"head tracking needs at least {cfg.min_valid_frames} frames with a detected face, "
                             f"got {len(vidx)} of {n}")
         cx, cy = width / 2.0, height / 2.0
+        notes: list[str] = []
         delta = cfg.huber_px
         stage = "head pose"
         total = (cfg.focal_steps if cfg.focal is None else 0) + 4
@@ -725,9 +727,10 @@ class LandmarkBATracker:
                     step = math.log(grid[1] / grid[0])
                     focal = float(grid[ib] * math.exp(0.5 * step * (c3[0] - c3[2]) / den))
             else:
-                log.warning("head pose: the best focal (%.0f px) is at the edge of the search range "
-                            "(%g to %g x %d px), so it is poorly determined; widen focal_range or set focal",
-                            focal, cfg.focal_range[0], cfg.focal_range[1], side)
+                log.info("head pose: the best focal (%.0f px) is at the edge of the search range "
+                         "(%g to %g x %d px)", focal, cfg.focal_range[0], cfg.focal_range[1], side)
+                notes.append("the camera's focal length is poorly determined by this clip (a distant camera or "
+                             "little head rotation); set prep.head_pose.focal if you know it")
 
         # 4. joint refinement of poses, rigid shape, depth scale and focal on a larger subset; the prior
         # shape is linearised in log focal and depth scale, and once more after a large change
@@ -801,6 +804,7 @@ class LandmarkBATracker:
             reprojection_error_px=float(per_frame[vidx].mean()),
             reprojection_error_all_px=float(all_err[vidx].mean()),
             per_frame_error_px=per_frame.astype(np.float32),
+            notes=tuple(notes),
         )
         log.info("head pose: focal %.0f px, %.1f deg horizontal field of view; MediaPipe depth scale %.2f; "
                  "reprojection error %.2f px on rigid landmarks (%.2f px before smoothing), %.2f px on all",
@@ -865,6 +869,7 @@ def save_track(path: str | os.PathLike[str], track: HeadTrack) -> None:
         canonical=np.asarray(track.canonical, np.float32),
         errors=np.array([track.reprojection_error_px, track.reprojection_error_all_px], np.float64),
         per_frame_error_px=np.asarray(track.per_frame_error_px, np.float32),
+        notes=np.array(list(track.notes), dtype=str),
     )
 
 
@@ -890,7 +895,8 @@ def load_track(path: str | os.PathLike[str]) -> HeadTrack:
     err, err_all = (float(x) for x in data["errors"])
     return HeadTrack(rotation=rot, translation=trans, focal=f, cx=cx, cy=cy, canonical=data["canonical"],
                      reprojection_error_px=err, reprojection_error_all_px=err_all,
-                     per_frame_error_px=data["per_frame_error_px"])
+                     per_frame_error_px=data["per_frame_error_px"],
+                     notes=tuple(str(x) for x in data.get("notes", np.array([], dtype=str))))
 
 
 def _check(config: LandmarkBAConfig) -> str | None:

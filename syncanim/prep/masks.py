@@ -26,7 +26,7 @@ POSE_SHOULDERS = (11, 12)
 class GeometricSegConfig(Frozen):
     selfie_model: int = Field(1, ge=0, le=1)  # 0: general (256x256), 1: landscape (faster)
     threshold: float = Field(0.5, gt=0.0, lt=1.0)  # person probability cut
-    pose_every: int = Field(10, ge=1)  # run the pose model every n frames; the shoulder line is held between
+    pose_every: int = Field(25, ge=1)  # run the pose model (the slowest) every n frames; the shoulder line is held between
     head_width: float = Field(0.80, gt=0.3, le=2.0)  # half-width of the head ellipse, in face widths
     head_height: float = Field(0.80, gt=0.3, le=2.0)  # half-height of the head ellipse, in face heights
     neck_width: float = Field(0.50, gt=0.1, le=2.0)  # half-width of the neck band, in face widths

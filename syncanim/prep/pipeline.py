@@ -8,10 +8,12 @@ is written last.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import numpy as np
 
 from .. import __version__
 from ..audio.waveform import write_wav
-from ..config import PrepConfig, RuntimeConfig
+from ..config import PrepConfig, RuntimeConfig, dump_toml
 from ..console import ProgressFn, no_progress
 from ..data.files import save_npy_atomic, write_atomic, write_json_atomic, write_text_atomic
 from ..data.labels import NAMES as LABEL_NAMES
@@ -32,8 +34,7 @@ from . import checks
 from .cache import StageRecords, fingerprint, stage_key
 from .crop import CropBox, center_box, full_frame_box, subject_box
 from .landmarks import fill_gaps
-from .mp_runtime import native_stderr_to
-from .stream import StreamJob, chunk_done, chunk_path, plan_chunks, run_chunks
+from .stream import ChunkRunner, StreamJob, chunk_done, chunk_path, plan_chunks, scan_faces
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,6 @@ def run_prep(
     *,
     registry: Registry | None = None,
     progress: ProgressFn = no_progress,
-    resolved_config: str | None = None,
 ) -> PrepResult:
     """Prepare the dataset for ``video`` in ``out_dir`` (resuming whatever is already complete)."""
     reg = registry or default_registry()
@@ -123,58 +123,73 @@ def run_prep(
     if not info.has_audio:
         raise DataError(f"{video.name} has no audio track", hint="prep needs the speech that goes with the video")
     _prepare_out(layout)
-    if resolved_config is not None:
-        write_text_atomic(layout.config, resolved_config)
+    write_text_atomic(layout.config, dump_toml({"runtime": runtime.model_dump(mode="json"),
+                                                "prep": prep.model_dump(mode="json")}))
     run = _Run(layout, progress)
     fp = fingerprint(video)
     num_frames = info.frames_at(prep.fps)
     warnings: list[str] = []
-    if abs(info.fps - prep.fps) > 1e-3:
+    if abs(info.fps - prep.fps) > 2e-3 * prep.fps:
         warnings.append(f"the video is {info.fps:.2f} fps; frames were resampled to {prep.fps:g} fps")
-
-    # -- scan: framing and face count on sampled frames ---------------------------------
-    scan_key = stage_key("scan", fp, prep.crop, prep.crop_scale, prep.scan_frames, _section(prep.landmarks))
-    scan = run.cached("scan", scan_key)
-    if scan is None:
-        t0 = time.perf_counter()
-        with native_stderr_to(layout.state_dir / "workers.log"):
-            scan = _scan(video, info, prep, reg, progress)
-        scan = run.finish("scan", scan_key, [], t0, scan)
-    box = CropBox(*scan["crop"])
-    if scan["max_faces"] > 1:
-        warnings.append(f"up to {scan['max_faces']} faces were seen in one frame; the largest face is used")
-
-    # -- stream: decode -> landmarks -> masks -> background samples -----------------------
     workers = resolve_workers(runtime)
-    sections = {"decoder": _section(prep.decoder), "landmarks": _section(prep.landmarks),
-                "masks": _section(prep.masks), "background": _section(prep.background)}
-    stream_key = stage_key("stream", fp, prep.fps, prep.size, box.as_list(), prep.jpeg_quality,
-                           scan["max_faces"] > 1, sections)
-    chunks = plan_chunks(num_frames, prep.chunk_frames, workers, lambda s, e: stage_key(stream_key, s, e))
-    stream_info = run.cached("stream", stage_key(stream_key, len(chunks)))
-    if stream_info is None:
-        t0 = time.perf_counter()
-        todo = [c for c in chunks if not chunk_done(layout, c)]
-        done_frames = sum(c.size for c in chunks) - sum(c.size for c in todo)
-        state = {"n": done_frames}
-        progress("frames", done_frames, num_frames)
+    with contextlib.ExitStack() as stack:
+        # worker processes start now (when there are frames to process), so their start-up
+        # overlaps the audio stage
+        fresh = run.records.read("stream") is None or run.records.read("scan") is None
+        runner = stack.enter_context(ChunkRunner(workers, layout.state_dir / "workers.log", start=fresh))
+        pending_audio = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="audio"))
 
-        def tick(n: int) -> None:
-            state["n"] += n
-            progress("frames", state["n"], num_frames)
+        # -- scan: framing and face count on sampled frames -----------------------------
+        scan_key = stage_key("scan", fp, prep.crop, prep.crop_scale, prep.scan_frames, _section(prep.landmarks))
+        scan = run.cached("scan", scan_key)
+        if scan is None:
+            t0 = time.perf_counter()
+            progress("scan", 0, 1)
+            boxes, counts = runner.call(scan_faces, str(video), _section(prep.landmarks), prep.scan_frames)
+            scan = run.finish("scan", scan_key, [], t0, _framing(boxes, counts, info, prep))
+            progress("scan", 1, 1)
+        box = CropBox(*scan["crop"])
+        if box.side < prep.size:
+            warnings.append(f"frames were upscaled from {box.side} to {prep.size} px, so fine detail is soft; "
+                            f"--size {box.side} keeps the source resolution")
+        if scan["max_faces"] > 1:
+            warnings.append(f"up to {scan['max_faces']} faces were seen in one frame; the largest face is used")
 
-        job = StreamJob(str(video), str(layout.root), prep.fps, prep.size, tuple(box.as_list()), prep.jpeg_quality,
-                        scan["max_faces"] > 1, sections)
-        if todo:
-            log.info("streaming %d frames in %d chunks with %d workers", sum(c.size for c in todo), len(todo), workers)
-        results = run_chunks(job, todo, workers, tick)
-        cpu: dict[str, float] = {}
-        for r in results:
-            for k, v in r.seconds.items():
-                cpu[k] = cpu.get(k, 0.0) + v
-        stream_info = run.finish("stream", stage_key(stream_key, len(chunks)),
-                                 ["frames", "parsing"] + [str(chunk_path(layout, c.index).relative_to(layout.root)) for c in chunks],
-                                 t0, {"cpu": {k: round(v, 3) for k, v in cpu.items()}, "workers": workers})
+        # -- audio (in a thread: it overlaps the streamed stages) -----------------------
+        au_key = stage_key("audio", fp, prep.sample_rate, prep.fps, num_frames, _section(prep.audio))
+        audio_job = pending_audio.submit(_audio_stage, run, au_key, video, decoder, reg, prep, num_frames, progress)
+
+        # -- stream: decode -> landmarks -> masks -> background samples -------------------
+        sections = {"decoder": _section(prep.decoder), "landmarks": _section(prep.landmarks),
+                    "masks": _section(prep.masks), "background": _section(prep.background)}
+        stream_key = stage_key("stream", fp, prep.fps, prep.size, box.as_list(), prep.jpeg_quality,
+                               scan["max_faces"] > 1, sections)
+        chunks = plan_chunks(num_frames, prep.chunk_frames, workers, lambda s, e: stage_key(stream_key, s, e))
+        stream_info = run.cached("stream", stage_key(stream_key, len(chunks)))
+        if stream_info is None:
+            t0 = time.perf_counter()
+            todo = [c for c in chunks if not chunk_done(layout, c)]
+            done_frames = num_frames - sum(c.size for c in todo)
+            state = {"n": done_frames}
+            progress("frames", done_frames, num_frames)
+
+            def tick(n: int) -> None:
+                state["n"] += n
+                progress("frames", state["n"], num_frames)
+
+            job = StreamJob(str(video), str(layout.root), prep.fps, prep.size, tuple(box.as_list()),
+                            prep.jpeg_quality, scan["max_faces"] > 1, sections)
+            if todo:
+                log.info("streaming %d frames in %d chunks with %d workers", num_frames - done_frames, len(todo), workers)
+            results = runner.run(job, todo, tick)
+            cpu: dict[str, float] = {}
+            for r in results:
+                for k, v in r.seconds.items():
+                    cpu[k] = cpu.get(k, 0.0) + v
+            outputs = ["frames", "parsing"] + [str(chunk_path(layout, c.index).relative_to(layout.root)) for c in chunks]
+            stream_info = run.finish("stream", stage_key(stream_key, len(chunks)), outputs, t0,
+                                     {"cpu": {k: round(v, 3) for k, v in cpu.items()}, "workers": workers})
+        au_info = audio_job.result()
     summary = _load_chunks(layout, chunks)
 
     # -- landmarks: fill short gaps -----------------------------------------------------
@@ -239,30 +254,12 @@ def run_prep(
         ex_info = run.finish("expressions", ex_key, ["expressions.npy"], t0, {"names": list(expr.names)})
     expressions = np.load(layout.expressions)
 
-    # -- audio --------------------------------------------------------------------------
-    au_key = stage_key("audio", fp, prep.sample_rate, prep.fps, num_frames, _section(prep.audio))
-    au_info = run.cached("audio", au_key)
-    if au_info is None:
-        t0 = time.perf_counter()
-        progress("audio", 0, 2)
-        wave = decoder.audio(video, prep.sample_rate)
-        write_wav(layout.audio, wave)
-        progress("audio", 1, 2)
-        backend = reg.build("syncanim.asr", prep.audio)
-        feats = backend.extract(wave, prep.fps, num_frames=num_frames, progress=progress)
-        if feats.shape[0] != num_frames:
-            raise RuntimeError(f"audio backend {prep.audio.kind} returned {feats.shape[0]} frames, expected {num_frames}")
-        save_npy_atomic(layout.audio_features, feats.astype(np.float32))
-        progress("audio", 2, 2)
-        au_info = run.finish("audio", au_key, ["audio.wav", "audio_features.npy"], t0,
-                             {"per_frame": int(feats.shape[1]), "dim": int(feats.shape[2]), "rms": wave.rms(),
-                              "duration_s": wave.duration_s})
     if au_info["rms"] < 1e-3:
         warnings.append("the audio track is silent: lips cannot learn to follow speech")
 
     # -- checks -> warnings -------------------------------------------------------------
     duration = num_frames / prep.fps
-    if duration < prep.min_duration_s:
+    if duration + 0.5 < prep.min_duration_s:
         warnings.append(f"the clip is {duration:.1f} s long; {prep.min_duration_s:g} s or more "
                         "(ideally 3-5 minutes) of speech gives good results")
     heights = checks.face_heights(landmarks[found])
@@ -285,6 +282,7 @@ def run_prep(
     light = checks.lighting_change(summary["face_luma"])
     if light > 0.15:
         warnings.append(f"the face brightness changes by {100 * light:.0f} % over the clip (lighting changes)")
+    warnings.extend(track.notes)
     if track.reprojection_error_px > 3.0:
         warnings.append(f"head tracking is uncertain (mean reprojection error {track.reprojection_error_px:.1f} px)")
     for w in warnings:
@@ -341,23 +339,33 @@ def _prepare_out(layout: DatasetLayout) -> None:
     layout.manifest.unlink(missing_ok=True)
 
 
-def _scan(video: Path, info: Any, prep: PrepConfig, reg: Registry, progress: ProgressFn) -> dict[str, Any]:
-    from ..media.video import sample_frames
+def _audio_stage(run: _Run, key: str, video: Path, decoder: Any, reg: Registry, prep: PrepConfig,
+                 num_frames: int, progress: ProgressFn) -> dict[str, Any]:
+    """16 kHz mono audio and its per-frame features -> ``audio.wav``, ``audio_features.npy``."""
+    info = run.cached("audio", key)
+    if info is not None:
+        return info
+    t0 = time.perf_counter()
+    progress("audio", 0, 2)
+    wave = decoder.audio(video, prep.sample_rate)
+    write_wav(run.layout.audio, wave)
+    progress("audio", 1, 2)
+    backend = reg.build("syncanim.asr", prep.audio)
+    feats = backend.extract(wave, prep.fps, num_frames=num_frames, progress=progress)
+    if feats.shape[0] != num_frames:
+        raise PluginError(f"audio backend {prep.audio.kind} returned {feats.shape[0]} frames, expected {num_frames}")
+    save_npy_atomic(run.layout.audio_features, feats.astype(np.float32))
+    progress("audio", 2, 2)
+    return run.finish("audio", key, ["audio.wav", "audio_features.npy"], t0,
+                      {"per_frame": int(feats.shape[1]), "dim": int(feats.shape[2]), "rms": wave.rms(),
+                       "duration_s": wave.duration_s})
 
-    tracker = reg.build("syncanim.trackers", prep.landmarks)
-    frames = sample_frames(video, prep.scan_frames)
-    boxes, counts = [], []
-    for i, (_, rgb) in enumerate(frames):
-        faces = tracker.scan(rgb)
-        counts.append(len(faces))
-        if faces:
-            b = max(faces, key=lambda f: f.area)
-            boxes.append([b.x0, b.y0, b.x1, b.y1])
-        progress("scan", i + 1, len(frames))
-    tracker.close()
+
+def _framing(boxes: list[list[float]], counts: list[int], info: Any, prep: PrepConfig) -> dict[str, Any]:
+    """The crop square and face statistics from the scan; DataError when most frames have no face."""
     with_face = sum(c > 0 for c in counts)
-    if with_face < 0.5 * len(frames):
-        raise DataError(f"no face found in {len(frames) - with_face} of {len(frames)} sampled frames",
+    if with_face < 0.5 * len(counts):
+        raise DataError(f"no face found in {len(counts) - with_face} of {len(counts)} sampled frames",
                         hint="prep needs one person's face, visible in most frames")
     w, h = info.width, info.height
     mode = prep.crop
@@ -369,7 +377,7 @@ def _scan(video: Path, info: Any, prep: PrepConfig, reg: Registry, progress: Pro
         box = center_box(w, h)
     else:
         box = full_frame_box(w, h)
-    return {"crop": box.as_list(), "max_faces": int(max(counts)), "sampled": len(frames), "with_face": int(with_face)}
+    return {"crop": box.as_list(), "max_faces": int(max(counts)), "sampled": len(counts), "with_face": int(with_face)}
 
 
 def _load_chunks(layout: DatasetLayout, chunks: list) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import queue as queue_mod
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from ..config import PluginSection
 from ..data.files import save_npz_atomic, write_bytes_atomic
 from ..data.labels import FACE
 from ..data.manifest import DatasetLayout
+from ..data.png import encode_grey_png
 from ..registry import default_registry
 from .crop import CropBox, apply_crop
 from .mp_runtime import native_stderr_to, redirect_native_stderr
@@ -144,11 +146,10 @@ def process_chunk(job: StreamJob, chunk: Chunk, comps: _Components, tick: Callab
         if face.any():
             face_luma[i] = float(grey[face].mean())
         ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, job.jpeg_quality])
-        ok2, png = cv2.imencode(".png", labels, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        if not (ok and ok2):
-            raise RuntimeError(f"image encoding failed at frame {k}")
+        if not ok:
+            raise RuntimeError(f"JPEG encoding failed at frame {k}")
         write_bytes_atomic(layout.frame(k), jpg.tobytes())
-        write_bytes_atomic(layout.parsing(k), png.tobytes())
+        write_bytes_atomic(layout.parsing(k), encode_grey_png(labels))
         t = time.perf_counter()
         sec["write"] += t - t4
         done += 1
@@ -162,57 +163,114 @@ def process_chunk(job: StreamJob, chunk: Chunk, comps: _Components, tick: Callab
     return ChunkResult(chunk.index, sec)
 
 
+def scan_faces(video: str, landmarks: dict[str, Any], max_frames: int) -> tuple[list[list[float]], list[int]]:
+    """Faces in up to ``max_frames`` frames spread over the video (cheaply decoded keyframes).
+
+    Returns the largest face's box ``[x0, y0, x1, y1]`` (source pixels) in each frame that has one,
+    and the number of faces in every sampled frame.
+    """
+    from ..media.video import sample_frames
+
+    tracker = default_registry().build("syncanim.trackers", PluginSection(**landmarks))
+    boxes, counts = [], []
+    try:
+        for _, rgb in sample_frames(video, max_frames):
+            faces = tracker.scan(rgb)
+            counts.append(len(faces))
+            if faces:
+                b = max(faces, key=lambda f: f.area)
+                boxes.append([b.x0, b.y0, b.x1, b.y1])
+    finally:
+        tracker.close()
+    return boxes, counts
+
+
 # --- worker processes -----------------------------------------------------------------
 
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(job: StreamJob, q: Any, log_path: str) -> None:
+def _init_worker(q: Any, log_path: str) -> None:
     # native libraries (TFLite, glog) write to fd 2: keep them in a log file instead of the terminal
     redirect_native_stderr(log_path)
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    _worker["job"], _worker["queue"] = job, q
-    _worker["comps"] = _Components(job)
+    _worker["queue"] = q
+    from . import mp_runtime
+
+    mp_runtime.import_mediapipe()  # pay the import while the parent is still scanning
 
 
-def _run_chunk(chunk: Chunk) -> ChunkResult:
+def _run_chunk(task: tuple[StreamJob, Chunk]) -> ChunkResult:
+    job, chunk = task
+    if _worker.get("job") != job:
+        _worker["job"], _worker["comps"] = job, _Components(job)
     q = _worker["queue"]
-    return process_chunk(_worker["job"], chunk, _worker["comps"], lambda n: q.put(n))
+    return process_chunk(job, chunk, _worker["comps"], lambda n: q.put(n))
 
 
-def run_chunks(job: StreamJob, chunks: Sequence[Chunk], workers: int, tick: Callable[[int], None]) -> list[ChunkResult]:
-    """Process ``chunks`` with ``workers`` processes (in this process when one is enough)."""
-    layout = DatasetLayout(job.out_dir)
-    layout.frames_dir.mkdir(parents=True, exist_ok=True)
-    layout.parsing_dir.mkdir(parents=True, exist_ok=True)
-    (layout.state_dir / "chunks").mkdir(parents=True, exist_ok=True)
-    if not chunks:
-        return []
-    log_path = str(layout.state_dir / "workers.log")
-    if workers <= 1 or len(chunks) == 1:
-        with native_stderr_to(log_path):
-            comps = _Components(job)
-            return [process_chunk(job, c, comps, tick) for c in chunks]
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    results: list[ChunkResult] = []
-    pool = ctx.Pool(min(workers, len(chunks)), initializer=_init_worker, initargs=(job, q, log_path))
-    try:
-        it = pool.imap_unordered(_run_chunk, list(chunks))
+class ChunkRunner:
+    """Processes chunks in ``workers`` processes, started at construction so that their start-up
+    overlaps whatever the caller does next; with one worker, in this process."""
+
+    def __init__(self, workers: int, log_path: str | os.PathLike[str], start: bool = True) -> None:
+        self.workers = workers
+        self.log_path = str(log_path)
+        self._pool = None
+        if start:
+            self._start()
+
+    def _start(self) -> None:
+        if self._pool is None and self.workers > 1:
+            ctx = mp.get_context("spawn")
+            self._queue = ctx.Queue()
+            self._pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=(self._queue, self.log_path))
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` in a worker (its imports are already paid there), or here with one worker."""
+        self._start()
+        if self._pool is None:
+            with native_stderr_to(self.log_path):
+                return fn(*args)
+        return self._pool.apply(fn, args)
+
+    def run(self, job: StreamJob, chunks: Sequence[Chunk], tick: Callable[[int], None]) -> list[ChunkResult]:
+        layout = DatasetLayout(job.out_dir)
+        layout.frames_dir.mkdir(parents=True, exist_ok=True)
+        layout.parsing_dir.mkdir(parents=True, exist_ok=True)
+        (layout.state_dir / "chunks").mkdir(parents=True, exist_ok=True)
+        if not chunks:
+            return []
+        if len(chunks) > 1:
+            self._start()
+        if self._pool is None or len(chunks) == 1:
+            with native_stderr_to(self.log_path):
+                comps = _Components(job)
+                return [process_chunk(job, c, comps, tick) for c in chunks]
+        results: list[ChunkResult] = []
+        it = self._pool.imap_unordered(_run_chunk, [(job, c) for c in chunks])
         while len(results) < len(chunks):
             with contextlib.suppress(mp.TimeoutError):
                 results.append(it.next(timeout=0.1))
-            _drain(q, tick)
-        _drain(q, tick)
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
-    return results
+            _drain(self._queue, tick)
+        _drain(self._queue, tick)
+        return results
+
+    def close(self, failed: bool = False) -> None:
+        if self._pool is not None:
+            if failed:
+                self._pool.terminate()
+            else:
+                self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def __enter__(self) -> ChunkRunner:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(failed=exc_type is not None)
 
 
 def _drain(q: Any, tick: Callable[[int], None]) -> None:

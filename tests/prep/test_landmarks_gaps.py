@@ -120,3 +120,19 @@ def test_input_is_not_modified():
 def test_no_face_anywhere_raises(n):
     with pytest.raises(ValueError, match="no frame has a face"):
         fill_gaps(np.full((n, K, 3), np.nan), max_gap=3)
+
+
+def test_landmark_array_reads_the_serialized_list_exactly():
+    from mediapipe.framework.formats import landmark_pb2
+
+    from syncanim.prep.landmarks import landmark_array
+
+    rng = np.random.default_rng(3)
+    pts = rng.normal(size=(478, 3)).astype(np.float32)
+    msg = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in pts:
+        msg.landmark.add(x=float(x), y=float(y), z=float(z))
+    np.testing.assert_array_equal(landmark_array(msg), pts)
+    # a point with an extra field takes the general path and still reads right
+    msg.landmark[5].visibility = 0.5
+    np.testing.assert_array_equal(landmark_array(msg), pts)
