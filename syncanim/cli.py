@@ -150,6 +150,128 @@ def _print_prep_summary(result: Any) -> None:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
 
 
+# --- train ------------------------------------------------------------------------------------
+
+
+@app.command()
+@_run
+def train(
+    dataset: Annotated[Path, typer.Argument(help="A dataset folder written by `syncanim prep`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder (resumes when it holds a checkpoint).")],
+    steps: Annotated[int | None, typer.Option(help="Head-stage steps (the lip stage keeps its own count).")] = None,
+    lips_steps: Annotated[int | None, typer.Option(help="Lip fine-tuning steps.")] = None,
+    minutes: Annotated[float | None, typer.Option(help="Wall-time budget; the step counts shrink to fit it.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda [auto].")] = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the audio-driven head model of a prepared dataset: the head, then the lips."""
+    from .train.trainer import run_train
+
+    config = _config(preset, set_, _nested(train={"head_steps": steps, "lips_steps": lips_steps, "max_minutes": minutes},
+                                           runtime={"device": device}))
+    if dry_run:
+        typer.echo(to_toml(config), nl=False)
+        return
+    with progress_bars(enabled=not _state["quiet"]) as progress:
+        result = run_train(dataset, out, config.model, config.train, config.runtime, progress=progress)
+    summary = {"model": str(result.layout.root), "steps": result.step, "total_steps": result.total,
+               "resumed_from": result.resumed_from, "seconds": round(result.seconds, 1), "device": result.device,
+               "val_psnr": [{"step": s, "psnr": round(p, 3)} for s, p in result.val_psnr]}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    last = f"{result.val_psnr[-1][1]:.2f} dB" if result.val_psnr else "n/a"
+    err_console.print(f"trained {result.layout.root}: {result.step} steps on {result.device} in {result.seconds:.0f} s; "
+                      f"validation PSNR {last}")
+
+
+# --- render -----------------------------------------------------------------------------------
+
+
+@app.command()
+@_run
+def render(
+    model: Annotated[Path, typer.Argument(help="A model folder written by `syncanim train`.")],
+    audio: Annotated[Path | None, typer.Option("--audio", "-a", help="Speech to say (wav, mp3, m4a, flac, a video's track, ...).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="The mp4 to write [out.mp4]; with --split val, a folder [MODEL/val].")] = None,
+    split: Annotated[str | None, typer.Option(help="val: render the held-out frames beside the ground truth and score them.")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="With --split val: the dataset [the one the model was trained on].")] = None,
+    portrait: Annotated[bool, typer.Option("--portrait", help="Paste the face into the original frames.")] = False,
+    pose: Annotated[str | None, typer.Option(help="replay (the training poses, looped) | static [replay].")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda [auto].")] = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render an mp4 of the person saying new speech, with the audio muxed in."""
+    from .errors import ConfigError
+
+    config = _config(preset, set_, _nested(render={"portrait": portrait or None, "pose": pose},
+                                           runtime={"device": device}))
+    if dry_run:
+        typer.echo(to_toml(config), nl=False)
+        return
+    if split is not None:
+        if split != "val":
+            raise ConfigError(f"--split takes only 'val', got {split!r}")
+        from .render.validation import result_json, run_validation
+
+        with progress_bars(enabled=not _state["quiet"]) as progress:
+            val = run_validation(model, out or model / "val", config.render, config.runtime, dataset=data,
+                                 progress=progress)
+        if as_json:
+            typer.echo(result_json(val))
+            return
+        err_console.print(f"{val.frames} validation frames: PSNR {val.psnr:.2f} dB (face box {val.psnr_face:.2f} dB), "
+                          f"SSIM {val.ssim:.4f}, LMD {val.lmd:.2f} px ({val.lmd_frames} frames); "
+                          f"side by side: {val.video}")
+        return
+    if audio is None:
+        raise ConfigError("render needs --audio SPEECH (or --split val)")
+    from .render.pipeline import run_render
+
+    with progress_bars(enabled=not _state["quiet"]) as progress:
+        result = run_render(model, audio, out or Path("out.mp4"), config.render, config.runtime, progress=progress)
+    summary = {"out": str(result.path), "frames": result.frames, "duration_s": round(result.duration_s, 3),
+               "fps": result.fps, "seconds": round(result.seconds, 2), "render_fps": round(result.render_fps, 2)}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    err_console.print(f"wrote {result.path}: {result.frames} frames ({result.duration_s:.2f} s) in {result.seconds:.1f} s "
+                      f"({result.render_fps:.1f} frames/s rendering)")
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+@app.command()
+@_run
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Where the demo's files go.")] = Path("demo"),
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+) -> None:
+    """The whole workflow on the built-in sample: generate it, prep, train, and render a new sentence
+    into FOLDER/demo.mp4 (CPU-quick preset on a CPU, GPU-default on a GPU)."""
+    import torch
+
+    from .demo import demo_config, run_demo
+
+    config = demo_config(torch.cuda.is_available(), set_ or [])
+    if dry_run:
+        typer.echo(to_toml(config), nl=False)
+        return
+    with progress_bars(enabled=not _state["quiet"]) as progress:
+        result = run_demo(folder, config, progress=progress)
+    times = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
+    psnr = f"; validation PSNR {result.val_psnr:.2f} dB" if result.val_psnr else ""
+    err_console.print(f"wrote {result.video} on {result.device} ({times}, total {sum(result.seconds.values()):.0f} s){psnr}")
+
+
 # --- sample ------------------------------------------------------------------------------------
 
 

@@ -66,6 +66,43 @@ class PrepConfig(Frozen):
     audio: PluginSection = PluginSection(kind="logmel")
 
 
+class TrainConfig(Frozen):
+    """How the head is trained. Two stages, as in the reference: the whole head, then the lips."""
+
+    head_steps: int = Field(20000, ge=0)  # optimisation steps of the head stage
+    lips_steps: int = Field(4000, ge=0)  # steps of the lip fine-tuning stage (patches around the mouth)
+    max_minutes: float | None = Field(None, gt=0)  # wall budget: the step counts shrink to fit it (measured
+    # after the first steps, then fixed, so a resumed run follows the same schedule)
+    rays: int = Field(32768, ge=64)  # rays per step (more = smoother gradients, slower steps)
+    frames_per_step: int = Field(8, ge=1)  # the rays of a step come from this many random frames
+    head_share: float = Field(0.75, ge=0.0, le=1.0)  # share of rays drawn inside the head's rectangle
+    lr_grid: float = Field(1e-2, gt=0)  # hash tables
+    lr_net: float = Field(1e-3, gt=0)  # MLPs, audio encoder, lighting latents
+    lr_final: float = Field(0.1, gt=0, le=1)  # learning rates decay exponentially to this share
+    gate_weight: float = Field(1e-3, ge=0)  # L1 on the mean region gates: audio/expressions act locally
+    patch: int = Field(64, ge=8)  # lip patch side in pixels at 512x512 (scaled with the image size)
+    lips_frames_per_step: int = Field(4, ge=1)
+    perceptual_weight: float = Field(0.1, ge=0)  # weight of the perceptual term on lip patches
+    lpips_backbone: str | None = None  # torchvision AlexNet weights (alexnet-owt-7be5be79.pth) for LPIPS
+    lpips_linear: str | None = None  # lpips v0.1 alex linear weights (alex.pth); both or neither
+    eval_every: int = Field(1000, ge=1)  # validation PSNR every n steps
+    eval_frames: int = Field(4, ge=1)  # validation frames rendered each time
+    checkpoint_every: int = Field(1000, ge=1)  # a resumable checkpoint every n steps (and at the end, and on Ctrl-C)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    write_assets: bool = True  # write the replay videos render needs (off only for benchmarks)
+    seed: int = 0
+
+
+class RenderConfig(Frozen):
+    pose: Literal["replay", "static"] = "replay"  # replay the training head poses (looped) or hold the first
+    portrait: bool = False  # paste the rendered face into the original frames
+    frames_per_call: int = Field(4, ge=1)  # frames rendered together (throughput vs memory)
+    chunk_rays: int = Field(1 << 16, ge=1024)
+    crf: int = Field(18, ge=0, le=51)  # H.264 quality (lower = better, bigger)
+    loop_join: int = Field(12, ge=0)  # frames blended where the replayed poses loop back to the start
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+
+
 class SampleConfig(Frozen):
     seconds: float = Field(10.0, gt=1.0, le=60.0)
     fps: int = Field(25, ge=10, le=60)
@@ -84,6 +121,9 @@ class Config(Frozen):
     version: int = CONFIG_VERSION
     runtime: RuntimeConfig = RuntimeConfig()
     prep: PrepConfig = PrepConfig()
+    model: PluginSection = PluginSection(kind="nerf-head")
+    train: TrainConfig = TrainConfig()
+    render: RenderConfig = RenderConfig()
     sample: SampleConfig = SampleConfig()
 
 

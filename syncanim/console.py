@@ -17,8 +17,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-#: A progress callback: ``progress(stage, done, total)``; ``total`` may be ``None`` when unknown.
-ProgressFn = Callable[[str, int, "int | None"], None]
+#: A progress callback: ``progress(stage, done, total)`` or ``progress(stage, done, total, info)``;
+#: ``total`` may be ``None`` when unknown; ``info`` is a short status text (loss, PSNR, speed).
+ProgressFn = Callable[..., None]
 
 err_console = Console(stderr=True)
 
@@ -36,7 +37,7 @@ def setup_logging(verbosity: int) -> None:
     logging.getLogger("syncanim").setLevel(level)
 
 
-def no_progress(stage: str, done: int, total: int | None) -> None:
+def no_progress(stage: str, done: int, total: int | None, info: str | None = None) -> None:
     """A progress callback that draws nothing."""
 
 
@@ -52,13 +53,17 @@ def progress_bars(enabled: bool = True) -> Iterator[ProgressFn]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
     )
     tasks: dict[str, int] = {}
     with Progress(*columns, console=err_console, transient=False) as bar:
 
-        def update(stage: str, done: int, total: int | None) -> None:
+        def update(stage: str, done: int, total: int | None, info: str | None = None) -> None:
             if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+                tasks[stage] = bar.add_task(stage, total=total, info="")
+            if info is None:
+                bar.update(tasks[stage], completed=done, total=total)
+            else:
+                bar.update(tasks[stage], completed=done, total=total, info=info)
 
         yield update

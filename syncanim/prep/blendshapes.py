@@ -15,9 +15,9 @@ from pydantic import Field
 from ..config import Frozen
 from ..console import ProgressFn, no_progress
 from ..errors import DataError, PluginError
+from ..mp_runtime import import_mediapipe, mediapipe_missing, silenced_stderr
 from ..registry import Spec
 from .expressions import NAMES, Expressions, FrameSource, savgol
-from .mp_runtime import import_mediapipe, mediapipe_missing, silenced_stderr
 
 #: standard name -> blendshape categories averaged for it
 MAPPING = {

@@ -8,8 +8,8 @@ import numpy as np
 from pydantic import Field
 
 from ..config import Frozen
+from ..mp_runtime import import_mediapipe, mediapipe_missing, silenced_stderr
 from ..registry import Spec
-from .mp_runtime import import_mediapipe, mediapipe_missing, silenced_stderr
 
 NUM_LANDMARKS = 478
 

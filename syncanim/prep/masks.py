@@ -13,8 +13,8 @@ from pydantic import Field
 
 from ..config import Frozen
 from ..data.labels import FACE, HEAD, NECK, TORSO
+from ..mp_runtime import import_mediapipe, mediapipe_missing, silenced_stderr
 from ..registry import Spec
-from .mp_runtime import import_mediapipe, mediapipe_missing, silenced_stderr
 
 #: MediaPipe face-mesh indices of the face outline, in order around the face (forehead first).
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,

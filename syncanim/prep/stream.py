@@ -26,9 +26,9 @@ from ..data.files import save_npz_atomic, write_bytes_atomic
 from ..data.labels import FACE
 from ..data.manifest import DatasetLayout
 from ..data.png import encode_grey_png
+from ..mp_runtime import native_stderr_to, redirect_native_stderr
 from ..registry import default_registry
 from .crop import CropBox, apply_crop
-from .mp_runtime import native_stderr_to, redirect_native_stderr
 
 THUMB = 32  # side of the grey thumbnails kept per frame for scene-cut detection
 STAGES = ("decode", "landmarks", "masks", "background", "write")
@@ -197,7 +197,7 @@ def _init_worker(q: Any, log_path: str) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     _worker["queue"] = q
-    from . import mp_runtime
+    from .. import mp_runtime
 
     mp_runtime.import_mediapipe()  # pay the import while the parent is still scanning
 

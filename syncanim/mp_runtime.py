@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-from ..errors import PluginError
+from .errors import PluginError
 
 
 def import_mediapipe() -> ModuleType:

@@ -1,0 +1,121 @@
+"""Train the head on a prepared dataset, score the validation split and time rendering at full size.
+
+    python benchmarks/head_gpu.py DATASET --out DIR [--preset gpu-default] [--minutes 8] [--set k=v ...]
+
+Writes DIR/head_gpu.json (training wall time, steps, validation PSNR / SSIM over the held-out frames,
+render milliseconds per frame and FPS at the dataset's resolution for batches of 1 and 4 frames),
+DIR/val_renders.npz (the rendered validation frames as JPEG bytes, for LMD where MediaPipe runs),
+DIR/val_stills.png (rendered over ground truth) and the model weights. Figures state the hardware.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from syncanim.bench.timing import environment, time_calls
+from syncanim.config import build_config
+from syncanim.data.dataset import load_head_data
+from syncanim.device import autocast_for, resolve_device
+from syncanim.kernels.backend import chosen_backends
+from syncanim.metrics.image import psnr, ssim
+from syncanim.model.folder import load_model
+from syncanim.model.head import EXPRESSIONS
+from syncanim.model.views import head_rects, render_views
+from syncanim.render.validation import face_box_mask, render_split
+from syncanim.train.trainer import run_train
+
+
+def render_speed(model, data, idx: list[int], device, cfg) -> dict:
+    """Milliseconds per frame of the head render for a batch of frames ``idx`` (and with the copy back)."""
+    batch = len(idx)
+    feats = torch.from_numpy(data.audio).to(device)
+    it = torch.tensor(idx, device=device)
+    rot = torch.from_numpy(data.rotation[idx]).to(device)
+    trans = torch.from_numpy(data.translation[idx]).to(device)
+    expr = torch.from_numpy(data.expressions[idx]).to(device)
+    bg = torch.from_numpy(data.backgrounds[idx]).to(device).float() / 255
+    rects = head_rects(model, data.rotation[idx], data.translation[idx], data.focal, data.cx, data.cy, data.size)
+    with torch.no_grad():
+        audio = model.audio(feats, it)
+        latent = model.latent_for(None, batch)
+
+    def call():
+        with torch.no_grad(), autocast_for(device, cfg.render.precision):
+            return render_views(model, rot, trans, data.focal, data.cx, data.cy, audio, expr, latent, bg, rects,
+                                chunk=cfg.render.chunk_rays)
+
+    def call_to_cpu():
+        img, _ = call()
+        return (img.clamp(0, 1) * 255).byte().cpu()
+
+    t = time_calls(call, device, warmup=10, runs=50)
+    tc = time_calls(call_to_cpu, device, warmup=5, runs=30)
+    rays = int(sum((r[2] - r[0]) * (r[3] - r[1]) for r in rects))
+    return {"ms_per_frame": t["median_ms"] / batch, "fps": 1000 * batch / t["median_ms"],
+            "p90_ms_per_frame": t["p90_ms"] / batch, "rays_per_frame": rays // batch,
+            "ms_per_frame_with_copy": tc["median_ms"] / batch, "fps_with_copy": 1000 * batch / tc["median_ms"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dataset", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--preset", default="gpu-default")
+    ap.add_argument("--minutes", type=float, default=None)
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    args = ap.parse_args()
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    sets = list(args.sets) + ["train.write_assets=false"]
+    if args.minutes:
+        sets.append(f"train.max_minutes={args.minutes}")
+    cfg = build_config(args.preset, sets)
+    device = resolve_device(cfg.runtime)
+    result: dict = {"benchmark": "head_gpu", "environment": environment(), "preset": args.preset, "overrides": sets}
+
+    t0 = time.perf_counter()
+    tr = run_train(args.dataset, out / "model", cfg.model, cfg.train, cfg.runtime,
+                   progress=lambda s, d, t, info=None: print(f"{s} {d}/{t} {info or ''}", flush=True) if d % 500 == 0 else None)
+    result["train"] = {"wall_s": time.perf_counter() - t0, "loop_s": tr.seconds, "steps": tr.step,
+                       "val_psnr_during": tr.val_psnr, "backends": chosen_backends()}
+    print(json.dumps(result["train"]), flush=True)
+
+    model, info = load_model(out / "model", device)
+    data = load_head_data(args.dataset, EXPRESSIONS)
+    ids = list(range(data.num_train, data.num_frames))
+    rendered, fps = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision)
+    gt = data.frames[ids]
+    masks = torch.from_numpy(np.stack([face_box_mask(data.landmarks[k], data.size) for k in ids]))
+    result["val"] = {
+        "frames": len(ids),
+        "psnr": float(np.mean(psnr(torch.from_numpy(rendered), torch.from_numpy(gt)))),
+        "psnr_face_box": float(np.mean(psnr(torch.from_numpy(rendered), torch.from_numpy(gt), mask=masks))),
+        "ssim": float(np.mean(ssim(torch.from_numpy(rendered).float() / 255, torch.from_numpy(gt).float() / 255))),
+        "render_fps_with_io": fps,
+    }
+    print(json.dumps(result["val"]), flush=True)
+    jpegs = [cv2.imencode(".jpg", cv2.cvtColor(r, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 98])[1] for r in rendered]
+    np.savez(out / "val_renders.npz", ids=np.array(ids),
+             **{f"f{i}": j for i, j in enumerate(jpegs)})
+    picks = np.linspace(0, len(ids) - 1, 4).round().astype(int)
+    strip = np.concatenate([np.concatenate([rendered[i], gt[i]], 0) for i in picks], 1)
+    cv2.imwrite(str(out / "val_stills.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+
+    # render speed: the head at full size, poses/audio/backgrounds already on the device
+    speed = {f"batch{b}": render_speed(model, data, ids[:b], device, cfg) for b in (1, 4)}
+    result["render_speed"] = {"image_size": data.size, **speed}
+    print(json.dumps(result["render_speed"]), flush=True)
+    (out / "head_gpu.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

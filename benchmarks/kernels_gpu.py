@@ -1,0 +1,175 @@
+"""GPU micro-benchmark of the fused kernels: fast paths against their references, in one process.
+
+    python benchmarks/kernels_gpu.py [--points 131072] [--rays 65536 --samples 64] [--iters 50]
+                                     [--json benchmarks/results/kernels_gpu.json]
+
+Ops: ``triplane_encode`` (backends ref, torch, triton) and ``composite_rays`` (ref, triton). For each,
+forward and forward+backward are timed with CUDA events after a warm-up (which also compiles the Triton
+kernels); the report gives median and p90 in milliseconds, the largest difference from the reference
+(forward output and gradients), the GPU name and the torch, CUDA and Triton versions, as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def _timeit(fn, warmup: int, iters: int, device: str) -> dict:
+    import torch
+
+    cuda = device == "cuda"
+    for _ in range(warmup):
+        fn()
+    if cuda:
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        else:  # --device cpu: a smoke test of this script, wall clock
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    return {"median_ms": statistics.median(times), "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
+            "min_ms": times[0], "iters": iters}
+
+
+def bench_hashgrid(args) -> dict:
+    import torch
+
+    from syncanim.kernels import grid_spec, triplane_encode
+
+    spec = grid_spec(levels=args.levels, features=args.features, base_res=args.base_res, max_res=args.max_res,
+                     log2_table=args.log2_table)
+    gen = torch.Generator(device=args.device).manual_seed(0)
+    coords = torch.rand(args.points, 3, device=args.device, generator=gen) * 2 - 1
+    tables = (torch.randn(3, spec.rows, spec.features, device=args.device, generator=gen) * 0.1).requires_grad_()
+    cot = torch.randn(args.points, spec.out_features, device=args.device, generator=gen)
+
+    def run(backend, backward):
+        out = triplane_encode(coords, tables, spec, backend=backend)
+        if backward:
+            (g,) = torch.autograd.grad(out, tables, cot)
+            return out, g
+        return out, None
+
+    ref_out, ref_grad = run("ref", True)
+    result = {"points": args.points, "levels": spec.levels, "features": spec.features,
+              "log2_table": spec.log2_table, "resolutions": list(spec.resolutions),
+              "dense_levels": sum(spec.dense), "backends": {}}
+    for backend in args.hashgrid_backends:
+        out, grad = run(backend, True)
+        entry = {
+            "max_abs_diff_forward": (out - ref_out).abs().max().item() if out.numel() else 0.0,
+            "max_abs_diff_grad": (grad - ref_grad).abs().max().item(),
+        }
+        with torch.no_grad():
+            entry["forward"] = _timeit(lambda b=backend: run(b, False), args.warmup, args.iters, args.device)
+        entry["forward_backward"] = _timeit(lambda b=backend: run(b, True), args.warmup, args.iters, args.device)
+        result["backends"][backend] = entry
+        print(f"triplane_encode {backend:6s} fwd {entry['forward']['median_ms']:8.3f} ms  fwd+bwd "
+              f"{entry['forward_backward']['median_ms']:8.3f} ms  max|d| fwd {entry['max_abs_diff_forward']:.2e}"
+              f" grad {entry['max_abs_diff_grad']:.2e}", file=sys.stderr)
+    return result
+
+
+def bench_composite(args) -> dict:
+    import torch
+
+    from syncanim.kernels import composite_rays
+
+    r, s = args.rays, args.samples
+    gen = torch.Generator(device=args.device).manual_seed(1)
+    sigma = (torch.rand(r, s, device=args.device, generator=gen) * 4).requires_grad_()
+    rgb = torch.rand(r, s, 3, device=args.device, generator=gen).requires_grad_()
+    deltas = torch.rand(r, s, device=args.device, generator=gen) * 0.05 + 0.001
+    t = torch.cumsum(deltas, 1)
+    bg = torch.rand(r, 3, device=args.device, generator=gen).requires_grad_()
+    leaves = (sigma, rgb, bg)
+
+    cots = [torch.randn(shape, device=args.device, generator=gen) for shape in ((r, 3), (r,), (r,), (r, s))]
+
+    def run(backend, backward):
+        outs = composite_rays(sigma, rgb, deltas, t, bg, backend=backend)
+        if backward:
+            return outs, torch.autograd.grad(outs, leaves, cots)
+        return outs, None
+
+    ref_outs, ref_grads = run("ref", True)
+    result = {"rays": r, "samples": s, "backends": {}}
+    for backend in args.composite_backends:
+        outs, grads = run(backend, True)
+        entry = {
+            "max_abs_diff_forward": max((a - b).abs().max().item() for a, b in zip(outs, ref_outs, strict=True)),
+            "max_abs_diff_grad": max((a - b).abs().max().item() for a, b in zip(grads, ref_grads, strict=True)),
+        }
+        with torch.no_grad():
+            entry["forward"] = _timeit(lambda b=backend: run(b, False), args.warmup, args.iters, args.device)
+        entry["forward_backward"] = _timeit(lambda b=backend: run(b, True), args.warmup, args.iters, args.device)
+        result["backends"][backend] = entry
+        print(f"composite_rays  {backend:6s} fwd {entry['forward']['median_ms']:8.3f} ms  fwd+bwd "
+              f"{entry['forward_backward']['median_ms']:8.3f} ms  max|d| fwd {entry['max_abs_diff_forward']:.2e}"
+              f" grad {entry['max_abs_diff_grad']:.2e}", file=sys.stderr)
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--points", type=int, default=131_072)
+    ap.add_argument("--levels", type=int, default=12)
+    ap.add_argument("--features", type=int, default=2)
+    ap.add_argument("--base-res", type=int, default=16)
+    ap.add_argument("--max-res", type=int, default=1024)
+    ap.add_argument("--log2-table", type=int, default=15)
+    ap.add_argument("--rays", type=int, default=65_536)
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--iters", type=int, default=50)
+    ap.add_argument("--hashgrid-backends", nargs="+", default=["ref", "torch", "triton"])
+    ap.add_argument("--composite-backends", nargs="+", default=["ref", "triton"])
+    ap.add_argument("--device", default="cuda", help="'cpu' only smoke-tests this script (wall-clock timing)")
+    ap.add_argument("--json", type=Path, default=None, help="write the report here (else to stdout)")
+    args = ap.parse_args()
+
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("no CUDA device", file=sys.stderr)
+        return 1
+    import triton
+
+    cuda = args.device == "cuda"
+    report = {
+        "gpu": torch.cuda.get_device_name(0) if cuda else "none (cpu smoke test)",
+        "gpu_memory_gib": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1) if cuda else None,
+        "device": args.device,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "triton": triton.__version__,
+        "triplane_encode": bench_hashgrid(args),
+        "composite_rays": bench_composite(args),
+    }
+    print(f"{report['gpu']}  torch {report['torch']}  CUDA {report['cuda']}  triton {report['triton']}",
+          file=sys.stderr)
+    text = json.dumps(report, indent=2)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Timing harness used by ``syncanim bench`` and the scripts in benchmarks/."""

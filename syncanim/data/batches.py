@@ -1,0 +1,90 @@
+"""Training batches on the training device: random rays of a few frames, or patches around the mouth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .dataset import HeadData, mouth_boxes
+
+
+@dataclass
+class DeviceData:
+    """The dataset as tensors on one device (images stay uint8 until sampled)."""
+
+    frames: torch.Tensor  # [N, H, W, 3] uint8
+    backgrounds: torch.Tensor  # [N, H, W, 3] uint8
+    rotation: torch.Tensor  # [N, 3, 3] float32
+    translation: torch.Tensor  # [N, 3] float32
+    audio: torch.Tensor  # [N, P, F] float32
+    expressions: torch.Tensor  # [N, E] float32
+    rects: torch.Tensor  # [N, 4] long: x0, y0, x1, y1 of the head's projected box
+    mouths: torch.Tensor  # [N, 2] long: top-left of the mouth patch
+    focal: float
+    cx: float
+    cy: float
+    num_train: int
+    patch: int
+
+    @property
+    def size(self) -> int:
+        return self.frames.shape[1]
+
+
+def to_device(data: HeadData, device: torch.device, rects: np.ndarray, patch: int) -> DeviceData:
+    """Move a loaded dataset to ``device``. rects: [N, 4] head rectangles (see model.rays.project_box)."""
+    return DeviceData(
+        frames=torch.from_numpy(data.frames).to(device), backgrounds=torch.from_numpy(data.backgrounds).to(device),
+        rotation=torch.from_numpy(data.rotation).to(device), translation=torch.from_numpy(data.translation).to(device),
+        audio=torch.from_numpy(data.audio).to(device), expressions=torch.from_numpy(data.expressions).to(device),
+        rects=torch.from_numpy(rects.astype(np.int64)).to(device),
+        mouths=torch.from_numpy(mouth_boxes(data.landmarks, data.size, patch)).to(device),
+        focal=data.focal, cx=data.cx, cy=data.cy, num_train=data.num_train, patch=patch,
+    )
+
+
+@dataclass
+class Batch:
+    frames: torch.Tensor  # [B] long: dataset frame of each batch row
+    pixels: torch.Tensor  # [B, R, 2] float: pixel centres (u, v)
+    target: torch.Tensor  # [B, R, 3] float in [0, 1]
+    background: torch.Tensor  # [B, R, 3] float in [0, 1]
+
+
+def _gather(images: torch.Tensor, frames: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """images: [N, H, W, 3] uint8, frames: [B], xy: [B, R, 2] long -> [B, R, 3] float in [0, 1]."""
+    return images[frames[:, None], xy[..., 1], xy[..., 0]].float() / 255.0
+
+
+def ray_batch(d: DeviceData, frames_per_step: int, rays: int, head_share: float, gen: torch.Generator) -> Batch:
+    """``rays`` random rays from ``frames_per_step`` random training frames; ``head_share`` of them
+    inside each frame's head rectangle, the rest anywhere in the frame."""
+    dev = d.frames.device
+    b = frames_per_step
+    per = max(1, rays // b)
+    frames = torch.randint(0, d.num_train, (b,), generator=gen, device=gen.device).to(dev)
+    n_head = int(round(per * head_share))
+    u = torch.rand((b, per, 2), generator=gen, device=gen.device).to(dev)
+    rect = d.rects[frames].float()  # [B, 4]
+    lo = torch.zeros(b, per, 2, device=dev)
+    span = torch.full((b, per, 2), float(d.size), device=dev)
+    lo[:, :n_head] = rect[:, None, :2]
+    span[:, :n_head] = (rect[:, 2:] - rect[:, :2]).clamp_min(1)[:, None, :]
+    xy = (lo + u * span).long().clamp(0, d.size - 1)
+    return Batch(frames, xy.float() + 0.5, _gather(d.frames, frames, xy), _gather(d.backgrounds, frames, xy))
+
+
+def patch_batch(d: DeviceData, frames_per_step: int, gen: torch.Generator) -> Batch:
+    """A ``patch`` x ``patch`` square of pixels around the mouth of each of ``frames_per_step`` frames
+    (shifted by up to a quarter patch at random). Pixels are row-major, so ``[B, p*p]`` reshapes to
+    ``[B, p, p]``."""
+    dev = d.frames.device
+    b, p = frames_per_step, d.patch
+    frames = torch.randint(0, d.num_train, (b,), generator=gen, device=gen.device).to(dev)
+    jitter = (torch.rand((b, 2), generator=gen, device=gen.device).to(dev) - 0.5) * (p / 2)
+    corner = (d.mouths[frames].float() + jitter).round().long().clamp(0, d.size - p)  # [B, 2]
+    ys, xs = torch.meshgrid(torch.arange(p, device=dev), torch.arange(p, device=dev), indexing="ij")
+    xy = torch.stack([xs, ys], -1).view(1, -1, 2) + corner[:, None, :]  # [B, p*p, 2]
+    return Batch(frames, xy.float() + 0.5, _gather(d.frames, frames, xy), _gather(d.backgrounds, frames, xy))

@@ -1,0 +1,1 @@
+"""The audio-conditioned NeRF head: rays, the depth-prior shell sampler, fields, audio encoder, losses."""

@@ -1,0 +1,73 @@
+"""The head's radiance field: tri-plane hash grids, region-gated audio/expression conditioning, MLPs.
+
+Per point ``x`` (in the unit head box): the tri-plane encoding ``e(x)`` (xy, yz, xz planes, multi-
+resolution hash grids); region attention ``a(x) = sigmoid(A e(x))`` and ``b(x) = sigmoid(B e(x))``
+scale the frame's audio vector and expression vector per channel, so the field learns where speech
+acts (the mouth, jaw) and where expressions act (eyes, brows); a density MLP reads
+``[e(x), a(x) * audio, b(x) * expression]`` and gives the density and geometry features; a colour MLP
+reads those features, the view direction (spherical harmonics, degree 2) and the frame's lighting
+latent.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..kernels.hashgrid import GridSpec, triplane_encode
+
+
+def sh_degree2(dirs: torch.Tensor) -> torch.Tensor:
+    """Real spherical harmonics up to degree 2 of unit directions. [N, 3] -> [N, 9]."""
+    x, y, z = dirs.unbind(-1)
+    return torch.stack([
+        torch.full_like(x, 0.28209479177387814),
+        -0.48860251190291987 * y, 0.48860251190291987 * z, -0.48860251190291987 * x,
+        1.0925484305920792 * x * y, -1.0925484305920792 * y * z,
+        0.31539156525252005 * (2 * z * z - x * x - y * y),
+        -1.0925484305920792 * x * z, 0.5462742152960396 * (x * x - y * y),
+    ], -1)
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class HeadField(nn.Module):
+    """Density and colour at points, conditioned per point on audio, expression and a lighting latent."""
+
+    def __init__(self, spec: GridSpec, audio_dim: int, expr_dim: int, latent_dim: int,
+                 hidden: int = 64, geo_dim: int = 15, backend: str = "auto", density_bias: float = 0.0) -> None:
+        super().__init__()
+        self.spec = spec
+        self.backend = backend
+        self.tables = nn.Parameter(torch.empty(3, spec.rows, spec.features).uniform_(-1e-4, 1e-4))
+        enc = 3 * spec.levels * spec.features
+        self.enc_dim = enc
+        self.audio_gate = nn.Linear(enc, audio_dim)
+        self.expr_gate = nn.Linear(enc, expr_dim)
+        self.density_net = mlp([enc + audio_dim + expr_dim, hidden, hidden, 1 + geo_dim])
+        self.color_net = mlp([geo_dim + 9 + latent_dim, hidden, 3])
+        with torch.no_grad():  # start half-opaque: the density only has to be learned down or up from there
+            self.density_net[-1].bias[0] = density_bias
+
+    def encode(self, x_unit: torch.Tensor) -> torch.Tensor:
+        """x_unit: [N, 3] in [-1, 1] -> [N, enc_dim]."""
+        return triplane_encode(x_unit.float().contiguous(), self.tables, self.spec, backend=self.backend)
+
+    def forward(self, x_unit: torch.Tensor, dirs: torch.Tensor, audio: torch.Tensor, expr: torch.Tensor,
+                latent: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x_unit, dirs: [N, 3]; audio: [N, A]; expr: [N, E]; latent: [N, L] ->
+        sigma [N] (>= 0), rgb [N, 3] in [0, 1], audio_gate [N, A], expr_gate [N, E]."""
+        e = self.encode(x_unit)
+        ga = torch.sigmoid(self.audio_gate(e))
+        ge = torch.sigmoid(self.expr_gate(e))
+        h = self.density_net(torch.cat([e, ga * audio, ge * expr], -1))
+        sigma = torch.exp(h[:, 0].float().clamp(max=15.0))
+        rgb = torch.sigmoid(self.color_net(torch.cat([h[:, 1:], sh_degree2(dirs).to(h.dtype), latent.to(h.dtype)], -1)).float())
+        return {"sigma": sigma, "rgb": rgb, "audio_gate": ga, "expr_gate": ge}

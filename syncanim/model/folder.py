@@ -1,0 +1,162 @@
+"""A trained model folder: everything ``syncanim render`` needs, with nothing else to point at.
+
+```
+MODEL/
+  model.json              what the model is: architecture, audio backend, camera, version, dataset summary
+  model.safetensors       the weights (and geometry buffers)
+  assets/replay.npz       head poses, expressions and face outlines of the training frames (pose replay)
+  assets/frames.mp4       the original frames (for --portrait)
+  assets/backgrounds.mp4  the frames with the head removed (what the head is rendered over)
+  checkpoint/             the resumable training state (optimiser, step, random generator)
+  metrics.jsonl           one JSON object per logged step
+  config.resolved.toml    the settings of the run
+```
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..data.files import save_npz_atomic, write_atomic, write_json_atomic
+from ..errors import CheckpointError
+from .head import NerfHead, NerfHeadConfig
+
+MODEL_FORMAT = 1
+
+
+class ModelLayout:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    info = property(lambda self: self.root / "model.json")
+    weights = property(lambda self: self.root / "model.safetensors")
+    assets = property(lambda self: self.root / "assets")
+    replay = property(lambda self: self.root / "assets" / "replay.npz")
+    frames_video = property(lambda self: self.root / "assets" / "frames.mp4")
+    backgrounds_video = property(lambda self: self.root / "assets" / "backgrounds.mp4")
+    checkpoint = property(lambda self: self.root / "checkpoint")
+    state = property(lambda self: self.root / "checkpoint" / "state.safetensors")
+    state_info = property(lambda self: self.root / "checkpoint" / "state.json")
+    metrics = property(lambda self: self.root / "metrics.jsonl")
+    config = property(lambda self: self.root / "config.resolved.toml")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The contents of ``model.json``."""
+
+    model: dict[str, Any]  # {"kind": ..., options}
+    audio: dict[str, Any]  # the prep audio-backend section the features came from
+    audio_per_frame: int
+    audio_dim: int
+    num_latents: int
+    expressions: list[str]
+    image_size: int
+    fps: float
+    focal: float
+    cx: float
+    cy: float
+    dataset: str
+    sample_rate: int
+    stage: str = "untrained"
+    step: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d.update(format=MODEL_FORMAT, syncanim_version=__version__)
+        return d
+
+
+def write_info(layout: ModelLayout, info: ModelInfo) -> None:
+    layout.root.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(layout.info, info.to_json())
+
+
+def read_info(root: str | Path) -> ModelInfo:
+    """model.json of a model folder; CheckpointError if missing, unreadable or of another format."""
+    layout = ModelLayout(root)
+    if not layout.info.is_file():
+        raise CheckpointError(f"{layout.root} is not a model folder (no model.json)",
+                              hint="train one with `syncanim train DATASET --out MODEL`")
+    try:
+        data = json.loads(layout.info.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{layout.info} is unreadable: {e}") from e
+    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+        got = data.get("format") if isinstance(data, dict) else None
+        raise CheckpointError(f"{layout.root} holds a model of format {got} (from syncanim "
+                              f"{data.get('syncanim_version', '?') if isinstance(data, dict) else '?'}); "
+                              f"this syncanim reads format {MODEL_FORMAT}", hint="train it again with this version")
+    fields = {k: data[k] for k in ModelInfo.__dataclass_fields__ if k in data}
+    try:
+        return ModelInfo(**fields)
+    except TypeError as e:
+        raise CheckpointError(f"{layout.info} is incomplete: {e}") from e
+
+
+def save_weights(path: Path, model: torch.nn.Module, metadata: dict[str, str] | None = None) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    write_atomic(path, lambda p: save_file(state, str(p), metadata=metadata or {}))
+
+
+def build_model(info: ModelInfo) -> NerfHead:
+    """An untrained model of the architecture ``info`` describes (weights come from load_model)."""
+    opts = {k: v for k, v in info.model.items() if k != "kind"}
+    if info.model.get("kind") != "nerf-head":
+        raise CheckpointError(f"unknown model kind {info.model.get('kind')!r}")
+    return NerfHead(NerfHeadConfig(**opts), info.audio_per_frame, info.audio_dim, info.num_latents)
+
+
+def load_model(root: str | Path, device: str | torch.device = "cpu") -> tuple[NerfHead, ModelInfo]:
+    """The trained model of a folder, on ``device``, in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    layout = ModelLayout(root)
+    info = read_info(root)
+    if not layout.weights.is_file():
+        raise CheckpointError(f"{layout.root} has no weights yet (model.safetensors)",
+                              hint="training writes them at its first checkpoint")
+    model = build_model(info)
+    try:
+        state = load_file(str(layout.weights))
+        model.load_state_dict(state, strict=True)
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise CheckpointError(f"cannot load {layout.weights}: {str(e).splitlines()[0]}") from e
+    return model.to(device).eval(), info
+
+
+@dataclass
+class Replay:
+    """Material for replaying the training frames. N frames."""
+
+    rotation: np.ndarray  # [N, 3, 3] float32
+    translation: np.ndarray  # [N, 3] float32
+    expressions: np.ndarray  # [N, E] float32
+    face_outline: np.ndarray  # [N, K, 2] float32 pixel polygon of the face
+    num_train: int
+
+
+def save_replay(layout: ModelLayout, replay: Replay) -> None:
+    layout.assets.mkdir(parents=True, exist_ok=True)
+    save_npz_atomic(layout.replay, rotation=replay.rotation, translation=replay.translation,
+                    expressions=replay.expressions, face_outline=replay.face_outline,
+                    num_train=np.array(replay.num_train))
+
+
+def load_replay(layout: ModelLayout) -> Replay:
+    try:
+        with np.load(layout.replay) as z:
+            return Replay(z["rotation"], z["translation"], z["expressions"], z["face_outline"], int(z["num_train"]))
+    except (OSError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{layout.replay} is missing or unreadable: {e}",
+                              hint="the model folder is incomplete; train it again") from e

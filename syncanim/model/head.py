@@ -1,0 +1,137 @@
+"""The ``nerf-head`` renderer: an audio-driven NeRF of one person's head.
+
+:class:`NerfHead` holds the field, the audio encoder, the per-frame lighting latents and the head's
+geometry (box and depth prior, from the prep track), and renders rays: shell samples around the
+prior surface, the field at those samples, alpha compositing over a per-ray background.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from ..config import Frozen
+from ..kernels.composite import composite_rays
+from ..kernels.hashgrid import grid_spec
+from ..registry import Spec
+from .audio_net import AudioEncoder
+from .field import HeadField
+from .rays import head_box, to_unit_box
+from .shell import depth_prior, shell_samples, surface_depth
+
+#: expression coefficients the head is conditioned on (the mouth follows the audio instead)
+EXPRESSIONS = ("blink_left", "blink_right", "brow_raise")
+
+
+class NerfHeadConfig(Frozen):
+    levels: int = Field(12, ge=1, le=24)  # hash-grid levels per plane
+    features: int = Field(2, ge=1, le=8)  # features per level
+    base_res: int = Field(16, ge=2)
+    max_res: int = Field(1024, ge=4)  # finest grid resolution across the head box
+    log2_table: int = Field(16, ge=10, le=24)  # rows per hashed level = 2**log2_table (more = sharper, more memory)
+    hidden: int = Field(64, ge=8)
+    geo_dim: int = Field(15, ge=1)
+    audio_dim: int = Field(32, ge=1)
+    audio_window: int = Field(8, ge=1)  # frames of audio blended by attention
+    latent_dim: int = Field(4, ge=0)  # per-frame lighting code (its mean is used when rendering new audio)
+    samples: int = Field(16, ge=2, le=128)  # samples per ray in the shell
+    shell_front: float = Field(0.03, gt=0)  # shell starts this far (canonical units ~ m) before the prior surface
+    shell_back: float = Field(0.03, gt=0)  # and ends this far behind it
+    prior_res: int = Field(96, ge=16)  # resolution of the depth prior map
+    backend: str = "auto"  # kernel backend: auto | ref | torch | triton
+
+
+class NerfHead(nn.Module):
+    """The whole head model. Geometry buffers come from the dataset's track (canonical landmarks)."""
+
+    def __init__(self, config: NerfHeadConfig, audio_per_frame: int, audio_feat_dim: int, num_latents: int,
+                 geometry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+        """``geometry`` = (box lo [3], box hi [3], depth prior [prior_res, prior_res]); zeros when None
+        (the state dict being loaded brings them)."""
+        super().__init__()
+        self.config = config
+        if geometry is None:
+            geometry = (np.zeros(3, np.float32), np.ones(3, np.float32),
+                        np.zeros((config.prior_res, config.prior_res), np.float32))
+        lo, hi, prior = geometry
+        self.register_buffer("box_lo", torch.as_tensor(lo, dtype=torch.float32))
+        self.register_buffer("box_hi", torch.as_tensor(hi, dtype=torch.float32))
+        self.register_buffer("prior", torch.as_tensor(prior, dtype=torch.float32))
+        spec = grid_spec(config.levels, config.features, config.base_res, config.max_res, config.log2_table)
+        # initial density such that the whole shell is about half opaque
+        bias = float(np.log(np.log(2.0) / (config.shell_front + config.shell_back)))
+        self.field = HeadField(spec, config.audio_dim, len(EXPRESSIONS), config.latent_dim, config.hidden,
+                               config.geo_dim, config.backend, density_bias=bias)
+        self.audio = AudioEncoder(audio_per_frame, audio_feat_dim, config.audio_dim, config.audio_window)
+        self.latents = nn.Parameter(torch.zeros(max(1, num_latents), config.latent_dim))
+
+    @classmethod
+    def for_face(cls, config: NerfHeadConfig, canonical: np.ndarray, audio_per_frame: int, audio_feat_dim: int,
+                 num_latents: int) -> NerfHead:
+        """A new model around a subject's canonical face landmarks [478, 3]."""
+        lo, hi = head_box(canonical)
+        return cls(config, audio_per_frame, audio_feat_dim, num_latents,
+                   (lo, hi, depth_prior(canonical, lo, hi, config.prior_res)))
+
+    def latent_for(self, frames: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """Lighting codes [B, L]: per training frame, or their mean (``frames`` None)."""
+        if frames is None:
+            return self.latents.mean(0, keepdim=True).expand(batch, -1)
+        return self.latents.index_select(0, frames.clamp(0, self.latents.shape[0] - 1))
+
+    def render_rays(self, origins: torch.Tensor, dirs: torch.Tensor, ray_cond: torch.Tensor, audio: torch.Tensor,
+                    expr: torch.Tensor, latent: torch.Tensor, background: torch.Tensor,
+                    generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Render rays of a batch of frames.
+
+        origins, dirs: [R, 3] (head frame); ray_cond: [R] long, the frame (row of the next three) of each
+        ray; audio: [B, A]; expr: [B, E]; latent: [B, L]; background: [R, 3] in [0, 1]. ``generator``
+        jitters the samples (training). Returns color [R, 3], opacity [R], depth [R], hit [R] bool and the
+        mean region gates (``audio_gate``, ``expr_gate``: scalars) for regularisation.
+        """
+        c = self.config
+        t_surf, hit = surface_depth(origins, dirs, self.prior, self.box_lo, self.box_hi)
+        color = background.clone()
+        opacity = torch.zeros_like(t_surf)
+        depth = torch.zeros_like(t_surf)
+        out = {"color": color, "opacity": opacity, "depth": depth, "hit": hit}
+        idx = hit.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            zero = self.field.tables.sum() * 0
+            out.update(audio_gate=zero, expr_gate=zero)
+            return out
+        o, d, cond = origins[idx], dirs[idx], ray_cond[idx]
+        t, deltas = shell_samples(t_surf[idx], c.samples, c.shell_front, c.shell_back, generator)  # [Rh, S]
+        pts = o[:, None, :] + t[..., None] * d[:, None, :]  # [Rh, S, 3]
+        unit = to_unit_box(pts, self.box_lo, self.box_hi)
+        inside = (unit.abs() <= 1.0).all(-1)  # [Rh, S]
+        s = c.samples
+        cond_s = cond[:, None].expand(-1, s).reshape(-1)
+        # index_select, not indexing: its backward (index_add_) is deterministic on CPU, so a resumed run
+        # reproduces an uninterrupted one exactly
+        f = self.field(unit.reshape(-1, 3), d[:, None, :].expand(-1, s, -1).reshape(-1, 3),
+                       audio.index_select(0, cond_s), expr.index_select(0, cond_s), latent.index_select(0, cond_s))
+        sigma = f["sigma"].view(-1, s) * inside
+        rgb = f["rgb"].view(-1, s, 3)
+        col, opa, dep, _ = composite_rays(sigma, rgb, deltas, t, background[idx], backend=c.backend)
+        out["color"] = color.index_copy(0, idx, col.to(color.dtype))
+        out["opacity"] = opacity.index_copy(0, idx, opa.to(opacity.dtype))
+        out["depth"] = depth.index_copy(0, idx, dep.to(depth.dtype))
+        out["audio_gate"] = f["audio_gate"].float().mean()
+        out["expr_gate"] = f["expr_gate"].float().mean()
+        return out
+
+
+def build_head(config: NerfHeadConfig) -> type[NerfHead]:
+    """The registry's ``build``: the model class (it needs the dataset's geometry to be instantiated)."""
+    return NerfHead
+
+
+SPEC = Spec(
+    name="nerf-head",
+    config_model=NerfHeadConfig,
+    build=build_head,
+    description="audio-driven NeRF head: tri-plane hash grids, region-gated audio/expression, shell sampling",
+)

@@ -1,0 +1,57 @@
+"""Camera rays in the canonical head frame, and the head's bounding box (pure torch functions).
+
+Poses follow :mod:`syncanim.geometry`: ``X_cam = R @ X_head + t`` with OpenCV camera axes. A ray through
+pixel centre ``(u, v)`` (pixel ``(j, i)`` has its centre at ``(j + 0.5, i + 0.5)``) has, in the head
+frame, origin ``-R^T t`` and direction ``R^T [(u - cx) / f, (v - cy) / f, 1]`` (normalised).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def pixel_rays(rotation: torch.Tensor, translation: torch.Tensor, focal: float, cx: float, cy: float,
+               pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """rotation: [B, 3, 3], translation: [B, 3], pixels: [B, R, 2] (u, v) -> origins, dirs: [B, R, 3]."""
+    assert rotation.shape[-2:] == (3, 3) and translation.shape[-1] == 3, f"bad pose shapes {rotation.shape}, {translation.shape}"
+    assert pixels.shape[0] == rotation.shape[0] and pixels.shape[-1] == 2, f"pixels must be [B, R, 2], got {pixels.shape}"
+    cam = torch.stack([(pixels[..., 0] - cx) / focal, (pixels[..., 1] - cy) / focal,
+                       torch.ones_like(pixels[..., 0])], -1)  # [B, R, 3]
+    dirs = torch.einsum("bji,brj->bri", rotation, cam)  # R^T @ cam
+    dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    origins = -torch.einsum("bji,bj->bi", rotation, translation)  # [B, 3]
+    return origins[:, None, :].expand_as(dirs), dirs
+
+
+def head_box(canonical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The box (lo, hi: [3]) the head model lives in, from the canonical face landmarks [478, 3].
+
+    Wide enough for hair and ears: 0.75 face widths either side of the face centre, from 0.55 face
+    heights above the forehead to 0.12 below the chin, from 0.03 in front of the nose tip to 0.06
+    behind the deepest landmark (canonical units are close to metres).
+    """
+    p = np.asarray(canonical, np.float64)
+    width = float(np.linalg.norm(p[234] - p[454]))
+    height = float(np.linalg.norm(p[10] - p[152]))
+    cx = 0.5 * (p[:, 0].min() + p[:, 0].max())
+    lo = np.array([cx - 0.75 * width, p[:, 1].min() - 0.55 * height, p[:, 2].min() - 0.03])
+    hi = np.array([cx + 0.75 * width, p[:, 1].max() + 0.12 * height, p[:, 2].max() + 0.06])
+    return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def to_unit_box(points: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """points: [..., 3] in the head frame -> [..., 3] with the box mapped to [-1, 1]^3."""
+    return (points - lo) / (hi - lo) * 2.0 - 1.0
+
+
+def project_box(rotation: np.ndarray, translation: np.ndarray, focal: float, cx: float, cy: float,
+                lo: np.ndarray, hi: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+    """Pixel rectangle (x0, y0, x1, y1), clipped to the image, covering the projected box corners."""
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    cam = corners @ rotation.T + translation
+    z = np.maximum(cam[:, 2], 1e-6)
+    u, v = focal * cam[:, 0] / z + cx, focal * cam[:, 1] / z + cy
+    x0, x1 = int(np.clip(np.floor(u.min()), 0, width)), int(np.clip(np.ceil(u.max()), 0, width))
+    y0, y1 = int(np.clip(np.floor(v.min()), 0, height)), int(np.clip(np.ceil(v.max()), 0, height))
+    return x0, y0, x1, y1

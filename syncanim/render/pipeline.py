@@ -1,0 +1,167 @@
+"""``syncanim render MODEL --audio speech.wav``: the person saying new speech, as an mp4 with the audio.
+
+Audio of any common format and rate -> features from the backend the model was trained with ->
+one conditioning vector per output frame -> head poses replayed from the training track (looped
+with smooth joins) or held still -> the head rendered over the replayed frame's background (or
+pasted into the original frame with ``--portrait``) -> H.264 with the speech muxed in (AAC).
+
+The same per-frame path (:func:`render_frames`) serves the batch renderer here and live streaming.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..audio.waveform import Waveform, read_audio
+from ..config import PluginSection, RenderConfig, RuntimeConfig
+from ..console import ProgressFn, no_progress
+from ..device import autocast_for, resolve_device
+from ..errors import DataError
+from ..media.video import VideoWriter, iter_frames, probe
+from ..model.folder import ModelInfo, ModelLayout, load_model, load_replay
+from ..model.head import NerfHead
+from ..model.views import head_rects, render_views
+from ..registry import Registry, default_registry
+from .replay import ReplayPlan, blend_poses, replay_plan, static_plan
+
+log = logging.getLogger(__name__)
+
+MUX_RATE = 48000  # AAC at 48 kHz: its 1024-sample frames (21 ms) keep audio and video within a frame
+
+
+@dataclass
+class RenderResult:
+    path: Path
+    frames: int
+    duration_s: float
+    fps: float
+    seconds: float
+    render_fps: float
+
+
+def audio_conditioning(model: NerfHead, info: ModelInfo, wave: Waveform, num_frames: int, registry: Registry,
+                       device: torch.device) -> torch.Tensor:
+    """Per-frame audio vectors [T, A] from the model's own feature backend."""
+    backend = registry.build("syncanim.asr", PluginSection(**info.audio))
+    feats = backend.extract(wave, info.fps, num_frames=num_frames)  # [T, P, F]
+    if feats.shape[1:] != (info.audio_per_frame, info.audio_dim):
+        raise DataError(f"the audio backend gives {feats.shape[1:]} features per frame, the model expects "
+                        f"{(info.audio_per_frame, info.audio_dim)}")
+    f = torch.from_numpy(np.ascontiguousarray(feats)).to(device)
+    with torch.no_grad():
+        return torch.cat([model.audio(f, torch.arange(s, min(s + 4096, num_frames), device=device))
+                          for s in range(0, num_frames, 4096)])
+
+
+class PlanFrames:
+    """The images of a replay plan from an asset video, decoded forward once per pass."""
+
+    def __init__(self, path: Path, fps: float, plan: ReplayPlan) -> None:
+        self.path, self.fps, self.plan = path, fps, plan
+        join = int(plan.b[plan.w > 0].max()) + 1 if (plan.w > 0).any() else 0
+        self.head = {k: img for k, img in iter_frames(path, fps, 0, join)} if join else {}
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        it: Iterator[tuple[int, np.ndarray]] | None = None
+        expect = -1
+        for a, b, w in zip(self.plan.a.tolist(), self.plan.b.tolist(), self.plan.w.tolist(), strict=False):
+            if it is None or a != expect:
+                it = iter_frames(self.path, self.fps, a, None)
+            k, img = next(it)
+            expect = a + 1
+            if w > 0:
+                img = ((1 - w) * img.astype(np.float32) + w * self.head[b].astype(np.float32)).round().astype(np.uint8)
+            yield img
+
+
+def face_mask(outline: np.ndarray, size: int, feather: int) -> np.ndarray:
+    """A soft mask [H, W] float32 of the face polygon [K, 2] (pixels), feathered over ``feather`` px."""
+    m = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(m, [outline.round().astype(np.int32)], 1)
+    k = 2 * feather + 1
+    m = cv2.erode(m, np.ones((feather, feather), np.uint8))
+    return cv2.GaussianBlur(m.astype(np.float32), (k, k), 0)
+
+
+def render_frames(model: NerfHead, info: ModelInfo, rotation: np.ndarray, translation: np.ndarray,
+                  audio: torch.Tensor, expr: np.ndarray, backgrounds: list[np.ndarray],
+                  chunk: int, precision: str = "auto") -> np.ndarray:
+    """One call's frames. rotation [B, 3, 3], translation [B, 3], audio [B, A], expr [B, E],
+    backgrounds B x [H, W, 3] uint8 -> [B, H, W, 3] uint8."""
+    dev = audio.device
+    s = info.image_size
+    rects = head_rects(model, rotation, translation, info.focal, info.cx, info.cy, s)
+    bg = torch.from_numpy(np.stack(backgrounds)).to(dev).float() / 255
+    with torch.no_grad(), autocast_for(dev, precision):
+        images, _ = render_views(model, torch.from_numpy(rotation).to(dev), torch.from_numpy(translation).to(dev),
+                                 info.focal, info.cx, info.cy, audio, torch.from_numpy(expr).to(dev),
+                                 model.latent_for(None, len(rotation)), bg, rects, chunk=chunk)
+    return (images.clamp(0, 1) * 255).round().byte().cpu().numpy()
+
+
+def run_render(
+    model_dir: str | os.PathLike[str],
+    audio_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    render: RenderConfig,
+    runtime: RuntimeConfig,
+    *,
+    registry: Registry | None = None,
+    progress: ProgressFn = no_progress,
+) -> RenderResult:
+    """Render ``audio_path`` spoken by the model in ``model_dir`` into the mp4 ``out``."""
+    import time
+
+    reg = registry or default_registry()
+    out = Path(out)
+    if out.suffix.lower() != ".mp4":
+        raise DataError(f"the output must be an .mp4 file, got {out.name}")
+    device = resolve_device(runtime)
+    model, info = load_model(model_dir, device)
+    layout = ModelLayout(model_dir)
+    replay = load_replay(layout)
+    wave = read_audio(audio_path, info.sample_rate)
+    if wave.rms() < 1e-4:
+        raise DataError(f"{Path(audio_path).name} is silent", hint="give speech to render")
+    n = max(1, math.ceil(wave.duration_s * info.fps - 1e-6))
+    t0 = time.perf_counter()
+    progress("audio", 0, 1)
+    audio = audio_conditioning(model, info, wave, n, reg, device)
+    progress("audio", 1, 1)
+    plan = replay_plan(n, replay.rotation, replay.translation, render.loop_join) if render.pose == "replay" \
+        else static_plan(n)
+    rot, trans = blend_poses(replay.rotation, replay.translation, plan)
+    expr = ((1 - plan.w)[:, None] * replay.expressions[plan.a] + plan.w[:, None] * replay.expressions[plan.b])
+    expr = expr.astype(np.float32)
+    source = layout.frames_video if render.portrait else layout.backgrounds_video
+    images = iter(PlanFrames(source, info.fps, plan))
+    mux = read_audio(audio_path, MUX_RATE)
+    s = info.image_size
+    t_render = 0.0
+    with VideoWriter(out, info.fps, s, s, audio=mux, crf=render.crf) as writer:
+        for start in range(0, n, render.frames_per_call):
+            idx = np.arange(start, min(n, start + render.frames_per_call))
+            base = [next(images) for _ in idx]
+            t1 = time.perf_counter()
+            frames = render_frames(model, info, rot[idx], trans[idx], audio[idx], expr[idx], base, render.chunk_rays,
+                                   render.precision)
+            t_render += time.perf_counter() - t1
+            for j, k in enumerate(idx):
+                img = frames[j]
+                if render.portrait:
+                    outline = (1 - plan.w[k]) * replay.face_outline[plan.a[k]] + plan.w[k] * replay.face_outline[plan.b[k]]
+                    m = face_mask(outline, s, max(2, s // 64))[..., None]
+                    img = (m * img + (1 - m) * base[j]).round().astype(np.uint8)
+                writer.write(img)
+            progress("render", int(idx[-1]) + 1, n)
+    seconds = time.perf_counter() - t0
+    return RenderResult(out, n, probe(out).duration_s, info.fps, seconds, n / max(t_render, 1e-9))

@@ -1,0 +1,1 @@
+"""Pipeline for ``syncanim train``: the head and lip stages, validation, resumable checkpoints."""

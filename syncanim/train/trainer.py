@@ -1,0 +1,330 @@
+"""``syncanim train``: a prepared dataset in, a trained head model folder out.
+
+Two stages as in the reference workflow: the head (random rays, mostly inside the head's projected
+box, photometric loss), then the lips (patches around the mouth with an added perceptual term,
+alternating with ordinary ray batches). Validation PSNR on held-out frames at intervals,
+``metrics.jsonl``, and checkpoints that resume exactly (same batches, same numbers) after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from ..config import PluginSection, RuntimeConfig, TrainConfig, dump_toml
+from ..console import ProgressFn, no_progress
+from ..data.batches import Batch, DeviceData, patch_batch, ray_batch, to_device
+from ..data.dataset import HeadData, load_head_data
+from ..data.files import write_text_atomic
+from ..data.manifest import DatasetLayout
+from ..device import autocast_for, resolve_device
+from ..errors import CheckpointError, ConfigError, ResourceError  # noqa: F401
+from ..media.video import VideoWriter
+from ..model.folder import (
+    ModelInfo,
+    ModelLayout,
+    Replay,
+    build_model,
+    read_info,
+    save_replay,
+    save_weights,
+    write_info,
+)
+from ..model.head import EXPRESSIONS, NerfHead
+from ..model.losses import PerceptualLoss, make_perceptual
+from ..model.rays import pixel_rays
+from ..model.views import head_rects, render_views
+from ..prep.masks import FACE_OVAL
+from ..registry import Registry, default_registry
+from .checkpoint import load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    layout: ModelLayout
+    info: ModelInfo
+    step: int
+    total: int
+    val_psnr: list[tuple[int, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from: int = 0
+    device: str = "cpu"
+
+
+def dataset_audio_section(dataset: Path) -> dict[str, Any]:
+    """The audio-backend section prep used for this dataset (read from its config.resolved.toml)."""
+    path = DatasetLayout(dataset).config
+    try:
+        cfg = tomllib.loads(path.read_text())
+        return dict(cfg["prep"]["audio"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        from ..data.manifest import read_manifest
+
+        return {"kind": read_manifest(dataset).audio_backend}
+
+
+class Schedule:
+    """Step counts of the two stages and the learning-rate decay (pure arithmetic)."""
+
+    def __init__(self, head: int, lips: int, lr_final: float) -> None:
+        self.head, self.lips, self.lr_final = head, lips, lr_final
+
+    @property
+    def total(self) -> int:
+        return self.head + self.lips
+
+    def stage(self, step: int) -> str:
+        return "head" if step < self.head else "lips"
+
+    def lr_scale(self, step: int) -> float:
+        """Exponential decay from 1 to ``lr_final`` over the run."""
+        return self.lr_final ** (step / max(1, self.total))
+
+    def fitted(self, steps_done: int, seconds: float, budget_s: float) -> Schedule:
+        """Both stages shrunk (in proportion) so the run ends within ``budget_s`` at the measured speed."""
+        rate = steps_done / max(seconds, 1e-6)
+        allowed = int(rate * budget_s)
+        if allowed >= self.total:
+            return self
+        k = allowed / self.total
+        head = max(steps_done, int(self.head * k))
+        return Schedule(head, max(0, allowed - head), self.lr_final)
+
+
+def _optimizer(model: NerfHead, cfg: TrainConfig) -> torch.optim.Optimizer:
+    grid = [model.field.tables]
+    nets = [p for n, p in model.named_parameters() if n != "field.tables"]
+    return torch.optim.Adam([
+        {"params": grid, "lr": cfg.lr_grid, "eps": 1e-15, "base_lr": cfg.lr_grid},
+        {"params": nets, "lr": cfg.lr_net, "eps": 1e-15, "base_lr": cfg.lr_net},
+    ], betas=(0.9, 0.99))
+
+
+def _psnr(mse: float) -> float:
+    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
+
+
+def forward_batch(model: NerfHead, d: DeviceData, batch: Batch, gen: torch.Generator | None,
+                  frame_latents: bool = True) -> dict[str, torch.Tensor]:
+    """Render a batch's rays. Returns the model's outputs with ``color`` [B*R, 3]."""
+    b, r, _ = batch.pixels.shape
+    o, dirs = pixel_rays(d.rotation[batch.frames], d.translation[batch.frames], d.focal, d.cx, d.cy, batch.pixels)
+    audio = model.audio(d.audio, batch.frames)
+    expr = d.expressions[batch.frames]
+    latent = model.latent_for(batch.frames if frame_latents else None, b)
+    cond = torch.arange(b, device=o.device).repeat_interleave(r)
+    return model.render_rays(o.reshape(-1, 3), dirs.reshape(-1, 3), cond, audio, expr, latent,
+                             batch.background.reshape(-1, 3), generator=gen)
+
+
+@torch.no_grad()
+def validate(model: NerfHead, d: DeviceData, frames: list[int], chunk: int = 1 << 15) -> tuple[float, np.ndarray]:
+    """Mean PSNR (dB) of full rendered frames against the ground truth, and the renders [B, H, W, 3] uint8."""
+    model.eval()
+    idx = torch.tensor(frames, device=d.frames.device)
+    rects = head_rects(model, d.rotation[idx].cpu().numpy(), d.translation[idx].cpu().numpy(), d.focal, d.cx, d.cy,
+                       d.size)
+    bg = d.backgrounds[idx].float() / 255
+    images, _ = render_views(model, d.rotation[idx], d.translation[idx], d.focal, d.cx, d.cy,
+                             model.audio(d.audio, idx), d.expressions[idx], model.latent_for(None, len(frames)),
+                             bg, rects, chunk=chunk)
+    gt = d.frames[idx].float() / 255
+    out = (images.clamp(0, 1) * 255).round()
+    mse = ((out / 255 - gt) ** 2).mean(dim=(1, 2, 3)).cpu().numpy()
+    model.train()
+    return float(np.mean([_psnr(m) for m in mse])), out.byte().cpu().numpy()
+
+
+def write_assets(layout: ModelLayout, data: HeadData, fps: float) -> None:
+    """The replay material render needs (poses, expressions, face outlines, frames, backgrounds)."""
+    if layout.replay.is_file() and layout.frames_video.is_file() and layout.backgrounds_video.is_file():
+        return
+    layout.assets.mkdir(parents=True, exist_ok=True)
+    save_replay(layout, Replay(data.rotation, data.translation, data.expressions,
+                               data.landmarks[:, list(FACE_OVAL), :2].astype(np.float32), data.num_train))
+    s = data.size
+    for path, images in ((layout.frames_video, data.frames), (layout.backgrounds_video, data.backgrounds)):
+        with VideoWriter(path, fps, s, s, crf=12) as w:
+            for img in images:
+                w.write(img)
+
+
+def _log_metrics(layout: ModelLayout, row: dict[str, Any]) -> None:
+    with layout.metrics.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _trim_metrics(layout: ModelLayout, step: int) -> None:
+    """Drop lines logged after ``step`` (a run that crashed after its last checkpoint)."""
+    if not layout.metrics.is_file():
+        return
+    keep = [ln for ln in layout.metrics.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    write_text_atomic(layout.metrics, "".join(k + "\n" for k in keep))
+
+
+def run_train(
+    dataset: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    model_section: PluginSection,
+    train: TrainConfig,
+    runtime: RuntimeConfig,
+    *,
+    registry: Registry | None = None,
+    progress: ProgressFn = no_progress,
+) -> TrainResult:
+    """Train (or resume training of) the head model of ``dataset`` into the folder ``out``."""
+    reg = registry or default_registry()
+    dataset, layout = Path(dataset), ModelLayout(out)
+    _, model_cfg = reg.resolve("syncanim.renderers", model_section, where="model")
+    if train.head_steps + train.lips_steps == 0:
+        raise ConfigError("train.head_steps and train.lips_steps are both 0: nothing to train")
+    device = resolve_device(runtime)
+    torch.manual_seed(train.seed)
+    progress("load", 0, 1)
+    data = load_head_data(dataset, EXPRESSIONS)
+    m = data.manifest
+    progress("load", 1, 1)
+    try:
+        layout.root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ResourceError(f"cannot write to {layout.root}: {e.strerror}") from e
+    info = ModelInfo(model={"kind": model_section.kind, **model_cfg.model_dump()}, audio=dataset_audio_section(dataset),
+                     audio_per_frame=m.audio_per_frame, audio_dim=m.audio_dim, num_latents=m.num_train,
+                     expressions=list(EXPRESSIONS), image_size=m.image_size, fps=m.fps, focal=data.focal, cx=data.cx,
+                     cy=data.cy, dataset=str(dataset.resolve()), sample_rate=m.sample_rate)
+    resume = layout.state_info.is_file()
+    if resume:
+        old = read_info(layout.root)
+        if old.model != info.model or old.dataset != info.dataset or old.audio != info.audio:
+            raise CheckpointError(f"{layout.root} holds a run with another model or dataset",
+                                  hint="use another --out folder, or delete this one to start over")
+        model = build_model(info)
+    else:
+        model = NerfHead.for_face(model_cfg, data.canonical, m.audio_per_frame, m.audio_dim, m.num_train)
+    write_info(layout, info)
+    write_text_atomic(layout.config, dump_toml({"model": info.model, "train": train.model_dump(mode="json"),
+                                                "runtime": runtime.model_dump(mode="json")}))
+    if train.write_assets:
+        progress("assets", 0, 1)
+        write_assets(layout, data, m.fps)
+        progress("assets", 1, 1)
+
+    patch = max(8, int(round(train.patch * m.image_size / 512)))
+    model = model.to(device)
+    opt = _optimizer(model, train)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(train.seed)
+    schedule = Schedule(train.head_steps, train.lips_steps, train.lr_final)
+    step = 0
+    fitted = train.max_minutes is None
+    if resume:
+        state = load_checkpoint(layout, model, opt, gen)
+        step = state["step"]
+        schedule = Schedule(state["head_steps"], state["lips_steps"], train.lr_final)
+        fitted = True
+        _trim_metrics(layout, step)
+        log.info("resuming at step %d of %d", step, schedule.total)
+    elif layout.metrics.exists():
+        layout.metrics.unlink()
+    # the head's box comes with the weights: project it only once they are loaded
+    rects = head_rects(model, data.rotation, data.translation, data.focal, data.cx, data.cy, data.size)
+    d = to_device(data, device, rects, patch)
+    del data
+    perceptual: PerceptualLoss | None = make_perceptual(train, device) if schedule.lips else None
+    val_ids = np.linspace(d.num_train, m.num_frames - 1, min(train.eval_frames, m.num_frames - d.num_train)).round()
+    val_ids = sorted({int(v) for v in val_ids})
+    result = TrainResult(layout, info, step, schedule.total, resumed_from=step, device=device.type)
+    t_start = time.perf_counter()
+    t_last, steps_last = t_start, step
+    model.train()
+    loss_acc, n_acc = 0.0, 0
+
+    def checkpoint() -> None:
+        save_checkpoint(layout, model, opt, gen, {"step": step, "head_steps": schedule.head, "lips_steps": schedule.lips})
+        save_weights(layout.weights, model, {"step": str(step)})
+        write_info(layout, ModelInfo(**{**info.__dict__, "stage": schedule.stage(max(0, step - 1)), "step": step}))
+
+    try:
+        while step < schedule.total:
+            stage = schedule.stage(step)
+            scale = schedule.lr_scale(step)
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * scale
+            lip_patch = stage == "lips" and step % 2 == 0
+            if lip_patch:
+                batch = patch_batch(d, train.lips_frames_per_step, gen)
+            else:
+                batch = ray_batch(d, train.frames_per_step, train.rays, train.head_share, gen)
+            with autocast_for(device, train.precision):
+                out = forward_batch(model, d, batch, gen)
+            color = out["color"].float()
+            target = batch.target.reshape(-1, 3)
+            mse = torch.mean((color - target) ** 2)
+            loss = mse + train.gate_weight * (out["audio_gate"] + out["expr_gate"])
+            if lip_patch and perceptual is not None and train.perceptual_weight > 0:
+                p = d.patch
+                img = color.view(-1, p, p, 3).permute(0, 3, 1, 2)
+                ref = target.view(-1, p, p, 3).permute(0, 3, 1, 2)
+                loss = loss + train.perceptual_weight * perceptual(img, ref)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            loss_acc += float(mse.detach())
+            n_acc += 1
+            if not fitted and step == min(50, schedule.total // 10 + 1):
+                elapsed = time.perf_counter() - t_start
+                schedule = schedule.fitted(step, elapsed, train.max_minutes * 60 - elapsed)
+                result.total = schedule.total
+                fitted = True
+                log.info("time budget: %d head + %d lip steps", schedule.head, schedule.lips)
+            if step % 25 == 0 or step == schedule.total:
+                now = time.perf_counter()
+                rate = (step - steps_last) / max(now - t_last, 1e-9)
+                t_last, steps_last = now, step
+                row = {"step": step, "stage": stage, "loss": loss_acc / n_acc, "psnr": _psnr(loss_acc / n_acc),
+                       "lr_scale": scale, "it_s": rate, "seconds": now - t_start}
+                _log_metrics(layout, row)
+                progress("train", step, schedule.total, f"{stage} loss {row['loss']:.4f} psnr {row['psnr']:.1f} {rate:.1f} it/s")
+                loss_acc, n_acc = 0.0, 0
+            else:
+                progress("train", step, schedule.total)
+            if val_ids and (step % train.eval_every == 0 or step == schedule.total):
+                with autocast_for(device, train.precision):
+                    val, _ = validate(model, d, val_ids)
+                result.val_psnr.append((step, val))
+                _log_metrics(layout, {"step": step, "val_psnr": val, "seconds": time.perf_counter() - t_start})
+                log.info("step %d: validation PSNR %.2f dB", step, val)
+            if step % train.checkpoint_every == 0 or step == schedule.total:
+                checkpoint()
+    except KeyboardInterrupt:
+        checkpoint()
+        raise
+    result.step = step
+    result.seconds = time.perf_counter() - t_start
+    if step == result.resumed_from:  # nothing left to do: keep the finished folder as it is
+        checkpoint()
+    result.info = read_info(layout.root)
+    return result
+
+
+def render_val_strip(images: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Rendered frames over their ground truth, side by side: [B, H, W, 3] x 2 -> [2H, B*W, 3] uint8."""
+    return np.concatenate([np.concatenate(list(images), 1), np.concatenate(list(gt), 1)], 0)
+
+
+def save_png(path: Path, rgb: np.ndarray) -> None:
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

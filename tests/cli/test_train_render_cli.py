@@ -1,0 +1,46 @@
+"""train / render / demo from the command line."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from syncanim.cli import app
+
+runner = CliRunner()
+
+
+def test_train_dry_run_shows_the_preset():
+    r = runner.invoke(app, ["train", "ds", "--out", "m", "--preset", "cpu-quick", "--steps", "7", "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "head_steps = 7" in r.output and "log2_table = 14" in r.output
+
+
+def test_train_on_an_unfinished_dataset_is_one_line(tmp_path):
+    (tmp_path / "ds").mkdir()
+    r = runner.invoke(app, ["train", str(tmp_path / "ds"), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 4 and "not a finished dataset" in r.output and "Traceback" not in r.output
+
+
+def test_render_needs_audio_and_a_model(tmp_path):
+    r = runner.invoke(app, ["render", str(tmp_path)])
+    assert r.exit_code == 3 and "--audio" in r.output
+    r = runner.invoke(app, ["render", str(tmp_path), "--audio", str(tmp_path / "x.wav")])
+    assert r.exit_code == 7 and "not a model folder" in r.output
+
+
+def test_validation_split_scores_the_model(tiny_model, tmp_path):
+    r = runner.invoke(app, ["render", str(tiny_model.layout.root), "--split", "val", "--out", str(tmp_path / "val"),
+                            "--json", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["frames"] == 23 and 5 < res["psnr"] < 60 and 0 < res["ssim"] <= 1
+    assert (tmp_path / "val" / "val_side_by_side.mp4").is_file() and (tmp_path / "val" / "val_stills.png").is_file()
+    assert (tmp_path / "val" / "val_metrics.json").is_file()
+
+
+def test_demo_dry_run_picks_the_cpu_preset():
+    r = runner.invoke(app, ["demo", "--dry-run"])
+    assert r.exit_code == 0
+    assert "size = 256" in r.output and 'crop = "subject"' in r.output

@@ -1,0 +1,75 @@
+"""Rendering new speech with a trained model: an mp4 whose audio and video last as long as the speech."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from syncanim.audio.waveform import read_audio
+from syncanim.config import RenderConfig, RuntimeConfig
+from syncanim.errors import CheckpointError, DataError
+from syncanim.media.video import iter_frames, probe
+from syncanim.render.pipeline import run_render
+
+
+def speech_like(path, seconds=2.3, rate=44100, channels=2):
+    t = np.arange(int(seconds * rate)) / rate
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
+    x = (0.3 * env * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+    sf.write(path, np.stack([x] * channels, 1) if channels > 1 else x, rate)
+    return path
+
+
+@pytest.mark.parametrize("portrait,pose", [(False, "replay"), (True, "static")])
+def test_render_matches_the_audio_duration(tiny_model, tmp_path, portrait, pose):
+    wav = speech_like(tmp_path / "speech.wav")
+    out = tmp_path / "out.mp4"
+    r = run_render(tiny_model.layout.root, wav, out, RenderConfig(portrait=portrait, pose=pose),
+                   RuntimeConfig(device="cpu"))
+    info = probe(out)
+    audio = read_audio(out)
+    assert info.has_audio and info.fps == 25.0
+    assert r.frames == info.num_frames == int(np.ceil(2.3 * 25))
+    assert abs(info.duration_s - 2.3) <= 1 / 25
+    assert abs(audio.duration_s - 2.3) <= 1 / 25
+    frames = [f for _, f in iter_frames(out, 25, 0, 3)]
+    assert frames[0].shape == (128, 128, 3) and frames[0].std() > 5
+
+
+def test_long_audio_loops_the_replayed_poses(tiny_model, tmp_path):
+    wav = speech_like(tmp_path / "long.wav", seconds=12.0, rate=16000, channels=1)  # longer than the 10 s clip
+    r = run_render(tiny_model.layout.root, wav, tmp_path / "long.mp4", RenderConfig(), RuntimeConfig(device="cpu"))
+    assert r.frames == 300 and abs(probe(r.path).duration_s - 12.0) <= 1 / 25
+
+
+def test_bad_audio_is_refused(tiny_model, tmp_path):
+    cfg, rt = RenderConfig(), RuntimeConfig(device="cpu")
+    with pytest.raises(DataError, match="not found"):
+        run_render(tiny_model.layout.root, tmp_path / "none.wav", tmp_path / "o.mp4", cfg, rt)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 10)
+    with pytest.raises(DataError):
+        run_render(tiny_model.layout.root, bad, tmp_path / "o.mp4", cfg, rt)
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    with pytest.raises(DataError, match="silent"):
+        run_render(tiny_model.layout.root, silent, tmp_path / "o.mp4", cfg, rt)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_model_folder_problems_are_refused(tiny_model, tmp_path):
+    import shutil
+
+    wav = speech_like(tmp_path / "s.wav")
+    with pytest.raises(CheckpointError, match="not a model folder"):
+        run_render(tmp_path, wav, tmp_path / "o.mp4", RenderConfig(), RuntimeConfig(device="cpu"))
+    old = tmp_path / "old"
+    shutil.copytree(tiny_model.layout.root, old)
+    info = json.loads((old / "model.json").read_text())
+    info["format"] = 0
+    (old / "model.json").write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match="format 0"):
+        run_render(old, wav, tmp_path / "o.mp4", RenderConfig(), RuntimeConfig(device="cpu"))

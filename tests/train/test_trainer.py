@@ -1,0 +1,111 @@
+"""Training the head on CPU: it learns, it resumes exactly, it refuses bad folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from syncanim.config import PluginSection, RuntimeConfig, TrainConfig
+from syncanim.errors import CheckpointError, ConfigError, DataError
+from syncanim.train.trainer import Schedule, run_train
+
+
+@pytest.fixture(autouse=True)
+def _settings(tiny_settings):
+    global TINY_MODEL, TINY_TRAIN
+    TINY_MODEL, TINY_TRAIN = tiny_settings
+
+
+TINY_MODEL: dict = {}
+TINY_TRAIN: dict = {}
+
+
+def test_loss_falls_and_validation_psnr_rises(tiny_model):
+    rows = [json.loads(x) for x in tiny_model.layout.metrics.read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r and r["stage"] == "head"]
+    assert len(losses) >= 1
+    val = [p for _, p in tiny_model.val_psnr]
+    assert len(val) >= 2 and val[-1] > val[0] + 0.5, val
+    assert tiny_model.step == tiny_model.total == 50
+    for f in ("model.json", "model.safetensors", "assets/replay.npz", "assets/frames.mp4", "assets/backgrounds.mp4",
+              "checkpoint/state.safetensors", "checkpoint/state.json", "config.resolved.toml"):
+        assert (tiny_model.layout.root / f).is_file(), f
+
+
+def _train(ds, out, progress=None, **over):
+    cfg = TrainConfig(**{**TINY_TRAIN, "eval_every": 1000, **over})
+    kw = {"progress": progress} if progress else {}
+    return run_train(ds, out, PluginSection(**TINY_MODEL), cfg, RuntimeConfig(device="cpu"), **kw)
+
+
+def test_resume_after_interrupt_is_bit_for_bit(tiny_dataset, tmp_path):
+    ds = tiny_dataset.layout.root
+    straight = _train(ds, tmp_path / "a", head_steps=16, lips_steps=4, checkpoint_every=100)
+
+    def stop_at_ten(stage, done, total, info=None):
+        if stage == "train" and done >= 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(ds, tmp_path / "b", progress=stop_at_ten, head_steps=16, lips_steps=4, checkpoint_every=100)
+    state = json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())
+    assert 0 < state["step"] < 20
+    resumed = _train(ds, tmp_path / "b", head_steps=16, lips_steps=4, checkpoint_every=100)
+    assert resumed.resumed_from == state["step"] and resumed.step == straight.step == 20
+    a, b = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_a_finished_model_is_left_as_it_is(tiny_model, tmp_path):
+    out = tmp_path / "m"
+    shutil.copytree(tiny_model.layout.root, out)
+    before = (out / "model.safetensors").read_bytes()
+    again = _train(tiny_model.info.dataset, out, eval_every=20)
+    assert again.step == again.resumed_from == 50
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_unfinished_dataset_is_refused(tiny_dataset, tmp_path):
+    ds = tmp_path / "ds"
+    shutil.copytree(tiny_dataset.layout.root, ds)
+    (ds / "manifest.json").unlink()
+    with pytest.raises(DataError, match="not a finished dataset"):
+        _train(ds, tmp_path / "m")
+
+
+def test_model_folder_of_another_version_is_refused(tiny_model, tmp_path):
+    out = tmp_path / "m"
+    shutil.copytree(tiny_model.layout.root, out)
+    info = json.loads((out / "model.json").read_text())
+    info["format"] = 99
+    (out / "model.json").write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match="format 99"):
+        _train(tiny_model.info.dataset, out)
+
+
+def test_model_folder_of_another_model_is_refused(tiny_model, tmp_path):
+    out = tmp_path / "m"
+    shutil.copytree(tiny_model.layout.root, out)
+    with pytest.raises(CheckpointError, match="another model"):
+        run_train(tiny_model.info.dataset, out, PluginSection(**{**TINY_MODEL, "hidden": 16}), TrainConfig(**TINY_TRAIN),
+                  RuntimeConfig(device="cpu"))
+
+
+def test_nothing_to_train_is_a_config_error(tiny_dataset, tmp_path):
+    with pytest.raises(ConfigError):
+        _train(tiny_dataset.layout.root, tmp_path / "m", head_steps=0, lips_steps=0)
+
+
+def test_schedule_fits_a_time_budget():
+    s = Schedule(1000, 200, 0.1)
+    assert s.stage(999) == "head" and s.stage(1000) == "lips"
+    assert s.lr_scale(0) == 1.0 and s.lr_scale(1200) == pytest.approx(0.1)
+    fitted = s.fitted(steps_done=50, seconds=10.0, budget_s=100.0)  # 5 steps/s for 100 s more -> 500 steps
+    assert fitted.total == 500 and fitted.head == 416 and fitted.lips == 84
+    assert s.fitted(50, 1.0, 1e6) is s
