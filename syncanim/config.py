@@ -88,6 +88,9 @@ class TrainConfig(Frozen):
     eval_every: int = Field(1000, ge=1)  # validation PSNR every n steps
     eval_frames: int = Field(4, ge=1)  # validation frames rendered each time
     checkpoint_every: int = Field(1000, ge=1)  # a resumable checkpoint every n steps (and at the end, and on Ctrl-C)
+    occupancy_every: int = Field(16, ge=1)  # refresh the occupancy grid every n steps ...
+    occupancy_warmup: int = Field(256, ge=0)  # ... from this step on (before it, every cell counts as occupied)
+    occupancy_conditions: int = Field(4, ge=1)  # training frames whose audio/expressions each refresh looks at
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     write_assets: bool = True  # write the replay videos render needs (off only for benchmarks)
     seed: int = 0

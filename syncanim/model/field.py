@@ -60,14 +60,23 @@ class HeadField(nn.Module):
         """x_unit: [N, 3] in [-1, 1] -> [N, enc_dim]."""
         return triplane_encode(x_unit.float().contiguous(), self.tables, self.spec, backend=self.backend)
 
-    def forward(self, x_unit: torch.Tensor, dirs: torch.Tensor, audio: torch.Tensor, expr: torch.Tensor,
-                latent: torch.Tensor) -> dict[str, torch.Tensor]:
-        """x_unit, dirs: [N, 3]; audio: [N, A]; expr: [N, E]; latent: [N, L] ->
-        sigma [N] (>= 0), rgb [N, 3] in [0, 1], audio_gate [N, A], expr_gate [N, E]."""
+    def _hidden(self, x_unit: torch.Tensor, audio: torch.Tensor, expr: torch.Tensor):
         e = self.encode(x_unit)
         ga = torch.sigmoid(self.audio_gate(e))
         ge = torch.sigmoid(self.expr_gate(e))
         h = self.density_net(torch.cat([e, ga * audio, ge * expr], -1))
+        return h, ga, ge
+
+    def density(self, x_unit: torch.Tensor, audio: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
+        """x_unit: [N, 3]; audio: [N, A]; expr: [N, E] -> sigma [N] (no colour: for the occupancy grid)."""
+        h, _, _ = self._hidden(x_unit, audio, expr)
+        return torch.exp(h[:, 0].float().clamp(max=15.0))
+
+    def forward(self, x_unit: torch.Tensor, dirs: torch.Tensor, audio: torch.Tensor, expr: torch.Tensor,
+                latent: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x_unit, dirs: [N, 3]; audio: [N, A]; expr: [N, E]; latent: [N, L] ->
+        sigma [N] (>= 0), rgb [N, 3] in [0, 1], audio_gate [N, A], expr_gate [N, E]."""
+        h, ga, ge = self._hidden(x_unit, audio, expr)
         sigma = torch.exp(h[:, 0].float().clamp(max=15.0))
         rgb = torch.sigmoid(self.color_net(torch.cat([h[:, 1:], sh_degree2(dirs).to(h.dtype), latent.to(h.dtype)], -1)).float())
         return {"sigma": sigma, "rgb": rgb, "audio_gate": ga, "expr_gate": ge}

@@ -16,6 +16,7 @@ from ..config import Frozen
 from ..kernels.composite import composite_rays
 from ..kernels.hashgrid import grid_spec
 from ..registry import Spec
+from . import occupancy
 from .audio_net import AudioEncoder
 from .field import HeadField
 from .rays import head_box, to_unit_box
@@ -40,6 +41,8 @@ class NerfHeadConfig(Frozen):
     shell_front: float = Field(0.03, gt=0)  # shell starts this far (canonical units ~ m) before the prior surface
     shell_back: float = Field(0.03, gt=0)  # and ends this far behind it
     prior_res: int = Field(96, ge=16)  # resolution of the depth prior map
+    occupancy_res: int = Field(64, ge=8, le=256)  # occupancy grid cells per side (0 samples in empty cells)
+    occupancy_threshold: float = Field(0.01, gt=0)  # a cell is empty when density x bin length stays below this
     backend: str = "auto"  # kernel backend: auto | ref | torch | triton
 
 
@@ -66,6 +69,10 @@ class NerfHead(nn.Module):
                                config.geo_dim, config.backend, density_bias=bias)
         self.audio = AudioEncoder(audio_per_frame, audio_feat_dim, config.audio_dim, config.audio_window)
         self.latents = nn.Parameter(torch.zeros(max(1, num_latents), config.latent_dim))
+        g = config.occupancy_res
+        # decaying max density per cell; starts high so that every cell counts as occupied until updated
+        self.register_buffer("occ_density", torch.full((g, g, g), 1e4))
+        self.register_buffer("occupied", torch.ones((g, g, g), dtype=torch.bool))
 
     @classmethod
     def for_face(cls, config: NerfHeadConfig, canonical: np.ndarray, audio_per_frame: int, audio_feat_dim: int,
@@ -106,22 +113,54 @@ class NerfHead(nn.Module):
         t, deltas = shell_samples(t_surf[idx], c.samples, c.shell_front, c.shell_back, generator)  # [Rh, S]
         pts = o[:, None, :] + t[..., None] * d[:, None, :]  # [Rh, S, 3]
         unit = to_unit_box(pts, self.box_lo, self.box_hi)
-        inside = (unit.abs() <= 1.0).all(-1)  # [Rh, S]
         s = c.samples
-        cond_s = cond[:, None].expand(-1, s).reshape(-1)
+        keep = occupancy.lookup(self.occupied, unit).view(-1).nonzero().squeeze(1)  # samples in occupied cells
+        cond_s = cond[:, None].expand(-1, s).reshape(-1).index_select(0, keep)
+        dirs_s = d[:, None, :].expand(-1, s, -1).reshape(-1, 3).index_select(0, keep)
         # index_select, not indexing: its backward (index_add_) is deterministic on CPU, so a resumed run
         # reproduces an uninterrupted one exactly
-        f = self.field(unit.reshape(-1, 3), d[:, None, :].expand(-1, s, -1).reshape(-1, 3),
-                       audio.index_select(0, cond_s), expr.index_select(0, cond_s), latent.index_select(0, cond_s))
-        sigma = f["sigma"].view(-1, s) * inside
-        rgb = f["rgb"].view(-1, s, 3)
+        f = self.field(unit.reshape(-1, 3).index_select(0, keep), dirs_s, audio.index_select(0, cond_s),
+                       expr.index_select(0, cond_s), latent.index_select(0, cond_s))
+        n = unit.shape[0] * s
+        sigma = torch.zeros(n, device=unit.device, dtype=f["sigma"].dtype).index_copy(0, keep, f["sigma"]).view(-1, s)
+        rgb = torch.zeros(n, 3, device=unit.device, dtype=f["rgb"].dtype).index_copy(0, keep, f["rgb"]).view(-1, s, 3)
         col, opa, dep, _ = composite_rays(sigma, rgb, deltas, t, background[idx], backend=c.backend)
         out["color"] = color.index_copy(0, idx, col.to(color.dtype))
         out["opacity"] = opacity.index_copy(0, idx, opa.to(opacity.dtype))
         out["depth"] = depth.index_copy(0, idx, dep.to(depth.dtype))
-        out["audio_gate"] = f["audio_gate"].float().mean()
-        out["expr_gate"] = f["expr_gate"].float().mean()
+        zero = self.field.tables.sum() * 0
+        out["audio_gate"] = f["audio_gate"].float().mean() if keep.numel() else zero
+        out["expr_gate"] = f["expr_gate"].float().mean() if keep.numel() else zero
         return out
+
+    def occupied_box(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Corners (lo, hi: [3], head frame) of the occupied cells' bounding box (the whole box if none)."""
+        idx = self.occupied.nonzero()
+        if idx.numel() == 0:
+            return self.box_lo, self.box_hi
+        g = self.occupied.shape[0]
+        lo_u = idx.min(0).values.float() / g * 2 - 1
+        hi_u = (idx.max(0).values.float() + 1) / g * 2 - 1
+        span = self.box_hi - self.box_lo
+        return self.box_lo + (lo_u + 1) / 2 * span, self.box_lo + (hi_u + 1) / 2 * span
+
+    @torch.no_grad()
+    def update_occupancy(self, audio: torch.Tensor, expr: torch.Tensor, generator: torch.Generator | None,
+                         decay: float = 0.95) -> float:
+        """Refresh the occupancy grid under K conditions (audio: [K, A], expr: [K, E]); returns the
+        occupied share of cells."""
+        c = self.config
+        pts = occupancy.cell_points(c.occupancy_res, self.occ_density.device, generator)  # [G^3, 3]
+        best = torch.zeros(pts.shape[0], device=pts.device)
+        for k in range(audio.shape[0]):
+            for sl in torch.split(torch.arange(pts.shape[0], device=pts.device), 1 << 18):
+                sig = self.field.density(pts[sl], audio[k].expand(len(sl), -1), expr[k].expand(len(sl), -1))
+                best[sl] = torch.maximum(best[sl], sig.float())
+        g = c.occupancy_res
+        self.occ_density.copy_(torch.maximum(self.occ_density * decay, best.view(g, g, g)))
+        bin_length = (c.shell_front + c.shell_back) / c.samples
+        self.occupied.copy_(occupancy.occupied_cells(self.occ_density, bin_length, c.occupancy_threshold))
+        return float(self.occupied.float().mean())
 
 
 def build_head(config: NerfHeadConfig) -> type[NerfHead]:

@@ -11,8 +11,8 @@ from .rays import pixel_rays, project_box
 
 def head_rects(model: NerfHead, rotation: np.ndarray, translation: np.ndarray, focal: float, cx: float, cy: float,
                size: int) -> np.ndarray:
-    """Pixel rectangles [N, 4] (x0, y0, x1, y1) of the projected head box for N poses."""
-    lo, hi = model.box_lo.cpu().numpy(), model.box_hi.cpu().numpy()
+    """Pixel rectangles [N, 4] (x0, y0, x1, y1) of the projected occupied part of the head box, N poses."""
+    lo, hi = (t.cpu().numpy() for t in model.occupied_box())
     return np.array([project_box(r, t, focal, cx, cy, lo, hi, size, size) for r, t in zip(rotation, translation, strict=False)],
                     np.int64).reshape(-1, 4)
 

@@ -93,14 +93,15 @@ class Schedule:
         """Exponential decay from 1 to ``lr_final`` over the run."""
         return self.lr_final ** (step / max(1, self.total))
 
-    def fitted(self, steps_done: int, seconds: float, budget_s: float) -> Schedule:
-        """Both stages shrunk (in proportion) so the run ends within ``budget_s`` at the measured speed."""
-        rate = steps_done / max(seconds, 1e-6)
-        allowed = int(rate * budget_s)
+    def fitted(self, steps: int, seconds: float, budget_s: float, done: int = 0) -> Schedule:
+        """Both stages shrunk (in proportion) so that, at ``steps`` per ``seconds``, the run ends within
+        ``budget_s`` more seconds after the ``done`` steps already taken."""
+        rate = steps / max(seconds, 1e-6)
+        allowed = done + int(0.95 * rate * budget_s)  # 5 % for validation and checkpoints
         if allowed >= self.total:
             return self
         k = allowed / self.total
-        head = max(steps_done, int(self.head * k))
+        head = max(done, int(self.head * k))
         return Schedule(head, max(0, allowed - head), self.lr_final)
 
 
@@ -128,6 +129,14 @@ def forward_batch(model: NerfHead, d: DeviceData, batch: Batch, gen: torch.Gener
     cond = torch.arange(b, device=o.device).repeat_interleave(r)
     return model.render_rays(o.reshape(-1, 3), dirs.reshape(-1, 3), cond, audio, expr, latent,
                              batch.background.reshape(-1, 3), generator=gen)
+
+
+def refresh_occupancy(model: NerfHead, d: DeviceData, conditions: int, gen: torch.Generator) -> float:
+    """Update the model's occupancy grid under the audio/expressions of a few random training frames."""
+    frames = torch.randint(0, d.num_train, (conditions,), generator=gen, device=gen.device).to(d.audio.device)
+    with torch.no_grad():
+        audio = model.audio(d.audio, frames)
+    return model.update_occupancy(audio, d.expressions[frames], gen)
 
 
 @torch.no_grad()
@@ -285,9 +294,12 @@ def run_train(
             step += 1
             loss_acc += float(mse.detach())
             n_acc += 1
-            if not fitted and step == min(50, schedule.total // 10 + 1):
+            if not fitted and step == 20:
+                t_fit0 = time.perf_counter()  # the first steps compile kernels: time from here
+            if not fitted and step == 120:
                 elapsed = time.perf_counter() - t_start
-                schedule = schedule.fitted(step, elapsed, train.max_minutes * 60 - elapsed)
+                schedule = schedule.fitted(100, time.perf_counter() - t_fit0, train.max_minutes * 60 - elapsed,
+                                           done=step)
                 result.total = schedule.total
                 fitted = True
                 log.info("time budget: %d head + %d lip steps", schedule.head, schedule.lips)
@@ -308,6 +320,8 @@ def run_train(
                 result.val_psnr.append((step, val))
                 _log_metrics(layout, {"step": step, "val_psnr": val, "seconds": time.perf_counter() - t_start})
                 log.info("step %d: validation PSNR %.2f dB", step, val)
+            if step >= train.occupancy_warmup and (step % train.occupancy_every == 0 or step == schedule.total):
+                refresh_occupancy(model, d, train.occupancy_conditions, gen)
             if step % train.checkpoint_every == 0 or step == schedule.total:
                 checkpoint()
     except KeyboardInterrupt:

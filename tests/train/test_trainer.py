@@ -106,6 +106,6 @@ def test_schedule_fits_a_time_budget():
     s = Schedule(1000, 200, 0.1)
     assert s.stage(999) == "head" and s.stage(1000) == "lips"
     assert s.lr_scale(0) == 1.0 and s.lr_scale(1200) == pytest.approx(0.1)
-    fitted = s.fitted(steps_done=50, seconds=10.0, budget_s=100.0)  # 5 steps/s for 100 s more -> 500 steps
-    assert fitted.total == 500 and fitted.head == 416 and fitted.lips == 84
+    fitted = s.fitted(steps=50, seconds=10.0, budget_s=100.0, done=20)  # 5 steps/s x 95 s -> 475 more steps
+    assert fitted.total == 495 and fitted.head == 412 and fitted.lips == 83
     assert s.fitted(50, 1.0, 1e6) is s
