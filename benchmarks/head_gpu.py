@@ -33,7 +33,7 @@ from syncanim.render.validation import face_box_mask, render_split
 from syncanim.train.trainer import run_train
 
 
-def render_speed(model, data, idx: list[int], device, cfg) -> dict:
+def render_speed(model, data, idx: list[int], device, cfg, cfg_out_dir: Path) -> dict:
     """Milliseconds per frame of the head render for a batch of frames ``idx`` (and with the copy back)."""
     batch = len(idx)
     feats = torch.from_numpy(data.audio).to(device)
@@ -57,6 +57,13 @@ def render_speed(model, data, idx: list[int], device, cfg) -> dict:
         return (img.clamp(0, 1) * 255).byte().cpu()
 
     t = time_calls(call, device, warmup=10, runs=50)
+    if device.type == "cuda" and batch == 1:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA, torch.profiler.ProfilerActivity.CPU]) as prof:
+            for _ in range(3):
+                call()
+            torch.cuda.synchronize()
+        table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=30)
+        (Path(cfg_out_dir) / "render_profile.txt").write_text(table)
     tc = time_calls(call_to_cpu, device, warmup=5, runs=30)
     rays = int(sum((r[2] - r[0]) * (r[3] - r[1]) for r in rects))
     return {"ms_per_frame": t["median_ms"] / batch, "fps": 1000 * batch / t["median_ms"],
@@ -110,8 +117,9 @@ def main() -> int:
     cv2.imwrite(str(out / "val_stills.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
 
     # render speed: the head at full size, poses/audio/backgrounds already on the device
-    speed = {f"batch{b}": render_speed(model, data, ids[:b], device, cfg) for b in (1, 4)}
-    result["render_speed"] = {"image_size": data.size, **speed}
+    speed = {f"batch{b}": render_speed(model, data, ids[:b], device, cfg, out) for b in (1, 4)}
+    occ = float(model.occupied.float().mean())
+    result["render_speed"] = {"image_size": data.size, "occupied_share": occ, **speed}
     print(json.dumps(result["render_speed"]), flush=True)
     (out / "head_gpu.json").write_text(json.dumps(result, indent=2) + "\n")
     return 0

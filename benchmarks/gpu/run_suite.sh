@@ -52,6 +52,7 @@ python3 benchmarks/head_gpu.py .gpu-data/cnn2/dataset --out /tmp/head --minutes 
     --set model.backend=$BACKEND 2>&1 | grep -v "^train \|^load \|^assets " | tail -n 20
 cp /tmp/head/head_gpu.json "$OUT/" 2>/dev/null
 # one archive for the rest: only a few files come back from a run
-tar czf "$OUT/head_extra.tgz" -C /tmp/head val_renders.npz val_stills.png model/metrics.jsonl model/model.json 2>/dev/null
+tar czf "$OUT/head_extra.tgz" -C /tmp/head val_renders.npz val_stills.png render_profile.txt model/metrics.jsonl \
+    model/model.json 2>/dev/null
 tar czf "$OUT/logs.tgz" -C "$OUT" peer.log 2>/dev/null
 stamp "done"

@@ -42,7 +42,8 @@ class NerfHeadConfig(Frozen):
     shell_back: float = Field(0.03, gt=0)  # and ends this far behind it
     prior_res: int = Field(96, ge=16)  # resolution of the depth prior map
     occupancy_res: int = Field(64, ge=8, le=256)  # occupancy grid cells per side (0 samples in empty cells)
-    occupancy_threshold: float = Field(0.01, gt=0)  # a cell is empty when density x bin length stays below this
+    occupancy_threshold: float = Field(0.005, gt=0)  # a cell is empty when density x bin length stays below this
+    occupancy_grow: int = Field(1, ge=0, le=4)  # occupied cells are grown by this many cells (safety margin)
     backend: str = "auto"  # kernel backend: auto | ref | torch | triton
 
 
@@ -114,23 +115,44 @@ class NerfHead(nn.Module):
         pts = o[:, None, :] + t[..., None] * d[:, None, :]  # [Rh, S, 3]
         unit = to_unit_box(pts, self.box_lo, self.box_hi)
         s = c.samples
-        keep = occupancy.lookup(self.occupied, unit).view(-1).nonzero().squeeze(1)  # samples in occupied cells
-        cond_s = cond[:, None].expand(-1, s).reshape(-1).index_select(0, keep)
-        dirs_s = d[:, None, :].expand(-1, s, -1).reshape(-1, 3).index_select(0, keep)
-        # index_select, not indexing: its backward (index_add_) is deterministic on CPU, so a resumed run
-        # reproduces an uninterrupted one exactly
-        f = self.field(unit.reshape(-1, 3).index_select(0, keep), dirs_s, audio.index_select(0, cond_s),
-                       expr.index_select(0, cond_s), latent.index_select(0, cond_s))
-        n = unit.shape[0] * s
-        sigma = torch.zeros(n, device=unit.device, dtype=f["sigma"].dtype).index_copy(0, keep, f["sigma"]).view(-1, s)
-        rgb = torch.zeros(n, 3, device=unit.device, dtype=f["rgb"].dtype).index_copy(0, keep, f["rgb"]).view(-1, s, 3)
+        occupied = occupancy.lookup(self.occupied, unit)  # [Rh, S]: samples in occupied cells
+        sigma = torch.zeros(occupied.shape, device=unit.device)
+        rgb = torch.zeros(*occupied.shape, 3, device=unit.device)
+        gates: list[torch.Tensor] = []
+        # Without gradients (rendering), rays are marched in two halves: the back half is evaluated
+        # only for rays that the front half left visible (transmittance above 1e-4).
+        halves = [slice(0, s)] if torch.is_grad_enabled() else [slice(0, s // 2), slice(s // 2, s)]
+        for part in halves:
+            want = occupied[:, part]
+            if part.start:
+                light = torch.exp(-(sigma[:, :part.start] * deltas[:, :part.start]).sum(1)) > 1e-4  # [Rh]
+                want = want & light[:, None]
+            keep = want.reshape(-1).nonzero().squeeze(1)  # flat indices into [Rh, len(part)]
+            if keep.numel() == 0:
+                continue
+            width = part.stop - part.start
+            ray_of = keep // width
+            cond_s = cond.index_select(0, ray_of)
+            # index_select, not indexing: its backward (index_add_) is deterministic on CPU, so a resumed
+            # run reproduces an uninterrupted one exactly
+            f = self.field(unit[:, part].reshape(-1, 3).index_select(0, keep), d.index_select(0, ray_of),
+                           audio.index_select(0, cond_s), expr.index_select(0, cond_s), latent.index_select(0, cond_s))
+            sig_part = torch.zeros(want.numel(), device=unit.device, dtype=f["sigma"].dtype).index_copy(0, keep, f["sigma"])
+            rgb_part = torch.zeros(want.numel(), 3, device=unit.device, dtype=f["rgb"].dtype).index_copy(0, keep, f["rgb"])
+            if len(halves) == 1:
+                sigma, rgb = sig_part.view(-1, width), rgb_part.view(-1, width, 3)
+            else:
+                sigma[:, part] = sig_part.view(-1, width).float()
+                rgb[:, part] = rgb_part.view(-1, width, 3).float()
+            gates.append(f["audio_gate"].float().mean())
+            gates.append(f["expr_gate"].float().mean())
         col, opa, dep, _ = composite_rays(sigma, rgb, deltas, t, background[idx], backend=c.backend)
         out["color"] = color.index_copy(0, idx, col.to(color.dtype))
         out["opacity"] = opacity.index_copy(0, idx, opa.to(opacity.dtype))
         out["depth"] = depth.index_copy(0, idx, dep.to(depth.dtype))
         zero = self.field.tables.sum() * 0
-        out["audio_gate"] = f["audio_gate"].float().mean() if keep.numel() else zero
-        out["expr_gate"] = f["expr_gate"].float().mean() if keep.numel() else zero
+        out["audio_gate"] = gates[0] if gates else zero
+        out["expr_gate"] = gates[1] if gates else zero
         return out
 
     def occupied_box(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,7 +181,8 @@ class NerfHead(nn.Module):
         g = c.occupancy_res
         self.occ_density.copy_(torch.maximum(self.occ_density * decay, best.view(g, g, g)))
         bin_length = (c.shell_front + c.shell_back) / c.samples
-        self.occupied.copy_(occupancy.occupied_cells(self.occ_density, bin_length, c.occupancy_threshold))
+        self.occupied.copy_(occupancy.occupied_cells(self.occ_density, bin_length, c.occupancy_threshold,
+                                                     c.occupancy_grow))
         return float(self.occupied.float().mean())
 
 

@@ -3,8 +3,8 @@
 The grid keeps, per cell, a decaying maximum of the density seen there (as nerfacc's estimator does):
 each update evaluates the density at a jittered point of every cell under a few audio/expression
 conditions, keeps ``max(old * decay, new)``, and marks a cell occupied when a sample there could be
-visible (``density * bin length > threshold``), grown by one cell so that a mouth opening under
-another condition is not cut. The same pure functions run on CPU and GPU.
+visible (``density * bin length > threshold``), grown by a cell or two so that a mouth opening
+under another condition is not cut. The same pure functions run on CPU and GPU.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def lookup(occupied: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
     return occupied[ijk[..., 0], ijk[..., 1], ijk[..., 2]] & inside
 
 
-def occupied_cells(density: torch.Tensor, bin_length: float, threshold: float) -> torch.Tensor:
-    """density: [G, G, G] -> bool grid of cells where a sample could be visible, grown by one cell."""
+def occupied_cells(density: torch.Tensor, bin_length: float, threshold: float, grow: int = 1) -> torch.Tensor:
+    """density: [G, G, G] -> bool grid of cells where a sample could be visible, grown by ``grow`` cells."""
     occ = (density * bin_length > threshold).float()[None, None]
-    return F.max_pool3d(occ, 3, stride=1, padding=1)[0, 0] > 0
+    if grow:
+        occ = F.max_pool3d(occ, 2 * grow + 1, stride=1, padding=grow)
+    return occ[0, 0] > 0
