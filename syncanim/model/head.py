@@ -155,6 +155,20 @@ class NerfHead(nn.Module):
         out["expr_gate"] = gates[1] if gates else zero
         return out
 
+    def shell_band(self, res: int) -> torch.Tensor:
+        """[res]^3 float mask of the cells the shell can reach: depth within the shell around the prior
+        surface (plus a cell), for the near-frontal views a talking head is filmed from."""
+        c = self.config
+        centres = occupancy.cell_points(res, self.prior.device)  # [res^3, 3] unit coords
+        span = self.box_hi - self.box_lo
+        head = self.box_lo + (centres + 1) / 2 * span
+        from .shell import _lookup
+
+        surface = _lookup(self.prior, centres[:, :2])
+        cell = float(span[2]) / res
+        band = (head[:, 2] >= surface - c.shell_front - cell) & (head[:, 2] <= surface + c.shell_back + cell)
+        return band.view(res, res, res).float()
+
     def occupied_box(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Corners (lo, hi: [3], head frame) of the occupied cells' bounding box (the whole box if none)."""
         idx = self.occupied.nonzero()
@@ -179,7 +193,9 @@ class NerfHead(nn.Module):
                 sig = self.field.density(pts[sl], audio[k].expand(len(sl), -1), expr[k].expand(len(sl), -1))
                 best[sl] = torch.maximum(best[sl], sig.float())
         g = c.occupancy_res
-        self.occ_density.copy_(torch.maximum(self.occ_density * decay, best.view(g, g, g)))
+        best = best.view(g, g, g) * self.shell_band(g)  # no sample ever lands outside the shell
+        first = bool((self.occ_density >= 1e4).all())  # the start value: replace it, do not decay from it
+        self.occ_density.copy_(best if first else torch.maximum(self.occ_density * decay, best))
         bin_length = (c.shell_front + c.shell_back) / c.samples
         self.occupied.copy_(occupancy.occupied_cells(self.occ_density, bin_length, c.occupancy_threshold,
                                                      c.occupancy_grow))
