@@ -79,8 +79,13 @@ def _run(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _config(preset: str | None, sets: list[str] | None, explicit: dict[str, Any]) -> Config:
-    return build_config(preset, sets or [], explicit)
+def _config(preset: str | None, sets: list[str] | None, explicit: dict[str, Any], dry_run: bool = False) -> Config:
+    """The resolved configuration; with ``dry_run`` it is printed and the command stops."""
+    config = build_config(preset, sets or [], explicit)
+    if dry_run:
+        typer.echo(to_toml(config), nl=False)
+        raise typer.Exit(0)
+    return config
 
 
 def _nested(**sections: dict[str, Any]) -> dict[str, Any]:
@@ -117,10 +122,7 @@ def prep(
 
     explicit = _nested(prep={"fps": fps, "size": size, "crop": crop, "audio": {"kind": audio} if audio else None},
                        runtime={"workers": workers})
-    config = _config(preset, set_, explicit)
-    if dry_run:
-        typer.echo(to_toml(config), nl=False)
-        return
+    config = _config(preset, set_, explicit, dry_run)
     out = out or Path.cwd() / f"{video.stem}-prep"
     with progress_bars(enabled=not _state["quiet"]) as progress:
         result = run_prep(video, out, config.prep, config.runtime, progress=progress)
@@ -171,10 +173,7 @@ def train(
     from .train.trainer import run_train
 
     config = _config(preset, set_, _nested(train={"head_steps": steps, "lips_steps": lips_steps, "max_minutes": minutes},
-                                           runtime={"device": device}))
-    if dry_run:
-        typer.echo(to_toml(config), nl=False)
-        return
+                                           runtime={"device": device}), dry_run)
     with progress_bars(enabled=not _state["quiet"]) as progress:
         result = run_train(dataset, out, config.model, config.train, config.runtime, progress=progress)
     summary = {"model": str(result.layout.root), "steps": result.step, "total_steps": result.total,
@@ -211,10 +210,7 @@ def render(
     from .errors import ConfigError
 
     config = _config(preset, set_, _nested(render={"portrait": portrait or None, "pose": pose},
-                                           runtime={"device": device}))
-    if dry_run:
-        typer.echo(to_toml(config), nl=False)
-        return
+                                           runtime={"device": device}), dry_run)
     if split is not None:
         if split != "val":
             raise ConfigError(f"--split takes only 'val', got {split!r}")
@@ -287,10 +283,7 @@ def sample(
     """Generate the built-in sample: a short talking clip (a public-domain photo, animated, with synthesized speech)."""
     from .sample.generate import generate_sample
 
-    config = _config(preset, set_, _nested(sample={"seconds": seconds}))
-    if dry_run:
-        typer.echo(to_toml(config), nl=False)
-        return
+    config = _config(preset, set_, _nested(sample={"seconds": seconds}), dry_run)
     with progress_bars(enabled=not _state["quiet"]) as progress:
         truth = generate_sample(out, config.sample, progress=progress)
     err_console.print(f"wrote {out} ({truth.num_frames} frames, {truth.duration_s:.1f} s)")
