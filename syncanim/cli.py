@@ -26,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    rich_markup_mode=None,  # help texts show defaults as [value]: print them as written
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -287,6 +288,130 @@ def sample(
     with progress_bars(enabled=not _state["quiet"]) as progress:
         truth = generate_sample(out, config.sample, progress=progress)
     err_console.print(f"wrote {out} ({truth.num_frames} frames, {truth.duration_s:.1f} s)")
+
+
+# --- eval -------------------------------------------------------------------------------------
+
+
+@app.command("eval")
+@_run
+def eval_(
+    model: Annotated[Path | None, typer.Argument(help="A model folder: render its dataset's val split and compare.")] = None,
+    video: Annotated[Path | None, typer.Option("--video", help="A generated video to score (instead of a model).")] = None,
+    reference: Annotated[Path | None, typer.Option("--reference", "-r", help="With --video: a real video of the same person (same frames, size, fps).")] = None,
+    audio: Annotated[Path | None, typer.Option("--audio", "-a", help="With --video: the speech, when the video has no audio track.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder [MODEL/eval, or <video name>-eval].")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="With a model: its dataset [the one it was trained on].")] = None,
+    split: Annotated[str, typer.Option(help="The dataset split a model is scored on (only val).")] = "val",
+    baselines: Annotated[bool, typer.Option("--baselines", help="With a model: also score the retrieval and static baselines.")] = False,
+    lpips_backbone: Annotated[Path | None, typer.Option(help="LPIPS: torchvision AlexNet weights (alexnet-owt-7be5be79.pth).")] = None,
+    lpips_linear: Annotated[Path | None, typer.Option(help="LPIPS: the lpips v0.1 alex linear weights (alex.pth).")] = None,
+    syncnet: Annotated[Path | None, typer.Option(help="SyncNet_color weights (Wav2Lip's lipsync_expert.pth): adds LSE-D / LSE-C.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda [auto].")] = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score a talking head: PSNR, SSIM, LPIPS, mouth landmark distance, lip sync, blinks and head motion,
+    with a report folder (JSON, plots, a strip of frames)."""
+    from .config import PluginSection
+    from .eval.pipeline import run_eval
+
+    config = _config(preset, set_, _nested(runtime={"device": device}), dry_run)
+    if out is None:
+        out = model / "eval" if model is not None else Path(f"{(video or Path('video')).stem}-eval")
+    metrics = [PluginSection(kind="syncnet", weights=str(syncnet))] if syncnet is not None else []
+    with progress_bars(enabled=not _state["quiet"]) as progress:
+        result = run_eval(out, model=model, dataset=data, split=split, video=video, reference=reference, audio=audio,
+                          baselines=baselines, lpips_backbone=lpips_backbone, lpips_linear=lpips_linear,
+                          metrics=metrics, config=config.eval, render=config.render, runtime=config.runtime,
+                          progress=progress)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"syncanim eval ({result.mode}: {result.frames} frames at {result.fps:g} fps)")
+    for i, col in enumerate(result.table_header()):
+        t.add_column(col, justify="left" if i == 0 else "right")
+    for row in result.table_rows():
+        t.add_row(*row)
+    from rich.console import Console
+
+    Console().print(t)
+    for note in result.notes:
+        err_console.print(f"[dim]note: {note}[/]", highlight=False, soft_wrap=True)
+    by_note: dict[str, list[str]] = {}
+    for s in result.subjects:
+        for n in s.notes:
+            by_note.setdefault(n, []).append(s.name)
+    for note, names in by_note.items():
+        err_console.print(f"[dim]note ({', '.join(names)}): {note}[/]", highlight=False, soft_wrap=True)
+    err_console.print(f"LPIPS: {result.lpips}", highlight=False, soft_wrap=True)
+    err_console.print(f"report: {out} ({result.seconds:.0f} s)")
+
+
+# --- bench ------------------------------------------------------------------------------------
+
+
+@app.command()
+@_run
+def bench(
+    model: Annotated[Path | None, typer.Argument(help="A model folder [a randomly initialised model of the configured architecture].")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda [auto].")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Output frames are N x N [the model's; 512 without one].")] = None,
+    batch: Annotated[int | None, typer.Option(help="Frames per call [1].")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16 | fp16 [auto: bf16 on CUDA, fp32 on CPU].")] = None,
+    compile_: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the field [off].")] = None,
+    cuda_graphs: Annotated[bool | None, typer.Option("--cuda-graphs/--no-cuda-graphs", help="Capture the render in a CUDA graph (needs --renderer dense) [off].")] = None,
+    renderer: Annotated[str | None, typer.Option(help="compact | dense [compact].")] = None,
+    runs: Annotated[int | None, typer.Option(help="Timed calls per stage [30].")] = None,
+    warmup: Annotated[int | None, typer.Option(help="Untimed calls before them [5].")] = None,
+    portrait: Annotated[bool | None, typer.Option("--portrait/--no-portrait", help="Also time the paste into the original frame.")] = None,
+    save: Annotated[Path | None, typer.Option("--save", help="Also write the result as JSON to this file.")] = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Frames per second and per-stage latency (audio features, conditioning, head render, compositing,
+    encode) of the render path: warm-up, then median and p95 over the runs."""
+    from .bench.pipeline import run_bench
+
+    config = _config(preset, set_, _nested(
+        runtime={"device": device},
+        bench={"resolution": resolution, "batch": batch, "precision": precision, "compile": compile_,
+               "cuda_graphs": cuda_graphs, "renderer": renderer, "runs": runs, "warmup": warmup,
+               "portrait": portrait}), dry_run)
+    with progress_bars(enabled=not _state["quiet"]) as progress:
+        result = run_bench(config.bench, config.runtime, model, model=config.model, audio=config.prep.audio,
+                           progress=progress)
+    data = result.to_json()
+    if save is not None:
+        from .data.files import write_text_atomic
+
+        write_text_atomic(save, json.dumps(data, indent=2) + "\n")
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    opts = [result.precision, f"batch {result.batch}", f"{result.renderer} renderer"]
+    opts += ["compiled"] * result.compile + ["CUDA graphs"] * result.cuda_graphs + ["portrait"] * result.portrait
+    t = Table(title=f"syncanim bench: {result.model} on {result.device}, {result.resolution}x{result.resolution} "
+                    f"({', '.join(opts)})")
+    for i, col in enumerate(result.table_columns):
+        t.add_column(col, justify="left" if i == 0 else "right")
+    for row in result.table_rows():
+        t.add_row(*row)
+    Console().print(t)
+    env = result.environment
+    err_console.print(f"{result.rays_per_frame:.0f} rays x {result.samples_per_ray} samples per frame; "
+                      f"{env.get('gpu') or env.get('cpu')}, torch {env.get('torch')}", highlight=False, soft_wrap=True)
+    for note in result.notes:
+        err_console.print(f"[dim]note: {note}[/]", highlight=False, soft_wrap=True)
 
 
 # --- plugins -----------------------------------------------------------------------------------

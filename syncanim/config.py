@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -118,6 +118,61 @@ class SampleConfig(Frozen):
     voice: str = "en-us"
 
 
+class SyncConfig(Frozen):
+    """Settings of the sync score (``[eval.sync]``)."""
+
+    window_s: float = Field(2.0, gt=0.0)  # correlation window; longer = steadier, less time detail
+    hop_s: float = Field(0.5, gt=0.0)  # step between windows
+    max_lag: int = Field(10, ge=1, le=50)  # lags searched, frames each way (10 = 0.4 s at 25 fps)
+    highpass_s: float = Field(0.5, gt=0.0)  # trends slower than this (Gaussian std, s) are removed
+    floor_db: float = Field(40.0, gt=0.0)  # envelope floor below the loud level (silence is flat)
+    speech_db: float = Field(30.0, gt=0.0)  # a frame within this of the loud level counts as speech
+    min_speech: float = Field(0.25, ge=0.0, le=1.0)  # share of speech frames a window needs
+    max_missing: float = Field(0.1, ge=0.0, le=1.0)  # share of faceless frames a window may have
+
+class BlinkConfig(Frozen):
+    """Blink detector settings (``[eval.blinks]``)."""
+
+    open_percentile: float = Field(75.0, gt=50.0, le=100.0)  # EAR of an open eye, per eye and clip
+    close_ratio: float = Field(0.35, gt=0.0, lt=1.0)  # closure that starts a blink (EAR 35 % below open)
+    open_ratio: float = Field(0.15, ge=0.0, lt=1.0)  # closure below which the blink has ended
+    min_duration_s: float = Field(0.03, ge=0.0)  # shorter events are noise (0.03 s: one frame at 25 fps)
+    max_duration_s: float = Field(0.8, gt=0.0)  # longer closures are not blinks
+
+class EvalConfig(Frozen):
+    """Settings of ``syncanim eval`` (``[eval]``)."""
+
+    sync: SyncConfig = SyncConfig()
+    blinks: BlinkConfig = BlinkConfig()
+    face_margin: float = Field(0.1, ge=0.0, le=1.0)  # face box = landmark box grown by this share of its size
+    strip_frames: int = Field(6, ge=1, le=32)  # columns of strip.png
+    batch: int = Field(8, ge=1)  # frames per PSNR / SSIM / LPIPS step (more = faster, more memory)
+
+class BenchConfig(Frozen):
+    """Settings of ``syncanim bench``. The device comes from ``runtime.device``."""
+
+    resolution: int | None = Field(None, ge=64, le=2048)  # output frames are N x N; None: the model's own (synthetic: 512)
+    batch: int = Field(1, ge=1, le=64)  # frames per call: more = throughput, but more latency and memory
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # head render autocast; auto: bf16 on CUDA, fp32 on CPU
+    compile: bool = False  # torch.compile the field's MLPs (the first calls compile: a slow start)
+    cuda_graphs: bool = False  # capture the render step in a CUDA graph (needs renderer = "dense" and CUDA)
+    renderer: Literal["compact", "dense"] = "compact"  # see syncanim.bench.pipeline
+    runs: int = Field(30, ge=1)  # timed calls per stage
+    warmup: int = Field(5, ge=0)  # untimed calls before them
+    portrait: bool = False  # also time the face paste into the original frame
+    chunk_rays: int = Field(1 << 16, ge=1024)  # rays per field evaluation (memory vs launch count)
+    crf: int = Field(18, ge=0, le=51)  # H.264 quality of the encode stage
+    threads: int | None = Field(None, ge=1)  # torch CPU threads during the run (None: torch's default)
+    seed: int = 0  # synthetic model, poses and audio
+
+    @field_validator("resolution")
+    @classmethod
+    def _even(cls, v: int | None) -> int | None:
+        if v is not None and v % 2:
+            raise ValueError(f"must be even (H.264 needs even frame sizes), got {v}")
+        return v
+
+
 class Config(Frozen):
     """The whole tree. Functions take the smallest sub-config they need."""
 
@@ -128,6 +183,8 @@ class Config(Frozen):
     train: TrainConfig = TrainConfig()
     render: RenderConfig = RenderConfig()
     sample: SampleConfig = SampleConfig()
+    eval: EvalConfig = EvalConfig()
+    bench: BenchConfig = BenchConfig()
 
 
 # --- presets ---------------------------------------------------------------------------

@@ -1,0 +1,250 @@
+"""``run_bench``: per-stage figures of the render path, for a synthetic model and a model folder, with
+the settings this device cannot do refused by the right error type."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from syncanim.bench import pipeline as bp
+from syncanim.bench import synthetic as syn
+from syncanim.bench.pipeline import STAGES, BenchConfig, BenchResult, bench_config, run_bench
+from syncanim.config import PluginSection, RuntimeConfig
+from syncanim.errors import CheckpointError, ConfigError, KernelUnavailable, ResourceError
+from syncanim.model.head import NerfHeadConfig
+from syncanim.model.views import head_rects, render_views
+
+CPU = RuntimeConfig(device="cpu")
+# one thread: on a shared 2-core machine two OpenMP threads slow down many times over when the other core is busy
+FAST = {"resolution": 64, "runs": 3, "warmup": 1, "threads": 1}
+# a small nerf-head: the same code path, a fraction of the arithmetic
+SMALL_HEAD = PluginSection(kind="nerf-head", levels=4, log2_table=12, max_res=64, samples=8, hidden=16, audio_dim=8,
+                           geo_dim=4, occupancy_res=16, prior_res=32)
+
+
+@pytest.fixture(scope="module")
+def synthetic_result():
+    return run_bench(BenchConfig(**FAST), CPU, model=SMALL_HEAD)
+
+
+def test_result_has_every_stage_and_consistent_figures(synthetic_result):
+    r = synthetic_result
+    assert r.model == "synthetic" and r.device == "cpu" and r.resolution == 64 and r.batch == 1
+    assert r.precision == "fp32" and r.renderer == "compact" and r.audio_backend == "logmel"
+    assert tuple(r.stages) == STAGES
+    for name, t in r.stages.items():
+        assert 0 < t.min_ms <= t.median_ms <= t.p95_ms, name
+        assert t.gpu_median_ms is None  # CUDA events only on CUDA
+    e2e, head = r.stages["end_to_end"], r.stages["head_render"]
+    # end-to-end contains a head render: at least the least-disturbed head render time (timed separately,
+    # so 20 % slack for scheduling noise on a shared machine)
+    assert e2e.median_ms >= 0.8 * head.min_ms
+    assert r.fps == pytest.approx(1000 / e2e.median_ms) and r.fps_p95 <= r.fps
+    assert r.render_fps == pytest.approx(1000 / head.median_ms)
+    assert r.rays_per_frame > 100 and r.samples_per_ray == 8
+    assert {"torch", "cuda", "triton", "cpu_cores", "cpu"} <= set(r.environment)
+    assert r.environment["torch_threads"] == 1
+    rows = r.table_rows()
+    assert len(rows) == len(STAGES) + 1 and all(len(row) == len(BenchResult.table_columns) for row in rows)
+    assert rows[-1][0] == "frames per second"
+
+
+def test_json_round_trip(synthetic_result):
+    text = json.dumps(synthetic_result.to_json())
+    assert BenchResult.from_json(json.loads(text)) == synthetic_result
+
+
+def test_batch_figures_are_per_frame(monkeypatch):
+    """Every stage is timed per call of B frames and reported per frame (call time / B)."""
+    from syncanim.bench import timing
+
+    calls = []
+
+    def fake_time_calls(fn, device, warmup=5, runs=30, events=False):
+        fn()  # the stage must run
+        calls.append(fn)
+        return {"median_ms": 12.0, "p90_ms": 14.0, "p95_ms": 16.0, "min_ms": 10.0, "mean_ms": 13.0, "runs": runs}
+
+    monkeypatch.setattr(timing, "time_calls", fake_time_calls)
+    r = run_bench(BenchConfig(**FAST, batch=4), CPU, model=SMALL_HEAD)
+    assert len(calls) == len(STAGES) and r.batch == 4
+    for t in r.stages.values():
+        assert (t.median_ms, t.p95_ms, t.min_ms, t.mean_ms) == (3.0, 4.0, 2.5, 3.25)
+    assert r.fps == pytest.approx(1000 / 3.0)
+
+
+def test_batch_of_frames_runs_for_real():
+    r1 = run_bench(BenchConfig(**FAST), CPU, model=SMALL_HEAD)
+    r2 = run_bench(BenchConfig(**FAST, batch=3), CPU, model=SMALL_HEAD)
+    assert r2.batch == 3 and r2.rays_per_frame == pytest.approx(r1.rays_per_frame)
+    assert all(t.median_ms > 0 for t in r2.stages.values())
+
+
+def test_model_folder(tiny_model):
+    r = run_bench(BenchConfig(runs=2, warmup=1), CPU, tiny_model.layout.root)
+    assert r.model == tiny_model.layout.root.name and r.resolution == tiny_model.info.image_size
+    assert r.audio_backend == tiny_model.info.audio["kind"] and r.notes == []
+    assert r.stages["end_to_end"].median_ms > 0 and r.rays_per_frame > 0
+    p = run_bench(BenchConfig(runs=2, warmup=1, resolution=96, portrait=True, batch=2), CPU, tiny_model.layout.root)
+    assert p.resolution == 96 and p.portrait and p.stages["composite"].median_ms > 0
+
+
+def test_model_folder_problems(tmp_path):
+    with pytest.raises(CheckpointError, match="not a model folder"):
+        run_bench(BenchConfig(**FAST), CPU, tmp_path)
+
+
+def test_dense_renderer_runs_and_matches_the_compact_one():
+    model, canonical = syn.synthetic_model(NerfHeadConfig(**SMALL_HEAD.options()), 4, 80)
+    with torch.no_grad():
+        model.field.density_net[-1].bias[0] += 4  # an opaque shell: the back half is skipped for some rays
+    cam, dist = syn.synthetic_camera(96, canonical)
+    rot, trans = syn.synthetic_poses(250, dist)
+    sel = [0, 60, 130]  # poses with different rectangles
+    rot, trans = rot[sel], trans[sel]
+    rects = head_rects(model, rot, trans, cam.focal, cam.cx, cam.cy, 96)
+    g = torch.Generator().manual_seed(0)
+    bg = torch.rand(3, 96, 96, 3, generator=g)
+    audio, expr, latent = torch.randn(3, 8, generator=g), torch.rand(3, 3, generator=g), model.latent_for(None, 3)
+    with torch.no_grad():
+        ref, opacity = render_views(model, torch.from_numpy(rot), torch.from_numpy(trans), cam.focal, cam.cx, cam.cy,
+                                    audio, expr, latent, bg, rects)
+        (w, h), offsets = bp.fixed_rects(rects, 96)
+        ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        grid = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)
+        dense = bp.render_frames_dense(model, torch.from_numpy(rot), torch.from_numpy(trans), torch.from_numpy(offsets),
+                                       grid, torch.arange(3).repeat_interleave(w * h), cam.focal, cam.cx, cam.cy,
+                                       audio, expr, latent, bg, chunk=1500)
+    assert (rects[:, 2] - rects[:, 0]).min() < w  # the fixed rectangle is larger than some frames'
+    assert opacity.max() > 0.5
+    # the same samples through the same field; only the MLP batch sizes differ (float rounding)
+    torch.testing.assert_close(dense, ref, atol=1e-5, rtol=0)
+    r = run_bench(BenchConfig(**FAST, renderer="dense", batch=2), CPU, model=SMALL_HEAD)
+    assert r.renderer == "dense" and r.rays_per_frame >= 100
+
+
+def test_fixed_rects_stay_inside_the_image():
+    rects = np.array([[0, 0, 10, 12], [50, 40, 64, 64], [20, 20, 28, 30]])
+    (w, h), off = bp.fixed_rects(rects, 64)
+    assert (w, h) == (14, 24)
+    assert (off >= 0).all() and (off[:, 0] + w <= 64).all() and (off[:, 1] + h <= 64).all()
+
+
+def test_bf16_and_portrait_on_cpu():
+    r = run_bench(BenchConfig(**FAST, precision="bf16", portrait=True), CPU, model=SMALL_HEAD)
+    assert r.precision == "bf16" and r.portrait
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_device_is_a_resource_error():
+    with pytest.raises(ResourceError):
+        run_bench(BenchConfig(**FAST), RuntimeConfig(device="cuda"), model=SMALL_HEAD)
+
+
+@pytest.mark.parametrize("options,match", [
+    ({"precision": "fp16"}, "fp16 is not supported on CPU"),
+    ({"cuda_graphs": True, "renderer": "dense"}, "needs a CUDA device"),
+])
+def test_options_this_device_cannot_do_are_config_errors(options, match):
+    with pytest.raises(ConfigError, match=match):
+        run_bench(BenchConfig(**FAST, **options), CPU, model=SMALL_HEAD)
+
+
+def test_bad_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="bench.resolution"):
+        bench_config(resolution=65)
+    with pytest.raises(ConfigError, match="bench.batch"):
+        bench_config(batch=0)
+    with pytest.raises(ConfigError, match="unknown setting"):
+        bench_config(frames=3)
+    with pytest.raises(ValidationError):
+        BenchConfig(precision="fp8")
+    with pytest.raises(ConfigError, match="nerf-head"):
+        run_bench(BenchConfig(**FAST), CPU, model=PluginSection(kind="other"))
+    with pytest.raises(ConfigError, match="model.samples"):
+        run_bench(BenchConfig(**FAST), CPU, model=PluginSection(kind="nerf-head", samples=1))
+
+
+def test_compile_failure_is_kernel_unavailable(monkeypatch):
+    def broken(module, **kwargs):
+        raise RuntimeError("inductor: no working C++ compiler\nmore lines")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(KernelUnavailable, match="no working C\\+\\+ compiler$"):
+        run_bench(BenchConfig(**FAST, compile=True), CPU, model=SMALL_HEAD)
+
+
+@pytest.mark.slow
+def test_compile_on_cpu():
+    r = run_bench(BenchConfig(**FAST, compile=True), CPU, model=SMALL_HEAD)
+    assert r.compile and r.stages["head_render"].median_ms > 0
+
+
+# --- CUDA only -----------------------------------------------------------------------------------
+
+GPU = RuntimeConfig(device="cuda")
+
+
+@pytest.mark.gpu
+def test_cuda_graphs_need_the_dense_renderer():
+    with pytest.raises(ConfigError, match="not supported for the compact renderer"):
+        run_bench(BenchConfig(**FAST, cuda_graphs=True), GPU, model=SMALL_HEAD)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_gpu_run_reports_event_times(precision):
+    r = run_bench(BenchConfig(**FAST, precision=precision, batch=2), GPU, model=SMALL_HEAD)
+    assert r.device == "cuda" and r.precision == precision and r.environment.get("gpu")
+    head = r.stages["head_render"]
+    assert head.gpu_median_ms is not None and 0 < head.gpu_median_ms <= head.median_ms * 1.05
+
+
+@pytest.mark.gpu
+def test_graph_replay_matches_eager_dense_render():
+    dev = torch.device("cuda")
+    model, canonical = syn.synthetic_model(NerfHeadConfig(**SMALL_HEAD.options()), 4, 80)
+    model = model.to(dev)
+    cam, dist = syn.synthetic_camera(96, canonical)
+    rot, trans = syn.synthetic_poses(250, dist)
+    rects = head_rects(model, rot, trans, cam.focal, cam.cx, cam.cy, 96)
+    (w, h), offsets = bp.fixed_rects(rects, 96)
+    ys, xs = torch.meshgrid(torch.arange(h, device=dev), torch.arange(w, device=dev), indexing="ij")
+    grid = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)
+    cond = torch.arange(2, device=dev).repeat_interleave(w * h)
+    g = torch.Generator(device=dev).manual_seed(0)
+
+    def inputs(frames):
+        return {"rotation": torch.from_numpy(rot[frames]).to(dev), "translation": torch.from_numpy(trans[frames]).to(dev),
+                "offsets": torch.from_numpy(offsets[frames]).to(dev),
+                "audio": torch.randn(2, 8, generator=g, device=dev), "expr": torch.rand(2, 3, generator=g, device=dev),
+                "latent": model.latent_for(None, 2), "backgrounds": torch.rand(2, 96, 96, 3, generator=g, device=dev)}
+
+    def step(**x):
+        with torch.no_grad():
+            return bp.render_frames_dense(model, x["rotation"], x["translation"], x["offsets"], grid, cond, cam.focal,
+                                          cam.cx, cam.cy, x["audio"], x["expr"], x["latent"], x["backgrounds"], 4096)
+
+    graphed = bp.GraphedStep(step, inputs([0, 1]))
+    for frames in ([10, 11], [200, 201]):  # replays read new inputs
+        x = inputs(frames)
+        got = graphed(**x).clone()
+        torch.testing.assert_close(got, step(**x), atol=1e-5, rtol=0)  # same kernels; float rounding only
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("compile_", [False, True])
+def test_cuda_graphs_bench(compile_):
+    r = run_bench(BenchConfig(**FAST, renderer="dense", cuda_graphs=True, compile=compile_, batch=2), GPU,
+                  model=SMALL_HEAD)
+    assert r.cuda_graphs and r.stages["head_render"].median_ms > 0
+
+
+@pytest.mark.gpu
+def test_compile_on_gpu():
+    r = run_bench(BenchConfig(**FAST, compile=True), GPU, model=SMALL_HEAD)
+    assert r.compile and r.stages["head_render"].median_ms > 0
