@@ -1,6 +1,7 @@
 """Train the head on a prepared dataset, score the validation split and time rendering at full size.
 
     python benchmarks/head_gpu.py DATASET --out DIR [--preset gpu-default] [--minutes 8] [--set k=v ...]
+    python benchmarks/head_gpu.py DATASET --out DIR --model MODEL     (score and time a trained model only)
 
 Writes DIR/head_gpu.json (training wall time, steps, validation PSNR / SSIM over the held-out frames,
 render milliseconds per frame and FPS at the dataset's resolution for batches of 1 and 4 frames),
@@ -78,6 +79,7 @@ def main() -> int:
     ap.add_argument("--preset", default="gpu-default")
     ap.add_argument("--minutes", type=float, default=None)
     ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--model", type=Path, default=None, help="a trained model folder: skip training")
     args = ap.parse_args()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -86,16 +88,20 @@ def main() -> int:
         sets.append(f"train.max_minutes={args.minutes}")
     cfg = build_config(args.preset, sets)
     device = resolve_device(cfg.runtime)
-    result: dict = {"benchmark": "head_gpu", "environment": environment(), "preset": args.preset, "overrides": sets}
+    result: dict = {"benchmark": "head_gpu", "environment": environment(), "preset": args.preset, "overrides": sets,
+                    "render_precision": cfg.render.precision}
 
-    t0 = time.perf_counter()
-    tr = run_train(args.dataset, out / "model", cfg.model, cfg.train, cfg.runtime,
-                   progress=lambda s, d, t, info=None: print(f"{s} {d}/{t} {info or ''}", flush=True) if d % 500 == 0 else None)
-    result["train"] = {"wall_s": time.perf_counter() - t0, "loop_s": tr.seconds, "steps": tr.step,
-                       "val_psnr_during": tr.val_psnr, "backends": chosen_backends()}
-    print(json.dumps(result["train"]), flush=True)
+    model_dir = args.model or out / "model"
+    if args.model is None:
+        t0 = time.perf_counter()
+        tr = run_train(args.dataset, model_dir, cfg.model, cfg.train, cfg.runtime,
+                       progress=lambda s, d, t, info=None: print(f"{s} {d}/{t} {info or ''}", flush=True)
+                       if d % 500 == 0 else None)
+        result["train"] = {"wall_s": time.perf_counter() - t0, "loop_s": tr.seconds, "steps": tr.step,
+                           "val_psnr_during": tr.val_psnr, "backends": chosen_backends()}
+        print(json.dumps(result["train"]), flush=True)
 
-    model, info = load_model(out / "model", device)
+    model, info = load_model(model_dir, device)
     data = load_head_data(args.dataset, EXPRESSIONS)
     ids = list(range(data.num_train, data.num_frames))
     rendered, fps = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision)

@@ -39,6 +39,7 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", metavar="KEY=VA
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and stop.",
                                          rich_help_panel="Configuration")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda [auto].")]
 
 
 def _print_version(value: bool) -> None:
@@ -164,7 +165,7 @@ def train(
     steps: Annotated[int | None, typer.Option(help="Head-stage steps (the lip stage keeps its own count).")] = None,
     lips_steps: Annotated[int | None, typer.Option(help="Lip fine-tuning steps.")] = None,
     minutes: Annotated[float | None, typer.Option(help="Wall-time budget; the step counts shrink to fit it.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda [auto].")] = None,
+    device: DeviceOpt = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
@@ -201,7 +202,7 @@ def render(
     data: Annotated[Path | None, typer.Option("--data", help="With --split val: the dataset [the one the model was trained on].")] = None,
     portrait: Annotated[bool, typer.Option("--portrait", help="Paste the face into the original frames.")] = False,
     pose: Annotated[str | None, typer.Option(help="replay (the training poses, looped) | static [replay].")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda [auto].")] = None,
+    device: DeviceOpt = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
@@ -307,7 +308,7 @@ def eval_(
     lpips_backbone: Annotated[Path | None, typer.Option(help="LPIPS: torchvision AlexNet weights (alexnet-owt-7be5be79.pth).")] = None,
     lpips_linear: Annotated[Path | None, typer.Option(help="LPIPS: the lpips v0.1 alex linear weights (alex.pth).")] = None,
     syncnet: Annotated[Path | None, typer.Option(help="SyncNet_color weights (Wav2Lip's lipsync_expert.pth): adds LSE-D / LSE-C.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda [auto].")] = None,
+    device: DeviceOpt = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
@@ -359,10 +360,10 @@ def eval_(
 @_run
 def bench(
     model: Annotated[Path | None, typer.Argument(help="A model folder [a randomly initialised model of the configured architecture].")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda [auto].")] = None,
+    device: DeviceOpt = None,
     resolution: Annotated[int | None, typer.Option(help="Output frames are N x N [the model's; 512 without one].")] = None,
     batch: Annotated[int | None, typer.Option(help="Frames per call [1].")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16 | fp16 [auto: bf16 on CUDA, fp32 on CPU].")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 | bf16 | fp16 | auto (bf16 on CUDA, fp32 on CPU) [fp32].")] = None,
     compile_: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the field [off].")] = None,
     cuda_graphs: Annotated[bool | None, typer.Option("--cuda-graphs/--no-cuda-graphs", help="Capture the render in a CUDA graph (needs --renderer dense) [off].")] = None,
     renderer: Annotated[str | None, typer.Option(help="compact | dense [compact].")] = None,

@@ -264,6 +264,15 @@ def _figure_bytes(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def _finish(fig: Any, axes: Any) -> bytes:
+    """Grid and legend on every axis, tight layout, PNG bytes."""
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return _figure_bytes(fig)
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -284,11 +293,7 @@ def per_frame_plot(series: dict[str, PerFrame], fps: float) -> bytes:
     axes[0].set_ylabel("PSNR (dB)")
     axes[1].set_ylabel("LMD (px @512)")
     axes[1].set_xlabel("time (s)")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    return _figure_bytes(fig)
+    return _finish(fig, axes)
 
 
 def sync_plot(signals: dict[str, ClipSignals], stats: dict[str, ClipStats], fps: float) -> bytes | None:
@@ -348,11 +353,7 @@ def sync_windows_plot(stats: dict[str, ClipStats]) -> bytes | None:
     axes[0].set_ylabel("peak correlation")
     axes[1].set_ylabel("offset (frames)")
     axes[1].set_xlabel("window centre (s)")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    return _figure_bytes(fig)
+    return _finish(fig, axes)
 
 
 # --- the folder -------------------------------------------------------------------------------------

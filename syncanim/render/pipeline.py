@@ -94,7 +94,7 @@ def face_mask(outline: np.ndarray, size: int, feather: int) -> np.ndarray:
 
 def render_frames(model: NerfHead, info: ModelInfo, rotation: np.ndarray, translation: np.ndarray,
                   audio: torch.Tensor, expr: np.ndarray, backgrounds: list[np.ndarray],
-                  chunk: int, precision: str = "auto") -> np.ndarray:
+                  chunk: int, precision: str = "fp32") -> np.ndarray:
     """One call's frames. rotation [B, 3, 3], translation [B, 3], audio [B, A], expr [B, E],
     backgrounds B x [H, W, 3] uint8 -> [B, H, W, 3] uint8."""
     dev = audio.device

@@ -56,7 +56,7 @@ def face_box_mask(landmarks: np.ndarray, size: int, margin: float = 0.1) -> np.n
 
 
 def render_split(model: NerfHead, data: HeadData, ids: list[int], device: torch.device, chunk: int,
-                 per_call: int, progress: ProgressFn = no_progress, precision: str = "auto") -> tuple[np.ndarray, float]:
+                 per_call: int, progress: ProgressFn = no_progress, precision: str = "fp32") -> tuple[np.ndarray, float]:
     """Render dataset frames ``ids`` from their own poses and audio. -> ([B, H, W, 3] uint8, frames/s)."""
     import time
 

@@ -157,13 +157,15 @@ def validate(model: NerfHead, d: DeviceData, frames: list[int], chunk: int = 1 <
     return float(np.mean([_psnr(m) for m in mse])), out.byte().cpu().numpy()
 
 
-def write_assets(layout: ModelLayout, data: HeadData, fps: float) -> None:
-    """The replay material render needs (poses, expressions, face outlines, frames, backgrounds)."""
-    if layout.replay.is_file() and layout.frames_video.is_file() and layout.backgrounds_video.is_file():
-        return
+def write_assets(layout: ModelLayout, data: HeadData, fps: float, videos: bool = True) -> None:
+    """The replay material render needs: poses, expressions and face outlines (always), and with
+    ``videos`` the frames and backgrounds."""
     layout.assets.mkdir(parents=True, exist_ok=True)
-    save_replay(layout, Replay(data.rotation, data.translation, data.expressions,
-                               data.landmarks[:, list(FACE_OVAL), :2].astype(np.float32), data.num_train))
+    if not layout.replay.is_file():
+        save_replay(layout, Replay(data.rotation, data.translation, data.expressions,
+                                   data.landmarks[:, list(FACE_OVAL), :2].astype(np.float32), data.num_train))
+    if not videos or (layout.frames_video.is_file() and layout.backgrounds_video.is_file()):
+        return
     s = data.size
     for path, images in ((layout.frames_video, data.frames), (layout.backgrounds_video, data.backgrounds)):
         with VideoWriter(path, fps, s, s, crf=12) as w:
@@ -226,10 +228,9 @@ def run_train(
     write_info(layout, info)
     write_text_atomic(layout.config, dump_toml({"model": info.model, "train": train.model_dump(mode="json"),
                                                 "runtime": runtime.model_dump(mode="json")}))
-    if train.write_assets:
-        progress("assets", 0, 1)
-        write_assets(layout, data, m.fps)
-        progress("assets", 1, 1)
+    progress("assets", 0, 1)
+    write_assets(layout, data, m.fps, videos=train.write_assets)
+    progress("assets", 1, 1)
 
     patch = max(8, int(round(train.patch * m.image_size / 512)))
     model = model.to(device)
