@@ -79,7 +79,10 @@ class TrainConfig(Frozen):
     lr_grid: float = Field(1e-2, gt=0)  # hash tables
     lr_net: float = Field(1e-3, gt=0)  # MLPs, audio encoder, lighting latents
     lr_final: float = Field(0.1, gt=0, le=1)  # learning rates decay exponentially to this share
-    gate_weight: float = Field(1e-3, ge=0)  # L1 on the mean region gates: audio/expressions act locally
+    # L1 on the mean region gates, so audio and expressions act locally. Expressions (blinks) change few
+    # frames, so a strong pull closes their gates for good and the eyes never blink: theirs is weaker.
+    audio_gate_weight: float = Field(1e-3, ge=0)
+    expr_gate_weight: float = Field(1e-5, ge=0)
     patch: int = Field(64, ge=8)  # lip patch side in pixels at 512x512 (scaled with the image size)
     lips_frames_per_step: int = Field(4, ge=1)
     perceptual_weight: float = Field(0.1, ge=0)  # weight of the perceptual term on lip patches

@@ -56,7 +56,9 @@ if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
   stamp "dataset"
   python3 benchmarks/gpu/unpack_dataset.py .gpu-data/cnn2 || exit 1
   stamp "train ($MINUTES min), validation, render speed"
+  # TRAIN_SET="key=value ..." passes settings to training (e.g. TRAIN_SET="train.expr_gate_weight=1e-4")
   python3 benchmarks/head_gpu.py .gpu-data/cnn2/dataset --out /tmp/head --minutes "$MINUTES" \
+      $(for kv in ${TRAIN_SET:-}; do printf -- "--set %s " "$kv"; done) \
       2>&1 | grep -v "^train \|^load \|^assets " | tail -n 20
   cp /tmp/head/head_gpu.json "$OUT/" 2>/dev/null
   stamp "render path per stage with the trained model"
@@ -66,7 +68,7 @@ if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
   # few files come back from a run, each at most 16 MiB: archives, the weights in parts
   tar czf "$OUT/head_extra.tgz" -C /tmp/head val_renders.npz val_stills.png render_profile.txt model/metrics.jsonl \
       model/model.json 2>/dev/null
-  tar cf - -C /tmp/head model/model.json model/model.safetensors model/config.resolved.toml \
+  tar cf - -C /tmp/head model/model.json model/model.safetensors model/config.resolved.toml model/assets/replay.npz \
       | split -b 15m - "$OUT/model.tar.part-"
 fi
 tar czf "$OUT/logs.tgz" -C "$OUT" peer.log 2>/dev/null

@@ -283,7 +283,7 @@ def run_train(
             color = out["color"].float()
             target = batch.target.reshape(-1, 3)
             mse = torch.mean((color - target) ** 2)
-            loss = mse + train.gate_weight * (out["audio_gate"] + out["expr_gate"])
+            loss = mse + train.audio_gate_weight * out["audio_gate"] + train.expr_gate_weight * out["expr_gate"]
             if lip_patch and perceptual is not None and train.perceptual_weight > 0:
                 p = d.patch
                 img = color.view(-1, p, p, 3).permute(0, 3, 1, 2)
