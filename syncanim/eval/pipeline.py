@@ -41,8 +41,9 @@ from ..config import EvalConfig, PluginSection, RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
 from ..errors import ConfigError, DataError
 from ..metrics.image import ssim_map
-from ..metrics.lmd import SCALE_TO, lmd_stats, mouth_landmarks
+from ..metrics.lmd import lmd_per_frame, lmd_stats, mouth_landmarks
 from ..registry import Registry, default_registry
+from ..render.validation import face_box
 from .report import EvalResult, Fidelity, PerFrame, SubjectResult, strip_image, write_report
 from .video_stats import ClipInputs, ClipSignals, FrameSource, clip_stats
 
@@ -79,28 +80,6 @@ def _picked(source: FrameSource, picks: list[int]) -> list[np.ndarray]:
 
 
 # --- full-reference figures -------------------------------------------------------------------------
-
-
-def face_box(landmarks: np.ndarray, size: tuple[int, int], margin: float = 0.1) -> tuple[int, int, int, int] | None:
-    """The bounding box of ``landmarks: [K, >=2]`` (x, y pixels) grown by ``margin`` of its size on
-    every side and clipped to the frame (``size = (H, W)``): ``(x0, y0, x1, y1)``, end-exclusive.
-    None when the landmarks are not finite or the box is empty.
-
-    For square frames its pixels are those of :func:`syncanim.render.validation.face_box_mask`.
-    """
-    pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
-    if not np.isfinite(pts).all():
-        return None
-    h, w = size
-    lo, hi = pts.min(0), pts.max(0)
-    pad = (hi - lo) * margin
-    x0, y0 = np.floor(lo - pad).astype(int)
-    x1, y1 = np.ceil(hi + pad).astype(int)
-    x0, x1 = (int(v) for v in np.clip([x0, x1], 0, w))
-    y0, y1 = (int(v) for v in np.clip([y0, y1], 0, h))
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return x0, y0, x1, y1
 
 
 def psnr_8bit(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -171,23 +150,12 @@ def compare_frames(pred: FrameSource, target: FrameSource, boxes: Sequence[tuple
     return PerFrame(out["psnr"], out["psnr_face"], out["ssim"], out["lpips"], nan.copy(), nan.copy())
 
 
-def per_frame_lmd(pred: np.ndarray, target: np.ndarray, size: tuple[int, int], centered: bool) -> np.ndarray:
-    """Per-frame mouth landmark distance (the terms :func:`syncanim.metrics.lmd.lmd_stats` averages):
-    ``[N, K, 2]`` pixel points each -> ``[N]`` pixels at 512 (NaN where either has no face)."""
-    p = np.asarray(pred, dtype=np.float64)
-    t = np.asarray(target, dtype=np.float64)
-    if centered:
-        p = p - p.mean(1, keepdims=True)
-        t = t - t.mean(1, keepdims=True)
-    return np.linalg.norm(p - t, axis=-1).mean(1) * (SCALE_TO / max(size))
-
-
 def _fidelity(pf: PerFrame, pred_mouth: np.ndarray, ref_mouth: np.ndarray, size: tuple[int, int],
               with_lpips: bool) -> Fidelity:
     lm = lmd_stats(pred_mouth, ref_mouth, size)
     lmc = lmd_stats(pred_mouth, ref_mouth, size, centered=True)
-    pf.lmd = per_frame_lmd(pred_mouth, ref_mouth, size, centered=False)
-    pf.lmd_centered = per_frame_lmd(pred_mouth, ref_mouth, size, centered=True)
+    pf.lmd = lmd_per_frame(pred_mouth, ref_mouth, size)
+    pf.lmd_centered = lmd_per_frame(pred_mouth, ref_mouth, size, centered=True)
     face = pf.psnr_face[~np.isnan(pf.psnr_face)]
     return Fidelity(
         frames=len(pf.psnr),

@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,6 +53,7 @@ from torch.nn import functional as F
 
 from ..config import Frozen
 from ..errors import CheckpointError
+from ..metrics.weights import check_layout, read_state
 from ..registry import Spec
 
 log = logging.getLogger(__name__)
@@ -161,44 +160,13 @@ def load_syncnet(path: str | os.PathLike[str], device: str | torch.device = "cpu
     """A :class:`SyncNetColor` with the weights of ``path`` (module doc), in eval mode. Raises
     CheckpointError naming the file and what belongs there when it is missing or does not fit."""
     p = Path(path)
-    place = f"place {WEIGHTS_HINT} there"
-    if not p.is_file():
-        raise CheckpointError(f"SyncNet weights not found at {p}: {place}")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors import SafetensorError
-            from safetensors.torch import load_file
-
-            try:
-                state: Any = load_file(str(p), device="cpu")
-            except SafetensorError as e:
-                raise ValueError(str(e)) from e
-        else:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as e:
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise CheckpointError(f"SyncNet weights at {p} cannot be read ({type(e).__name__}: {first}): {place}") from e
-    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
-        state = state["state_dict"]
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"SyncNet weights at {p} are not a state dict of tensors: {place}")
+    what = "SyncNet weights"
+    state = read_state(p, what, WEIGHTS_HINT, unwrap=True)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     net = SyncNetColor()
-    expected = {k: v.shape for k, v in net.state_dict().items()}
-    missing = sorted(k for k in set(expected) - set(state) if not k.endswith("num_batches_tracked"))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(f"{k} {tuple(state[k].shape)} != {tuple(s)}" for k, s in expected.items()
-                   if k in state and state[k].shape != s)
-    problems = [f"{what} {_few(items)}" for what, items in
-                (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if items]
-    if problems:
-        raise CheckpointError(f"SyncNet weights at {p} do not fit SyncNet_color ({'; '.join(problems)}): {place}")
-    net.load_state_dict({k: state[k] for k in expected if k in state}, strict=False)
+    kept = check_layout(state, net, p, what, WEIGHTS_HINT, optional=lambda k: k.endswith("num_batches_tracked"))
+    net.load_state_dict(kept, strict=False)
     return net.to(device).eval()
-
-
-def _few(items: list[str], n: int = 3) -> str:
-    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
 # --- inputs -----------------------------------------------------------------------------------------

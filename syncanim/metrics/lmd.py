@@ -116,6 +116,25 @@ def lmd_stats(
     distances are multiplied by ``scale_to / max(H, W)``. ``centered`` subtracts each frame's mean
     point from its points first (the papers' ``LMDMeter`` convention).
     """
+    per_frame = lmd_per_frame(pred_points, target_points, image_size, scale_to, centered)  # [N]
+    usable = ~np.isnan(per_frame)
+    used = int(usable.sum())
+    skipped = len(usable) - used
+    if used == 0:
+        log.warning("lmd: no frame has a face in both images (%d frames)", len(usable))
+        return LMDResult(float("nan"), 0, skipped)
+    return LMDResult(float(per_frame[usable].mean()), used, skipped)
+
+
+def lmd_per_frame(
+    pred_points: np.ndarray,
+    target_points: np.ndarray,
+    image_size: int | tuple[int, int],
+    scale_to: float = SCALE_TO,
+    centered: bool = False,
+) -> np.ndarray:
+    """The per-frame terms that :func:`lmd_stats` averages: ``[N, K, 2]`` pixel points each ->
+    ``[N] float64`` pixels at ``scale_to`` (NaN where either frame has no face)."""
     p = np.asarray(pred_points, dtype=np.float64)
     t = np.asarray(target_points, dtype=np.float64)
     if p.shape != t.shape or p.ndim != 3 or p.shape[2] != 2:
@@ -123,19 +142,11 @@ def lmd_stats(
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if len(size) != 2 or min(size) <= 0:
         raise ValueError(f"lmd: image_size must be a positive int or (H, W), got {image_size!r}")
-    scale = scale_to / max(size)
-    usable = ~(np.isnan(p).any((1, 2)) | np.isnan(t).any((1, 2)))  # [N]
-    used = int(usable.sum())
-    skipped = len(usable) - used
-    if used == 0:
-        log.warning("lmd: no frame has a face in both images (%d frames)", len(usable))
-        return LMDResult(float("nan"), 0, skipped)
-    p, t = p[usable], t[usable]  # [M, K, 2]
     if centered:
-        p = p - p.mean(1, keepdims=True)
+        p = p - p.mean(1, keepdims=True)  # NaN rows stay NaN
         t = t - t.mean(1, keepdims=True)
-    per_frame = np.linalg.norm(p - t, axis=-1).mean(1)  # [M]
-    return LMDResult(float(per_frame.mean() * scale), used, skipped)
+    per_frame = np.linalg.norm(p - t, axis=-1).mean(1)  # [N]
+    return np.where(np.isnan(p).any((1, 2)) | np.isnan(t).any((1, 2)), np.nan, per_frame * (scale_to / max(size)))
 
 
 def lmd(

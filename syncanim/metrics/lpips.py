@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from .weights import check_layout, read_state
 
 log = logging.getLogger(__name__)
 
@@ -191,66 +190,13 @@ def lpips_available(backbone_path: str | os.PathLike[str], linear_path: str | os
 # --- loading ----------------------------------------------------------------------------------
 
 
-def _read_state(path: Path, what: str, hint: str) -> dict[str, torch.Tensor]:
-    """A ``{name: tensor}`` mapping from ``path`` (safetensors or torch.load with weights_only)."""
-    place = f"place {hint} there"
-    if not path.is_file():
-        raise CheckpointError(f"{what} not found at {path}: {place}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors import SafetensorError
-            from safetensors.torch import load_file
-
-            try:
-                state = load_file(str(path), device="cpu")
-            except SafetensorError as e:
-                raise ValueError(str(e)) from e
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as e:
-        raise CheckpointError(f"{what} at {path} cannot be read ({type(e).__name__}: {_first_line(e)}): {place}") from e
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{what} at {path} is not a state dict of tensors: {place}")
-    return dict(state)
-
-
-def _check_layout(state: Mapping[str, torch.Tensor], module: nn.Module, path: Path, what: str, hint: str,
-                  ignored: frozenset[str] = frozenset()) -> dict[str, torch.Tensor]:
-    """Keep the keys ``module`` expects; any missing, unexpected (beyond ``ignored``) or mis-shaped key raises."""
-    expected = {k: v.shape for k, v in module.state_dict().items()}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected) - ignored)
-    shapes = sorted(f"{k} {tuple(state[k].shape)} != {tuple(s)}" for k, s in expected.items()
-                    if k in state and state[k].shape != s)
-    problems = []
-    if missing:
-        problems.append(f"missing {_few(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {_few(unexpected)}")
-    if shapes:
-        problems.append(f"wrong shape {_few(shapes)}")
-    if problems:
-        raise CheckpointError(f"{what} at {path} does not fit ({'; '.join(problems)}): place {hint} there")
-    return {k: state[k] for k in expected}
-
-
 def _backbone_state(path: Path) -> dict[str, torch.Tensor]:
     what = "LPIPS backbone weights"
-    state = _read_state(path, what, BACKBONE_HINT)
-    return _check_layout(state, AlexNetFeatures(), path, what, BACKBONE_HINT, ignored=_CLASSIFIER_KEYS)
+    state = read_state(path, what, BACKBONE_HINT)
+    return check_layout(state, AlexNetFeatures(), path, what, BACKBONE_HINT, ignored=_CLASSIFIER_KEYS)
 
 
 def _linear_state(path: Path) -> dict[str, torch.Tensor]:
     what = "LPIPS linear weights"
-    state = _read_state(path, what, LINEAR_HINT)
-    return _check_layout(state, LPIPSHeads(), path, what, LINEAR_HINT)
-
-
-def _few(items: list[str], n: int = 3) -> str:
-    shown = ", ".join(items[:n])
-    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else ""
+    state = read_state(path, what, LINEAR_HINT)
+    return check_layout(state, LPIPSHeads(), path, what, LINEAR_HINT)

@@ -44,14 +44,34 @@ class ValResult:
     render_fps: float
 
 
-def face_box_mask(landmarks: np.ndarray, size: int, margin: float = 0.1) -> np.ndarray:
-    """Boolean [H, W] mask of the landmarks' bounding box grown by ``margin`` of its size."""
-    lo, hi = landmarks[:, :2].min(0), landmarks[:, :2].max(0)
+def face_box(landmarks: np.ndarray, size: tuple[int, int], margin: float = 0.1) -> tuple[int, int, int, int] | None:
+    """The bounding box of ``landmarks: [K, >=2]`` (x, y pixels) grown by ``margin`` of its size on
+    every side and clipped to the frame (``size = (H, W)``): ``(x0, y0, x1, y1)``, end-exclusive.
+    None when the landmarks are not finite or the box is empty.
+
+    """
+    pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
+    if not np.isfinite(pts).all():
+        return None
+    h, w = size
+    lo, hi = pts.min(0), pts.max(0)
     pad = (hi - lo) * margin
-    x0, y0 = np.clip(np.floor(lo - pad), 0, size).astype(int)
-    x1, y1 = np.clip(np.ceil(hi + pad), 0, size).astype(int)
+    x0, y0 = np.floor(lo - pad).astype(int)
+    x1, y1 = np.ceil(hi + pad).astype(int)
+    x0, x1 = (int(v) for v in np.clip([x0, x1], 0, w))
+    y0, y1 = (int(v) for v in np.clip([y0, y1], 0, h))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+def face_box_mask(landmarks: np.ndarray, size: int, margin: float = 0.1) -> np.ndarray:
+    """Boolean ``[size, size]`` mask of :func:`face_box` (all False without a box)."""
     m = np.zeros((size, size), bool)
-    m[y0:y1, x0:x1] = True
+    box = face_box(landmarks, (size, size), margin)
+    if box is not None:
+        x0, y0, x1, y1 = box
+        m[y0:y1, x0:x1] = True
     return m
 
 
