@@ -111,7 +111,7 @@ def prep(
     fps: Annotated[float | None, typer.Option(help="Frame rate of the dataset [25].")] = None,
     size: Annotated[int | None, typer.Option(help="Frame side in pixels [512].")] = None,
     crop: Annotated[str | None, typer.Option(help="Framing: auto | subject | center | none [auto].")] = None,
-    audio: Annotated[str | None, typer.Option("--audio-backend", help="Audio features: logmel | hubert | wav2vec2 [logmel].")] = None,
+    audio: Annotated[str | None, typer.Option("--audio-backend", help="Audio features: whisper | logmel | hubert | wav2vec2 [whisper].")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes [one per core].")] = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
@@ -297,8 +297,8 @@ def sample(
 @app.command("eval")
 @_run
 def eval_(
-    model: Annotated[Path | None, typer.Argument(help="A model folder: render its dataset's val split and compare.")] = None,
-    video: Annotated[Path | None, typer.Option("--video", help="A generated video to score (instead of a model).")] = None,
+    model: Annotated[Path | None, typer.Argument(help="A model folder: render its dataset's val split and compare (with --video: the subject whose speaking spread the video's mouth is measured against).")] = None,
+    video: Annotated[Path | None, typer.Option("--video", help="A generated video to score.")] = None,
     reference: Annotated[Path | None, typer.Option("--reference", "-r", help="With --video: a real video of the same person (same frames, size, fps).")] = None,
     audio: Annotated[Path | None, typer.Option("--audio", "-a", help="With --video: the speech, when the video has no audio track.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder [MODEL/eval, or <video name>-eval].")] = None,
@@ -321,7 +321,7 @@ def eval_(
 
     config = _config(preset, set_, _nested(runtime={"device": device}), dry_run)
     if out is None:
-        out = model / "eval" if model is not None else Path(f"{(video or Path('video')).stem}-eval")
+        out = model / "eval" if model is not None and video is None else Path(f"{(video or Path('video')).stem}-eval")
     metrics = [PluginSection(kind="syncnet", weights=str(syncnet))] if syncnet is not None else []
     with progress_bars(enabled=not _state["quiet"]) as progress:
         result = run_eval(out, model=model, dataset=data, split=split, video=video, reference=reference, audio=audio,

@@ -63,7 +63,22 @@ class PrepConfig(Frozen):
     background: PluginSection = PluginSection(kind="median-inpaint")
     head_pose: PluginSection = PluginSection(kind="landmark-ba")
     expressions: PluginSection = PluginSection(kind="landmark-geometry")
-    audio: PluginSection = PluginSection(kind="logmel")
+    audio: PluginSection = PluginSection(kind="whisper")
+
+
+class MouthTrainConfig(Frozen):
+    """How the mouth predictor (speech -> mouth code) is fitted, and how the head sees the codes (``[train.mouth]``)."""
+
+    steps: int = Field(800, ge=0)  # steps of each of the two passes (calibration, final); 0 = no fitting
+    batch: int = Field(1024, ge=1)  # frames per step ...
+    run: int = Field(64, ge=1)  # ... in runs of this many consecutive frames (they share their windows' work)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    holdout: float = Field(0.15, ge=0.0, lt=0.5)  # share of the training frames the gain is calibrated on
+    max_gain: float = Field(1.6, ge=1.0)  # the calibrated gain never exceeds this (1 = no calibration)
+    # the head is trained on the real codes from the landmarks plus this much noise (code units: one
+    # standard deviation of the subject's own mouth motion), so it also renders slightly imperfect codes
+    code_noise: float = Field(0.1, ge=0.0)
 
 
 class TrainConfig(Frozen):
@@ -95,6 +110,7 @@ class TrainConfig(Frozen):
     occupancy_warmup: int = Field(256, ge=0)  # ... from this step on (before it, every cell counts as occupied)
     occupancy_conditions: int = Field(4, ge=1)  # training frames whose audio/expressions each refresh looks at
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    mouth: MouthTrainConfig = MouthTrainConfig()
     write_assets: bool = True  # write the frame and background videos render needs (off only for benchmarks)
     seed: int = 0
 

@@ -58,7 +58,7 @@ def test_defaults():
     assert c.runtime.device == "auto" and c.runtime.workers == 0 and c.runtime.seed == 0
     assert c.prep.fps == 25.0 and c.prep.size == 512 and c.prep.sample_rate == 16000
     assert c.prep.crop == "auto"
-    assert c.prep.audio.kind == "logmel" and c.prep.audio.options() == {}
+    assert c.prep.audio.kind == "whisper" and c.prep.audio.options() == {}
     assert c.prep.decoder.kind == "pyav"
     assert build_config() == c
 

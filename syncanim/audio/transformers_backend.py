@@ -29,7 +29,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +40,7 @@ from ..config import Frozen
 from ..console import ProgressFn, no_progress
 from ..errors import CheckpointError, ConfigError, PluginError, ResourceError
 from ..registry import Spec
+from .chunks import chunk_starts, stitch
 from .features import SAMPLE_RATE, check_frames, check_waveform
 from .framing import align_to_frames, native_span, num_frames_for
 from .waveform import Waveform
@@ -93,49 +93,6 @@ def normalize_wave(samples: np.ndarray) -> np.ndarray:
     """
     x = samples.astype(np.float64)
     return ((x - x.mean()) / np.sqrt(x.var() + 1e-7)).astype(np.float32)
-
-
-def chunk_starts(total: int, chunk: int, overlap: int) -> list[int]:
-    """Start indices of equal chunks of length ``chunk`` covering ``[0, total)``, overlapping by ``>= overlap``.
-
-    One chunk ``[0, total)`` when ``total <= chunk``; otherwise evenly spaced starts, the last one
-    at ``total - chunk``. Needs ``chunk > 2 * overlap`` so no frame lies in three chunks.
-    """
-    if chunk <= 2 * overlap or overlap < 0:
-        raise ValueError(f"chunk ({chunk}) must exceed twice the overlap ({overlap}) and overlap must be >= 0")
-    if total <= chunk:
-        return [0]
-    n = math.ceil((total - overlap) / (chunk - overlap))
-    return [int(s) for s in np.floor(np.linspace(0, total - chunk, n) + 0.5)]
-
-
-def blend_weights(start: int, stop: int, total: int, overlap: int) -> np.ndarray:
-    """Weights ``[stop - start] float32`` of one chunk's frames in an overlap-blend.
-
-    Rise linearly over the first ``overlap`` frames (unless the chunk starts at 0) and fall over the
-    last ``overlap`` frames (unless it ends at ``total``); 1 in between, never exactly 0.
-    """
-    t = np.arange(stop - start, dtype=np.float64) + 0.5  # [n]
-    w = np.ones_like(t)
-    if overlap > 0 and start > 0:
-        w = np.minimum(w, t / overlap)
-    if overlap > 0 and stop < total:
-        w = np.minimum(w, (stop - start - t) / overlap)
-    return w.astype(np.float32)
-
-
-def stitch(chunks: Sequence[np.ndarray], starts: Sequence[int], total: int, overlap: int) -> np.ndarray:
-    """Blend overlapping chunks ``[n_i, F]`` starting at ``starts`` into one ``[total, F] float32`` sequence."""
-    dim = chunks[0].shape[1]
-    num = np.zeros((total, dim), np.float64)  # [T, F]
-    den = np.zeros((total, 1), np.float64)  # [T, 1]
-    for c, s in zip(chunks, starts, strict=True):
-        w = blend_weights(s, s + c.shape[0], total, overlap)[:, None]  # [n, 1]
-        num[s:s + c.shape[0]] += w * c
-        den[s:s + c.shape[0]] += w
-    if np.any(den == 0):
-        raise ValueError("chunks do not cover every frame")
-    return (num / den).astype(np.float32)
 
 
 # --- availability ---------------------------------------------------------------------------

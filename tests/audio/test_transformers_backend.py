@@ -15,11 +15,8 @@ from syncanim.audio.transformers_backend import (
     HUBERT_SPEC,
     WAV2VEC2_SPEC,
     TransformersAudioConfig,
-    blend_weights,
-    chunk_starts,
     conv_geometry,
     normalize_wave,
-    stitch,
 )
 from syncanim.audio.waveform import Waveform
 from syncanim.errors import CheckpointError, ConfigError, DataError, PluginError, ResourceError
@@ -91,41 +88,6 @@ def test_normalize_wave_is_zero_mean_unit_variance():
     y = normalize_wave(x)
     assert y.dtype == np.float32
     assert abs(float(y.mean())) < 1e-6 and abs(float(y.std()) - 1.0) < 1e-4
-
-
-@pytest.mark.parametrize(("total", "chunk", "overlap"), [(10, 20, 5), (21, 20, 5), (100, 20, 5), (1000, 150, 50), (151, 150, 50)])
-def test_chunk_starts_cover_with_enough_overlap(total, chunk, overlap):
-    starts = chunk_starts(total, chunk, overlap)
-    assert starts[0] == 0
-    ends = [min(total, s + chunk) for s in starts]
-    assert ends[-1] == total
-    for i in range(1, len(starts)):
-        assert ends[i - 1] - starts[i] >= overlap  # neighbours overlap by at least `overlap`
-        if i >= 2:
-            assert starts[i] >= ends[i - 2]  # never three chunks on one frame
-
-
-def test_stitch_blends_without_steps():
-    total, chunk, overlap = 230, 60, 20
-    truth = np.random.default_rng(0).standard_normal((total, 3))
-    starts = chunk_starts(total, chunk, overlap)
-    # identical chunks stitch back exactly
-    exact = stitch([truth[s:s + chunk] for s in starts], starts, total, overlap)
-    np.testing.assert_allclose(exact, truth, atol=1e-6)
-    # chunks with an offset error at their edges: the blend gives the edge frames ~zero weight
-    bumped = []
-    for s in starts:
-        c = truth[s:s + chunk].copy()
-        c[0] += 5.0 if s > 0 else 0.0
-        c[-1] += 5.0 if s + chunk < total else 0.0
-        bumped.append(c)
-    out = stitch(bumped, starts, total, overlap)
-    assert np.abs(out - truth).max() < 5.0 / overlap
-    w = blend_weights(40, 100, 230, 20)
-    assert w[0] < 0.05 and w[-1] < 0.05 and np.all(w[20:40] == 1)
-
-
-# --- the backend with tiny random models ----------------------------------------------------
 
 
 @pytest.mark.parametrize(("fps", "seconds", "n"), [(25, 3.0, 75), (30, 3.0, 90), (25, 3.01, 76)])

@@ -127,7 +127,7 @@ def test_dry_run_prints_the_resolved_config(tmp_path):
 
 def test_preset_and_unknown_preset():
     r = invoke("prep", "x.mp4", "--preset", "base", "--dry-run")
-    assert r.exit_code == 0 and 'kind = "logmel"' in r.output
+    assert r.exit_code == 0 and 'kind = "whisper"' in r.output
     assert_one_line_error(invoke("prep", "x.mp4", "--preset", "nope", "--dry-run"), 3, "unknown preset")
 
 
