@@ -42,6 +42,7 @@ from ..console import ProgressFn, no_progress
 from ..errors import ConfigError, DataError
 from ..metrics.image import ssim_map
 from ..metrics.lmd import lmd_per_frame, lmd_stats, mouth_landmarks
+from ..metrics.mouth import amplitude_ratio, opening_correlation
 from ..registry import Registry, default_registry
 from ..render.validation import face_box
 from .report import EvalResult, Fidelity, PerFrame, SubjectResult, strip_image, write_report
@@ -217,10 +218,12 @@ class _Subject:
 def _evaluate(subjects: list[_Subject], reference: _Subject | None, *, num_frames: int, fps: float,
               size_hw: tuple[int, int], first_frame: int, boxes: Sequence[tuple[int, int, int, int] | None] | None,
               lpips: torch.nn.Module | None, metrics: Sequence[object], device: torch.device, cfg: EvalConfig,
-              progress: ProgressFn) -> tuple[list[SubjectResult], dict[str, PerFrame], dict[str, ClipSignals],
+              progress: ProgressFn, subject_spread: float | None = None) -> tuple[list[SubjectResult], dict[str, PerFrame], dict[str, ClipSignals],
                                              list[tuple[str, FrameSource]]]:
-    """Score each subject (and the reference's own no-reference figures). Returns the subject
-    results (reference last), the per-frame series, the clip signals and the strip rows' sources."""
+    """Score each subject (and the reference's own no-reference figures). ``subject_spread``: the
+    subject's own mouth-opening spread while speaking, when known (each clip's spread is then also
+    given relative to it). Returns the subject results (reference last), the per-frame series, the
+    clip signals and the strip rows' sources."""
     h, w = size_hw
     results: list[SubjectResult] = []
     series: dict[str, PerFrame] = {}
@@ -251,10 +254,16 @@ def _evaluate(subjects: list[_Subject], reference: _Subject | None, *, num_frame
                                 progress=progress, stage=f"compare {sub.name}")
             mouth = mouth_landmarks(sub.frames(), progress=_stage(progress, f"lips {sub.name}"))
             res.fidelity = _fidelity(pf, mouth, ref_mouth, (h, w), lpips is not None)
+            ref_open = signals[reference.name].mouth
+            res.fidelity.mouth_correlation, res.fidelity.mouth_lag = opening_correlation(sig.mouth, ref_open)
+            res.fidelity.mouth_amplitude = amplitude_ratio(sig.mouth, ref_open)
             series[sub.name] = pf
         results.append(res)
     if ref_result is not None:
         results.append(ref_result)
+    for res in results:
+        if subject_spread and res.clip is not None and res.clip.mouth_spread is not None:
+            res.clip.mouth_spread_ratio = res.clip.mouth_spread / subject_spread
     everyone = subjects + ([reference] if reference is not None else [])
     for metric in metrics:
         name = getattr(metric, "name", type(metric).__name__)
@@ -302,7 +311,9 @@ def run_eval(
 
     out: the report folder (created; existing report files in it are replaced, inputs never).
     model: a model folder (``syncanim train``); mode "model". dataset: its prepared dataset, when
-    not the one recorded in the model. split: only "val" (the held-out frames).
+    not the one recorded in the model. split: only "val" (the held-out frames). A model with
+    ``video`` (and no reference) scores the video in mode "video", its mouth spread against the
+    model's subject's own spread while speaking.
     video: a generated video; with ``reference`` (a real video of the same person, same frame count,
     size and fps) mode "pair", alone mode "video". audio: speech for a video without its own track.
     baselines: with ``model``, also score the retrieval and static baselines.
@@ -315,15 +326,16 @@ def run_eval(
     """
     t0 = time.perf_counter()
     out_dir = Path(out)
-    if model is not None and (video is not None or reference is not None):
-        raise ConfigError("give either a model (with its dataset) or videos to compare, not both")
+    if model is not None and reference is not None:
+        raise ConfigError("give either a model (with its dataset) or videos to compare, not both",
+                          hint="a model goes with --video alone: its subject's speaking spread is the yardstick")
     if model is None and video is None:
         raise ConfigError("nothing to evaluate: give a model folder, or a video (and a reference video)")
-    if model is None and (dataset is not None or baselines):
-        raise ConfigError("--data and --baselines go with a model folder")
+    if (model is None or video is not None) and (dataset is not None or baselines):
+        raise ConfigError("--data and --baselines go with a model folder (and no --video)")
     if split != "val":
         raise ConfigError(f"only the 'val' split can be evaluated, got {split!r}")
-    if model is not None and audio is not None:
+    if model is not None and video is None and audio is not None:
         raise ConfigError("a model is evaluated against its dataset's own audio; --audio goes with a video")
     from ..device import resolve_device
 
@@ -332,12 +344,20 @@ def run_eval(
     built = _build_metrics(metrics, registry)
     common = dict(lpips=lpips, metrics=built, device=device, cfg=config, progress=progress)
 
-    if model is not None:
+    if model is not None and video is None:
         result, series, signals, rows = _model_mode(Path(model), dataset, baselines, render, out_dir, common)
     else:
         assert video is not None
+        spread = None
+        if model is not None:
+            from ..model.folder import read_info
+
+            spread = read_info(model).mouth.get("speaking_spread")
         result, series, signals, rows = _video_mode(Path(video), None if reference is None else Path(reference),
-                                                    None if audio is None else Path(audio), out_dir, common)
+                                                    None if audio is None else Path(audio), out_dir, common,
+                                                    subject_spread=spread)
+        if model is not None:
+            result.inputs["model"] = str(model)
     result.lpips = lpips_status if result.mode != "video" else "not applicable (no reference)"
     picks = sorted({int(round(v)) for v in np.linspace(0, result.frames - 1, min(config.strip_frames, result.frames))})
     strip = None
@@ -404,7 +424,7 @@ def _model_mode(model_dir: Path, dataset: str | os.PathLike[str] | None, baselin
     fps = float(data.manifest.fps)
     results, series, signals, rows = _evaluate(
         subjects, reference, num_frames=len(ids), fps=fps, size_hw=(data.size, data.size), first_frame=data.num_train,
-        boxes=boxes, **common)
+        boxes=boxes, subject_spread=info.mouth.get("speaking_spread"), **common)
     result = EvalResult(mode="model", fps=fps, frames=len(ids), width=data.size, height=data.size,
                         inputs={"model": str(model_dir), "dataset": str(ds), "split": "val",
                                 "frames": f"{ids[0]}..{ids[-1]}"},
@@ -413,7 +433,7 @@ def _model_mode(model_dir: Path, dataset: str | os.PathLike[str] | None, baselin
 
 
 def _video_mode(video: Path, reference: Path | None, audio: Path | None, out_dir: Path,
-                common: dict) -> tuple[EvalResult, dict, dict, list]:
+                common: dict, subject_spread: float | None = None) -> tuple[EvalResult, dict, dict, list]:
     from ..media.video import probe
 
     inputs = [video] + ([reference] if reference is not None else []) + ([audio] if audio is not None else [])
@@ -428,7 +448,7 @@ def _video_mode(video: Path, reference: Path | None, audio: Path | None, out_dir
         subjects = [_Subject("video", "evaluated", video_source(video, gen.fps, gen.num_frames), wave)]
         results, series, signals, rows = _evaluate(
             subjects, None, num_frames=gen.num_frames, fps=gen.fps, size_hw=(gen.height, gen.width), first_frame=0,
-            boxes=None, **common)
+            boxes=None, subject_spread=subject_spread, **common)
         result = EvalResult(mode="video", fps=gen.fps, frames=gen.num_frames, width=gen.width, height=gen.height,
                             inputs={"video": str(video), **({"audio": str(audio)} if audio else {})},
                             subjects=results, lpips="", out_dir=str(out_dir))

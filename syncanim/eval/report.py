@@ -36,6 +36,11 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("lpips", "LPIPS (Alex)"),
     ("lmd", "LMD (px @512)"),
     ("lmd_centered", "LMD centred (px @512)"),
+    ("mouth_correlation", "mouth opening corr. (best lag)"),
+    ("mouth_lag", "mouth opening lag (frames)"),
+    ("mouth_amplitude", "mouth amplitude ratio"),
+    ("mouth_spread", "mouth spread while speaking"),
+    ("mouth_spread_ratio", "mouth spread / subject's"),
     ("sync_offset", "sync offset (frames, + = video late)"),
     ("sync_confidence", "sync confidence (corr.)"),
     ("sync_contrast", "sync contrast (peak - median)"),
@@ -65,6 +70,11 @@ class Fidelity:
     lmd_centered: float
     lmd_frames: int
     lmd_skipped: int
+    # the tracked mouth opening against the reference's (syncanim.metrics.mouth): best correlation
+    # within +-3 frames, its lag (> 0: this mouth moves later), and the ratio of their spreads
+    mouth_correlation: float | None = None
+    mouth_lag: int | None = None
+    mouth_amplitude: float | None = None
 
 
 @dataclass
@@ -81,8 +91,10 @@ class SubjectResult:
     def figure(self, key: str) -> float | None:
         """The value of table row ``key`` (see :data:`FIGURES`), None when not measured."""
         f, c = self.fidelity, self.clip
-        if key in ("psnr", "psnr_face", "ssim", "lpips", "lmd", "lmd_centered"):
-            return None if f is None else getattr(f, key)
+        if key in ("psnr", "psnr_face", "ssim", "lpips", "lmd", "lmd_centered", "mouth_correlation", "mouth_lag",
+                   "mouth_amplitude"):
+            value = None if f is None else getattr(f, key)
+            return None if value is None else float(value)
         if c is None:
             return None
         s = c.sync
@@ -92,6 +104,10 @@ class SubjectResult:
             return None if s is None else s.confidence
         if key == "sync_contrast":
             return None if s is None else s.contrast
+        if key == "mouth_spread":
+            return c.mouth_spread
+        if key == "mouth_spread_ratio":
+            return c.mouth_spread_ratio
         if key == "blink_rate":
             return None if c.blinks is None else c.blinks.rate_per_min
         if key == "head_amplitude":
@@ -165,9 +181,9 @@ def _fmt(key: str, v: Any) -> str:
         return "inf" if v > 0 else "-inf"
     if isinstance(v, float) and math.isnan(v):
         return "n/a"
-    if key == "sync_offset" or isinstance(v, int):
-        return f"{int(v):+d}" if key == "sync_offset" else str(v)
-    if key in ("ssim", "lpips", "sync_confidence", "sync_contrast"):
+    if key in ("sync_offset", "mouth_lag") or isinstance(v, int):
+        return f"{int(v):+d}" if key in ("sync_offset", "mouth_lag") else str(v)
+    if key in ("ssim", "lpips", "sync_confidence", "sync_contrast", "mouth_spread"):
         return f"{v:.4f}"
     return f"{v:.2f}"
 

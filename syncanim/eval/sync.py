@@ -3,8 +3,8 @@
 Definition, per video frame ``k = 0 .. N-1`` of a clip at ``fps`` (see docs/eval.md for what it is not):
 
 1. **Mouth opening** ``m[k]``: the 3-D distance between the inner-lip landmarks 13 and 14 over the
-   distance between the outer eye corners 33 and 263 of MediaPipe FaceMesh (``mouth_open`` as
-   :mod:`syncanim.prep.expressions` measures it). NaN where no face was found; gaps are filled by
+   distance between the outer eye corners 33 and 263 of MediaPipe FaceMesh
+   (:func:`syncanim.face.mouth.mouth_opening`). NaN where no face was found; gaps are filled by
    linear interpolation, and windows with more than ``max_missing`` of their frames filled are skipped.
 2. **Speech loudness** ``r[k]``: RMS of the 16 kHz mono audio over ``[(k - 1/2) / fps, (k + 1/2) / fps)``
    (one frame's duration centred on the frame's time ``k / fps``); samples outside the track count as
@@ -37,9 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: FaceMesh indices (as in syncanim.prep.expressions): inner lips, outer eye corners.
-INNER_LIPS = (13, 14)
-EYE_CORNERS = (33, 263)
+from ..face.mouth import mouth_opening  # noqa: F401  (step 1 of the definition; re-exported)
 
 
 @dataclass(frozen=True)
@@ -82,18 +80,6 @@ class SyncResult:
 
 
 # --- the two signals ------------------------------------------------------------------------------
-
-
-def mouth_opening(points: np.ndarray) -> np.ndarray:
-    """Inner-lip gap over eye-corner distance (3-D). ``points: [N, 478, 3] float`` -> ``[N] float64``
-    (NaN where the frame's landmarks are NaN)."""
-    p = np.asarray(points, dtype=np.float64)
-    if p.ndim != 3 or p.shape[1] < 468 or p.shape[2] != 3:
-        raise ValueError(f"mouth_opening: points must be [N, 478, 3], got {p.shape}")
-    gap = np.linalg.norm(p[:, INNER_LIPS[0]] - p[:, INNER_LIPS[1]], axis=-1)  # [N]
-    scale = np.linalg.norm(p[:, EYE_CORNERS[0]] - p[:, EYE_CORNERS[1]], axis=-1)  # [N]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(scale > 0, gap / scale, np.nan)
 
 
 def frame_rms(samples: np.ndarray, sample_rate: int, fps: float, first_frame: int, num_frames: int) -> np.ndarray:

@@ -38,7 +38,9 @@ from ..config import BlinkConfig, SyncConfig
 from ..console import ProgressFn, no_progress
 from ..errors import DataError
 from ..prep.expressions import LEFT_EYE, RIGHT_EYE, eye_aspect_ratio
-from .sync import SyncResult, SyncSignals, frame_rms, mouth_opening, sync_score, sync_signals
+from ..face.mouth import mouth_opening
+from ..metrics.mouth import speaking_spread, speech_frames
+from .sync import SyncResult, SyncSignals, frame_rms, sync_score, sync_signals
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +224,10 @@ class ClipStats:
     sync: SyncResult | None = None
     blinks: BlinkStats | None = None
     head: HeadMotion | None = None
+    # std of the mouth opening over the frames with speech (syncanim.metrics.mouth.speaking_spread), and
+    # its ratio to the subject's own spread while speaking, where the subject is known
+    mouth_spread: float | None = None
+    mouth_spread_ratio: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -295,6 +301,8 @@ def clip_stats(frames: FrameSource, fps: float, image_size: tuple[int, int], aud
         lag = sync.max_lag
         rms = frame_rms(audio.samples, audio.sample_rate, fps, first_frame - lag, n + 2 * lag)  # [N + 2L]
         stats.sync = sync_score(mouth, rms, fps, **sync.model_dump())
+        spread = speaking_spread(mouth, speech_frames(rms[lag:lag + n], sync.speech_db))
+        stats.mouth_spread = None if np.isnan(spread) else spread
         if stats.sync.note:
             stats.notes.append(f"sync: {stats.sync.note}")
         signals.sync = sync_signals(mouth, rms, fps, max_lag=lag, highpass_s=sync.highpass_s,

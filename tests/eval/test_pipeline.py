@@ -243,7 +243,9 @@ def test_model_without_its_dataset_is_refused(tiny_model, tmp_path):
     with pytest.raises(DataError, match="is not at"):
         run_eval(tmp_path / "out", model=moved, runtime=CPU)
     with pytest.raises(ConfigError):
-        run_eval(tmp_path / "out", model=moved, video=moved / "x.mp4", runtime=CPU)
+        run_eval(tmp_path / "out", model=moved, video=moved / "x.mp4", reference=moved / "y.mp4", runtime=CPU)
+    with pytest.raises(ConfigError):
+        run_eval(tmp_path / "out", model=moved, video=moved / "x.mp4", baselines=True, runtime=CPU)
 
 
 # --- a metric plugin -------------------------------------------------------------------------------
