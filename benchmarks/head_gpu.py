@@ -45,7 +45,7 @@ def render_speed(model, data, idx: list[int], device, cfg, cfg_out_dir: Path) ->
     bg = torch.from_numpy(data.backgrounds[idx]).to(device).float() / 255
     rects = head_rects(model, data.rotation[idx], data.translation[idx], data.focal, data.cx, data.cy, data.size)
     with torch.no_grad():
-        audio = model.audio(feats, it)
+        audio = model.speech_condition(feats, it)
         latent = model.latent_for(None, batch)
 
     def call():

@@ -7,8 +7,8 @@ The measured path is the one ``syncanim render`` runs for each call of B frames 
    ``samples_needed``; backends without windowed extraction get the frames' audio plus 1 s before
    it) -> ``[B, P, F]`` on the host.
 2. ``conditioning``: the features to the device, appended to a ring of the last ``W - 1`` frames'
-   features, the audio encoder (per-frame net and window attention) -> ``[B, A]``; the frames'
-   expressions and the lighting latent to the device.
+   features, the mouth predictor (window of ``past + future + 1`` frames) and the code embedding ->
+   ``[B, A]``; the frames' expressions and the lighting latent to the device.
 3. ``head_render``: the head rectangles, rays -> shell samples -> field -> compositing along the
    rays, written over the background on the device -> ``[B, H, W, 3]`` float.
 4. ``composite``: the background frames to the device, and the finished frames back to the host as
@@ -418,10 +418,11 @@ class _Path:
         self.s, self.cfg, self.device, self.precision, self.writer = subject, cfg, device, precision, writer
         self.b = cfg.batch
         m = subject.model
-        self.window = m.audio.window
+        self.window = m.predictor.window
         self.ring = torch.zeros(self.window - 1 + self.b, subject.extractor.per_frame, subject.extractor.dim,
                                 device=device)  # [W - 1 + B, P, F]: the last frames' features
-        self.local = torch.arange(self.b, device=device) + self.window // 2  # frames conditioned, rows of the ring
+        # frames conditioned (rows of the ring): the newest ones whose look-ahead has arrived
+        self.local = torch.arange(self.b, device=device) + m.predictor.past
         self.n = len(subject.rotation)
         self.windowed = hasattr(subject.extractor, "extract_window") and hasattr(subject.extractor, "samples_needed")
         self.dense = cfg.renderer == "dense"
@@ -471,7 +472,7 @@ class _Path:
         new = torch.from_numpy(np.ascontiguousarray(feats)).to(self.device)  # [B, P, F]
         self.ring = torch.cat([self.ring[self.b:], new])
         with torch.no_grad():
-            audio = self.s.model.audio(self.ring, self.local)  # [B, A]
+            audio = self.s.model.speech_condition(self.ring, self.local)  # [B, A]
         expr = torch.from_numpy(self.s.expressions[idx]).to(self.device)  # [B, E]
         latent = self.s.model.latent_for(None, self.b)  # [B, L]
         return audio, expr, latent

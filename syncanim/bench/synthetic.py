@@ -159,13 +159,15 @@ def synthetic_model(config, audio_per_frame: int, audio_dim: int, seed: int = 0,
     """
     import torch
 
+    from ..face.mouth import MOUTH_POINTS
     from ..model.head import EXPRESSIONS, NerfHead
 
     canonical = synthetic_canonical(seed)
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = NerfHead.for_face(config, canonical, audio_per_frame, audio_dim, num_latents=1)
+        model = NerfHead.for_face(config, canonical, audio_per_frame, audio_dim, 1,
+                                  (config.mouth.components, len(MOUTH_POINTS)))
     model.eval()
     if occupancy:
         audio = torch.randn(1, config.audio_dim, generator=gen)

@@ -20,6 +20,7 @@ class DeviceData:
     translation: torch.Tensor  # [N, 3] float32
     audio: torch.Tensor  # [N, P, F] float32
     expressions: torch.Tensor  # [N, E] float32
+    codes: torch.Tensor  # [N, C] float32: each frame's mouth code, measured on its landmarks
     rects: torch.Tensor  # [N, 4] long: x0, y0, x1, y1 of the head's projected box
     mouths: torch.Tensor  # [N, 2] long: top-left of the mouth patch
     focal: float
@@ -33,12 +34,14 @@ class DeviceData:
         return self.frames.shape[1]
 
 
-def to_device(data: HeadData, device: torch.device, rects: np.ndarray, patch: int) -> DeviceData:
-    """Move a loaded dataset to ``device``. rects: [N, 4] head rectangles (see model.rays.project_box)."""
+def to_device(data: HeadData, device: torch.device, rects: np.ndarray, patch: int, codes: np.ndarray) -> DeviceData:
+    """Move a loaded dataset to ``device``. rects: [N, 4] head rectangles (see model.rays.project_box);
+    codes: [N, C] mouth codes (see syncanim.face.mouth.MouthBasis)."""
     return DeviceData(
         frames=torch.from_numpy(data.frames).to(device), backgrounds=torch.from_numpy(data.backgrounds).to(device),
         rotation=torch.from_numpy(data.rotation).to(device), translation=torch.from_numpy(data.translation).to(device),
         audio=torch.from_numpy(data.audio).to(device), expressions=torch.from_numpy(data.expressions).to(device),
+        codes=torch.from_numpy(np.nan_to_num(codes).astype(np.float32)).to(device),
         rects=torch.from_numpy(rects.astype(np.int64)).to(device),
         mouths=torch.from_numpy(mouth_boxes(data.landmarks, data.size, patch)).to(device),
         focal=data.focal, cx=data.cx, cy=data.cy, num_train=data.num_train, patch=patch,

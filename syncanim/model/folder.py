@@ -28,7 +28,7 @@ from ..data.files import save_npz_atomic, write_atomic, write_json_atomic
 from ..errors import CheckpointError
 from .head import NerfHead, NerfHeadConfig
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2  # 2: the mouth is driven by a mouth code and its predictor
 
 
 class ModelLayout:
@@ -65,6 +65,9 @@ class ModelInfo:
     cy: float
     dataset: str
     sample_rate: int
+    # the mouth code: {"components": C, "points": K, "speaking_spread": the subject's mouth-opening
+    # spread while speaking (training frames), "fit": the predictor's calibration report}
+    mouth: dict[str, Any]
     stage: str = "untrained"
     step: int = 0
 
@@ -113,7 +116,11 @@ def build_model(info: ModelInfo) -> NerfHead:
     opts = {k: v for k, v in info.model.items() if k != "kind"}
     if info.model.get("kind") != "nerf-head":
         raise CheckpointError(f"unknown model kind {info.model.get('kind')!r}")
-    return NerfHead(NerfHeadConfig(**opts), info.audio_per_frame, info.audio_dim, info.num_latents)
+    try:
+        mouth = (int(info.mouth["components"]), int(info.mouth["points"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"model.json has no usable mouth section: {e}") from e
+    return NerfHead(NerfHeadConfig(**opts), info.audio_per_frame, info.audio_dim, info.num_latents, mouth)
 
 
 def load_model(root: str | Path, device: str | torch.device = "cpu") -> tuple[NerfHead, ModelInfo]:

@@ -1,8 +1,16 @@
 """The ``nerf-head`` renderer: an audio-driven NeRF of one person's head.
 
-:class:`NerfHead` holds the field, the audio encoder, the per-frame lighting latents and the head's
-geometry (box and depth prior, from the prep track), and renders rays: shell samples around the
-prior surface, the field at those samples, alpha compositing over a per-ray background.
+:class:`NerfHead` holds the field, the mouth predictor (speech features -> mouth code), the per-frame
+lighting latents and the head's geometry (box and depth prior, from the prep track), and renders
+rays: shell samples around the prior surface, the field at those samples, alpha compositing over a
+per-ray background.
+
+The mouth is conditioned on an explicit **mouth code** (:class:`syncanim.face.mouth.MouthBasis`: the
+principal components of the subject's lip and jaw landmarks, unit spread each). Training feeds the
+real code of each frame, measured on its landmarks, so the field learns to render any mouth shape of
+the subject; rendering feeds the code the predictor reads from the speech. The two parts are fitted
+separately, so the mouth moves as much as the predicted code says, and a render driven by the real
+codes shows what the field alone can do.
 """
 
 from __future__ import annotations
@@ -15,15 +23,29 @@ from torch import nn
 from ..config import Frozen
 from ..kernels.composite import composite_rays
 from ..kernels.hashgrid import grid_spec
+from ..face.mouth import ANCHORS, MouthBasis
 from ..registry import Spec
 from . import occupancy
-from .audio_net import AudioEncoder
 from .field import HeadField
+from .mouth_net import MouthPredictor
 from .rays import head_box, to_unit_box
 from .shell import depth_prior, shell_samples, surface_depth
 
-#: expression coefficients the head is conditioned on (the mouth follows the audio instead)
+#: expression coefficients the head is conditioned on (the mouth follows its own code instead)
 EXPRESSIONS = ("blink_left", "blink_right", "brow_raise")
+
+
+class MouthNetConfig(Frozen):
+    """The mouth code and its predictor (``[model.mouth]``)."""
+
+    components: int = Field(8, ge=1, le=32)  # most principal components of the mouth shape kept
+    variance: float = Field(0.97, gt=0.5, le=1.0)  # ... or fewer, once they explain this share of its variance
+    hidden: int = Field(64, ge=4)
+    layers: int = Field(2, ge=1, le=8)  # residual convolutions over the window of frames
+    past: int = Field(8, ge=0, le=64)  # frames of features before the frame the predictor reads
+    future: int = Field(8, ge=0, le=64)  # frames after it: the look-ahead a live stream waits for
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    input_dropout: float = Field(0.5, ge=0.0, lt=1.0)  # on the normalised features: a little data, a big input
 
 
 class NerfHeadConfig(Frozen):
@@ -34,8 +56,7 @@ class NerfHeadConfig(Frozen):
     log2_table: int = Field(16, ge=10, le=24)  # rows per hashed level = 2**log2_table (more = sharper, more memory)
     hidden: int = Field(64, ge=8)
     geo_dim: int = Field(15, ge=1)
-    audio_dim: int = Field(32, ge=1)
-    audio_window: int = Field(8, ge=1)  # frames of audio blended by attention
+    audio_dim: int = Field(32, ge=1)  # width of the mouth conditioning the region gates scale per point
     latent_dim: int = Field(4, ge=0)  # per-frame lighting code (its mean is used when rendering new audio)
     samples: int = Field(16, ge=2, le=128)  # samples per ray in the shell
     shell_front: float = Field(0.03, gt=0)  # shell starts this far (canonical units ~ m) before the prior surface
@@ -45,15 +66,18 @@ class NerfHeadConfig(Frozen):
     occupancy_threshold: float = Field(0.005, gt=0)  # a cell is empty when density x bin length stays below this
     occupancy_grow: int = Field(1, ge=0, le=4)  # occupied cells are grown by this many cells (safety margin)
     backend: str = "auto"  # kernel backend: auto | ref | torch | triton
+    mouth: MouthNetConfig = MouthNetConfig()
 
 
 class NerfHead(nn.Module):
     """The whole head model. Geometry buffers come from the dataset's track (canonical landmarks)."""
 
     def __init__(self, config: NerfHeadConfig, audio_per_frame: int, audio_feat_dim: int, num_latents: int,
-                 geometry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
-        """``geometry`` = (box lo [3], box hi [3], depth prior [prior_res, prior_res]); zeros when None
-        (the state dict being loaded brings them)."""
+                 mouth: MouthBasis | tuple[int, int], geometry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                 ) -> None:
+        """``mouth``: the subject's mouth basis, or ``(components C, points K)`` for an empty one (the
+        state dict being loaded brings it). ``geometry`` = (box lo [3], box hi [3], depth prior
+        [prior_res, prior_res]); zeros when None (likewise)."""
         super().__init__()
         self.config = config
         if geometry is None:
@@ -68,7 +92,16 @@ class NerfHead(nn.Module):
         bias = float(np.log(np.log(2.0) / (config.shell_front + config.shell_back)))
         self.field = HeadField(spec, config.audio_dim, len(EXPRESSIONS), config.latent_dim, config.hidden,
                                config.geo_dim, config.backend, density_bias=bias)
-        self.audio = AudioEncoder(audio_per_frame, audio_feat_dim, config.audio_dim, config.audio_window)
+        if isinstance(mouth, tuple):
+            c, k = mouth
+            mouth = MouthBasis(np.zeros(3 * k), np.zeros((c, 3 * k)), np.ones(c), np.full(c, 1.0 / c),
+                               np.zeros((len(ANCHORS), 3)))
+        for name, arr in mouth.arrays().items():  # the subject's mouth basis travels with the weights
+            self.register_buffer(f"mouth_{name}", torch.as_tensor(np.asarray(arr), dtype=torch.float32))
+        mc = config.mouth
+        self.predictor = MouthPredictor(audio_per_frame, audio_feat_dim, mouth.size, mc.hidden, mc.layers, mc.past,
+                                        mc.future, mc.dropout, mc.input_dropout)
+        self.code_embed = nn.Linear(mouth.size, config.audio_dim)
         self.latents = nn.Parameter(torch.zeros(max(1, num_latents), config.latent_dim))
         g = config.occupancy_res
         # decaying max density per cell; starts high so that every cell counts as occupied until updated
@@ -77,11 +110,34 @@ class NerfHead(nn.Module):
 
     @classmethod
     def for_face(cls, config: NerfHeadConfig, canonical: np.ndarray, audio_per_frame: int, audio_feat_dim: int,
-                 num_latents: int) -> NerfHead:
-        """A new model around a subject's canonical face landmarks [478, 3]."""
+                 num_latents: int, mouth: MouthBasis | tuple[int, int]) -> NerfHead:
+        """A new model around a subject's canonical face landmarks [478, 3] and mouth basis (or an
+        empty basis of ``(components, points)``: an untrained model for timing)."""
         lo, hi = head_box(canonical)
-        return cls(config, audio_per_frame, audio_feat_dim, num_latents,
+        return cls(config, audio_per_frame, audio_feat_dim, num_latents, mouth,
                    (lo, hi, depth_prior(canonical, lo, hi, config.prior_res)))
+
+    @property
+    def code_dim(self) -> int:
+        return self.code_embed.in_features
+
+    def mouth_basis(self) -> MouthBasis:
+        """The subject's mouth basis (numpy), e.g. to turn codes into mouth openings."""
+        a = {k: getattr(self, f"mouth_{k}").detach().cpu().double().numpy()
+             for k in ("mean", "components", "scale", "weight", "reference")}
+        return MouthBasis(**a)
+
+    def condition(self, codes: torch.Tensor) -> torch.Tensor:
+        """Mouth codes [B, C] -> the field's mouth conditioning [B, audio_dim]."""
+        return self.code_embed(codes)
+
+    def speech_codes(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Mouth codes [B, C] of ``frames: [B] long`` predicted from a clip's features [T, P, F]."""
+        return self.predictor(features, frames)
+
+    def speech_condition(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """The field's mouth conditioning [B, audio_dim] of ``frames`` predicted from features [T, P, F]."""
+        return self.condition(self.speech_codes(features, frames))
 
     def latent_for(self, frames: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Lighting codes [B, L]: per training frame, or their mean (``frames`` None)."""
@@ -95,7 +151,7 @@ class NerfHead(nn.Module):
         """Render rays of a batch of frames.
 
         origins, dirs: [R, 3] (head frame); ray_cond: [R] long, the frame (row of the next three) of each
-        ray; audio: [B, A]; expr: [B, E]; latent: [B, L]; background: [R, 3] in [0, 1]. ``generator``
+        ray; audio: [B, A] the mouth conditioning (:meth:`condition`); expr: [B, E]; latent: [B, L]; background: [R, 3] in [0, 1]. ``generator``
         jitters the samples (training). Returns color [R, 3], opacity [R], depth [R], hit [R] bool and the
         mean region gates (``audio_gate``, ``expr_gate``: scalars) for regularisation.
         """

@@ -50,7 +50,7 @@ class RenderResult:
 
 def audio_conditioning(model: NerfHead, info: ModelInfo, wave: Waveform, num_frames: int, registry: Registry,
                        device: torch.device) -> torch.Tensor:
-    """Per-frame audio vectors [T, A] from the model's own feature backend."""
+    """Per-frame mouth conditioning [T, A]: the model's own feature backend, its mouth predictor, its code embedding."""
     backend = registry.build("syncanim.asr", PluginSection(**info.audio))
     feats = backend.extract(wave, info.fps, num_frames=num_frames)  # [T, P, F]
     if feats.shape[1:] != (info.audio_per_frame, info.audio_dim):
@@ -58,8 +58,7 @@ def audio_conditioning(model: NerfHead, info: ModelInfo, wave: Waveform, num_fra
                         f"{(info.audio_per_frame, info.audio_dim)}")
     f = torch.from_numpy(np.ascontiguousarray(feats)).to(device)
     with torch.no_grad():
-        return torch.cat([model.audio(f, torch.arange(s, min(s + 4096, num_frames), device=device))
-                          for s in range(0, num_frames, 4096)])
+        return model.condition(model.predictor.predict(f))
 
 
 class PlanFrames:

@@ -91,7 +91,7 @@ def render_split(model: NerfHead, data: HeadData, ids: list[int], device: torch.
         with torch.no_grad(), autocast_for(device, precision):
             img, _ = render_views(model, torch.from_numpy(data.rotation[idx]).to(device),
                                   torch.from_numpy(data.translation[idx]).to(device), data.focal, data.cx, data.cy,
-                                  model.audio(feats, it), torch.from_numpy(data.expressions[idx]).to(device),
+                                  model.speech_condition(feats, it), torch.from_numpy(data.expressions[idx]).to(device),
                                   model.latent_for(None, len(idx)), bg, rects, chunk=chunk)
         out.append((img.clamp(0, 1) * 255).round().byte().cpu().numpy())
         spent += time.perf_counter() - t0

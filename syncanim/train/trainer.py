@@ -1,8 +1,11 @@
 """``syncanim train``: a prepared dataset in, a trained head model folder out.
 
-Two stages as in the reference workflow: the head (random rays, mostly inside the head's projected
-box, photometric loss), then the lips (patches around the mouth with an added perceptual term,
-alternating with ordinary ray batches). Validation PSNR on held-out frames at intervals,
+First the mouth predictor is fitted (speech features -> the subject's mouth code measured on the
+landmarks, :mod:`syncanim.train.mouth`; seconds). Then two stages as in the reference workflow: the
+head (random rays, mostly inside the head's projected box, photometric loss; the mouth conditioned
+on each frame's real mouth code plus a little noise), then the lips (patches around the mouth with
+an added perceptual term, alternating with ordinary ray batches). Validation renders are driven by
+the predicted codes, as a render of new speech is. Validation PSNR on held-out frames at intervals,
 ``metrics.jsonl``, and checkpoints that resume exactly (same batches, same numbers) after Ctrl-C.
 """
 
@@ -14,7 +17,7 @@ import math
 import os
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +45,15 @@ from ..model.folder import (
     write_info,
 )
 from ..model.head import EXPRESSIONS, NerfHead
+from ..face.mouth import MOUTH_POINTS, MouthBasis, mouth_opening
+from ..metrics.mouth import speaking_spread, speech_frames
 from ..model.losses import PerceptualLoss, make_perceptual
 from ..model.rays import pixel_rays
 from ..model.views import head_rects, render_views
 from ..prep.masks import FACE_OVAL
 from ..registry import Registry, default_registry
 from .checkpoint import load_checkpoint, save_checkpoint
+from .mouth import fit_mouth_predictor
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +112,9 @@ class Schedule:
 
 
 def _optimizer(model: NerfHead, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam over the head's parameters (the mouth predictor is fitted on its own beforehand)."""
     grid = [model.field.tables]
-    nets = [p for n, p in model.named_parameters() if n != "field.tables"]
+    nets = [p for n, p in model.named_parameters() if n != "field.tables" and not n.startswith("predictor.")]
     return torch.optim.Adam([
         {"params": grid, "lr": cfg.lr_grid, "eps": 1e-15, "base_lr": cfg.lr_grid},
         {"params": nets, "lr": cfg.lr_net, "eps": 1e-15, "base_lr": cfg.lr_net},
@@ -119,11 +126,15 @@ def _psnr(mse: float) -> float:
 
 
 def forward_batch(model: NerfHead, d: DeviceData, batch: Batch, gen: torch.Generator | None,
-                  frame_latents: bool = True) -> dict[str, torch.Tensor]:
-    """Render a batch's rays. Returns the model's outputs with ``color`` [B*R, 3]."""
+                  frame_latents: bool = True, code_noise: float = 0.0) -> dict[str, torch.Tensor]:
+    """Render a batch's rays, the mouth conditioned on each frame's real mouth code (plus
+    ``code_noise`` times unit Gaussian noise from ``gen``). Returns the model's outputs with ``color`` [B*R, 3]."""
     b, r, _ = batch.pixels.shape
     o, dirs = pixel_rays(d.rotation[batch.frames], d.translation[batch.frames], d.focal, d.cx, d.cy, batch.pixels)
-    audio = model.audio(d.audio, batch.frames)
+    codes = d.codes[batch.frames]
+    if code_noise > 0 and gen is not None:
+        codes = codes + code_noise * torch.randn(codes.shape, generator=gen, device=gen.device).to(codes.device)
+    audio = model.condition(codes)
     expr = d.expressions[batch.frames]
     latent = model.latent_for(batch.frames if frame_latents else None, b)
     cond = torch.arange(b, device=o.device).repeat_interleave(r)
@@ -132,29 +143,47 @@ def forward_batch(model: NerfHead, d: DeviceData, batch: Batch, gen: torch.Gener
 
 
 def refresh_occupancy(model: NerfHead, d: DeviceData, conditions: int, gen: torch.Generator) -> float:
-    """Update the model's occupancy grid under the audio/expressions of a few random training frames."""
+    """Update the model's occupancy grid under the mouths/expressions of a few random training frames."""
     frames = torch.randint(0, d.num_train, (conditions,), generator=gen, device=gen.device).to(d.audio.device)
     with torch.no_grad():
-        audio = model.audio(d.audio, frames)
+        audio = model.condition(d.codes[frames])
     return model.update_occupancy(audio, d.expressions[frames], gen)
 
 
 @torch.no_grad()
 def validate(model: NerfHead, d: DeviceData, frames: list[int], chunk: int = 1 << 15) -> tuple[float, np.ndarray]:
-    """Mean PSNR (dB) of full rendered frames against the ground truth, and the renders [B, H, W, 3] uint8."""
+    """Mean PSNR (dB) of full rendered frames against the ground truth, and the renders [B, H, W, 3] uint8.
+    The mouth follows the codes predicted from the frames' speech."""
     model.eval()
     idx = torch.tensor(frames, device=d.frames.device)
     rects = head_rects(model, d.rotation[idx].cpu().numpy(), d.translation[idx].cpu().numpy(), d.focal, d.cx, d.cy,
                        d.size)
     bg = d.backgrounds[idx].float() / 255
     images, _ = render_views(model, d.rotation[idx], d.translation[idx], d.focal, d.cx, d.cy,
-                             model.audio(d.audio, idx), d.expressions[idx], model.latent_for(None, len(frames)),
+                             model.speech_condition(d.audio, idx), d.expressions[idx], model.latent_for(None, len(frames)),
                              bg, rects, chunk=chunk)
     gt = d.frames[idx].float() / 255
     out = (images.clamp(0, 1) * 255).round()
     mse = ((out / 255 - gt) ** 2).mean(dim=(1, 2, 3)).cpu().numpy()
     model.train()
     return float(np.mean([_psnr(m) for m in mse])), out.byte().cpu().numpy()
+
+
+def mouth_targets(data: HeadData, dataset: Path, components: int, variance: float
+                  ) -> tuple[MouthBasis, np.ndarray, float]:
+    """The subject's mouth basis (fitted on the training frames), every frame's mouth code [N, C] and
+    the subject's mouth-opening spread while speaking in the training frames."""
+    from ..audio.waveform import read_audio
+    from ..data.manifest import DatasetLayout
+    from ..eval.sync import frame_rms
+
+    n = data.num_train
+    basis = MouthBasis.fit(data.landmarks[:n], components, variance)
+    codes = basis.encode(data.landmarks)
+    wave = read_audio(DatasetLayout(dataset).audio, data.manifest.sample_rate)
+    rms = frame_rms(wave.samples, wave.sample_rate, data.manifest.fps, 0, n)
+    spread = speaking_spread(mouth_opening(data.landmarks[:n]), speech_frames(rms))
+    return basis, codes, spread
 
 
 def write_assets(layout: ModelLayout, data: HeadData, fps: float, videos: bool = True) -> None:
@@ -212,10 +241,12 @@ def run_train(
         layout.root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ResourceError(f"cannot write to {layout.root}: {e.strerror}") from e
+    basis, codes, spread = mouth_targets(data, dataset, model_cfg.mouth.components, model_cfg.mouth.variance)
+    mouth_info: dict[str, Any] = {"components": basis.size, "points": len(MOUTH_POINTS), "speaking_spread": spread}
     info = ModelInfo(model={"kind": model_section.kind, **model_cfg.model_dump()}, audio=dataset_audio_section(dataset),
                      audio_per_frame=m.audio_per_frame, audio_dim=m.audio_dim, num_latents=m.num_train,
                      expressions=list(EXPRESSIONS), image_size=m.image_size, fps=m.fps, focal=data.focal, cx=data.cx,
-                     cy=data.cy, dataset=str(dataset.resolve()), sample_rate=m.sample_rate)
+                     cy=data.cy, dataset=str(dataset.resolve()), sample_rate=m.sample_rate, mouth=mouth_info)
     resume = layout.state_info.is_file()
     if resume:
         old = read_info(layout.root)
@@ -223,8 +254,9 @@ def run_train(
             raise CheckpointError(f"{layout.root} holds a run with another model or dataset",
                                   hint="use another --out folder, or delete this one to start over")
         model = build_model(info)
+        info = replace(info, mouth=old.mouth)
     else:
-        model = NerfHead.for_face(model_cfg, data.canonical, m.audio_per_frame, m.audio_dim, m.num_train)
+        model = NerfHead.for_face(model_cfg, data.canonical, m.audio_per_frame, m.audio_dim, m.num_train, basis)
     write_info(layout, info)
     write_text_atomic(layout.config, dump_toml({"model": info.model, "train": train.model_dump(mode="json"),
                                                 "runtime": runtime.model_dump(mode="json")}))
@@ -251,13 +283,21 @@ def run_train(
         layout.metrics.unlink()
     # the head's box comes with the weights: project it only once they are loaded
     rects = head_rects(model, data.rotation, data.translation, data.focal, data.cx, data.cy, data.size)
-    d = to_device(data, device, rects, patch)
+    d = to_device(data, device, rects, patch, codes)
     del data
     perceptual: PerceptualLoss | None = make_perceptual(train, device) if schedule.lips else None
     val_ids = np.linspace(d.num_train, m.num_frames - 1, min(train.eval_frames, m.num_frames - d.num_train)).round()
     val_ids = sorted({int(v) for v in val_ids})
     result = TrainResult(layout, info, step, schedule.total, resumed_from=step, device=device.type)
     t_start = time.perf_counter()
+    if not resume:
+        report = fit_mouth_predictor(model.predictor, d.audio, d.codes, d.num_train, model.mouth_weight, train.mouth,
+                                     gen, progress)
+        info = replace(info, mouth={**mouth_info, "fit": asdict(report)})
+        corr = report.holdout_correlation[0] if report.holdout_correlation else float("nan")
+        log.info("mouth predictor: %.1f s, held-out correlation of the main component %.2f, gain %.2f",
+                 report.seconds, corr, report.gain[0] if report.gain else 1.0)
+        _log_metrics(layout, {"step": 0, "stage": "mouth", **asdict(report)})
     t_last, steps_last = t_start, step
     model.train()
     loss_acc, n_acc = 0.0, 0
@@ -279,7 +319,7 @@ def run_train(
             else:
                 batch = ray_batch(d, train.frames_per_step, train.rays, train.head_share, gen)
             with autocast_for(device, train.precision):
-                out = forward_batch(model, d, batch, gen)
+                out = forward_batch(model, d, batch, gen, code_noise=train.mouth.code_noise)
             color = out["color"].float()
             target = batch.target.reshape(-1, 3)
             mse = torch.mean((color - target) ** 2)

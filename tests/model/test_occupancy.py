@@ -38,7 +38,7 @@ def test_empty_space_is_skipped_without_changing_the_image(tiny_model):
     def render():
         with torch.no_grad():
             return render_views(model, torch.from_numpy(data.rotation[k]), torch.from_numpy(data.translation[k]),
-                                data.focal, data.cx, data.cy, model.audio(feats, torch.tensor(k)),
+                                data.focal, data.cx, data.cy, model.speech_condition(feats, torch.tensor(k)),
                                 torch.from_numpy(data.expressions[k]), model.latent_for(None, 1),
                                 torch.from_numpy(data.backgrounds[k]).float() / 255, rects)[0]
 
@@ -47,7 +47,7 @@ def test_empty_space_is_skipped_without_changing_the_image(tiny_model):
     # the tiny model is barely trained (its shell is still half-opaque everywhere): a higher threshold
     # makes sure some cells are found empty
     model.config = model.config.model_copy(update={"occupancy_threshold": 0.03})
-    share = model.update_occupancy(model.audio(feats, torch.tensor([0, 50])), torch.from_numpy(data.expressions[[0, 50]]),
+    share = model.update_occupancy(model.speech_condition(feats, torch.tensor([0, 50])), torch.from_numpy(data.expressions[[0, 50]]),
                                    None, decay=0.0)
     assert 0.0 < share < 0.95
     skipped = render()

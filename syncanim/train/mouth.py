@@ -1,0 +1,123 @@
+"""Fitting the mouth predictor (:class:`syncanim.model.mouth_net.MouthPredictor`) to a subject's clip.
+
+Targets are the mouth codes of the training frames (:class:`syncanim.face.mouth.MouthBasis`), so the
+supervision needs no weights: prep's landmarks give the real mouth shape of every frame. Two passes:
+
+1. **Calibration**: a copy is trained on the first ``1 - holdout`` of the training frames and predicts
+   the rest. A regression toward the mean shrinks the predicted motion on speech it has not heard;
+   the ratio of the real spread to the predicted spread of each component there (clamped to
+   ``[1, max_gain]``) becomes the predictor's ``gain``, so rendered lips move as much as the real ones.
+   The held-out correlation of each component is reported.
+2. **Final**: the predictor is trained again, from the same start, on all training frames, and gets
+   that gain.
+
+Each pass: AdamW, ``steps`` steps of ``batch`` random frames (in runs of ``run`` consecutive frames,
+which share the work of their overlapping windows), mean squared error weighted by each component's
+share of the mouth's variance. The random stream comes from ``generator``, so a fit is
+repeatable.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..config import MouthTrainConfig
+from ..console import ProgressFn, no_progress
+from ..model.mouth_net import MouthPredictor
+
+
+@dataclass
+class MouthFitReport:
+    """What fitting found. ``holdout_*`` per component on the calibration pass's held-out frames."""
+
+    steps: int
+    seconds: float
+    holdout_frames: int
+    holdout_correlation: list[float] = field(default_factory=list)
+    gain: list[float] = field(default_factory=list)
+    loss: float = 0.0
+
+
+def _train(net: MouthPredictor, features: torch.Tensor, codes: torch.Tensor, frames: torch.Tensor,
+           weight: torch.Tensor, cfg: MouthTrainConfig, gen: torch.Generator, progress: ProgressFn,
+           stage: str) -> float:
+    """Train ``net`` on the rows ``frames: [M] long`` of ``features: [T, P, F]`` / ``codes: [T, C]``.
+    Returns the mean loss of the last 10 % of the steps."""
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    net.train()
+    tail: list[float] = []
+    lo, hi = int(frames.min()), int(frames.max()) + 1
+    run = max(1, min(cfg.run, hi - lo))
+    allowed = torch.zeros(codes.shape[0], dtype=torch.bool, device=codes.device)
+    allowed[frames] = True
+    runs = max(1, cfg.batch // run)
+    for step in range(cfg.steps):
+        starts = torch.randint(lo, hi - run + 1, (runs,), generator=gen, device=gen.device).to(frames.device)
+        idx = starts[:, None] + torch.arange(run, device=frames.device)  # [B, run]
+        keep = allowed[idx].float()[..., None]  # frames of the run that are training frames with a face
+        err = (net.run_codes(features, starts, run) - codes[idx]) ** 2 * weight  # [B, run, C]
+        loss = (err * keep).sum() / keep.sum().clamp_min(1.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step >= cfg.steps * 0.9:
+            tail.append(float(loss.detach()))
+        if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
+            progress(stage, step + 1, cfg.steps)
+    net.eval()
+    return float(np.mean(tail)) if tail else 0.0
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torch.Tensor, num_train: int,
+                        weight: torch.Tensor, cfg: MouthTrainConfig, gen: torch.Generator,
+                        progress: ProgressFn = no_progress) -> MouthFitReport:
+    """Fit ``net`` in place (module doc). features: ``[T, P, F]``; codes: ``[T, C]`` (rows of frames
+    without a face are NaN and skipped); frames ``0 .. num_train-1`` are the training frames; weight:
+    ``[C]`` loss weight per component. The network's feature statistics come from the training frames."""
+    t0 = time.perf_counter()
+    dev = features.device
+    valid = torch.isfinite(codes).all(1)
+    valid[num_train:] = False
+    train_rows = valid.nonzero().squeeze(1)
+    if len(train_rows) < 8:
+        raise ValueError(f"fit_mouth_predictor: {len(train_rows)} training frames with a face; at least 8 are needed")
+    flat = features[train_rows].flatten(1).float()
+    with torch.no_grad():
+        net.feat_mean.copy_(flat.mean(0))
+        net.feat_std.copy_(flat.std(0).clamp_min(1e-5))
+        net.gain.fill_(1.0)
+    codes = torch.nan_to_num(codes)
+    start = copy.deepcopy(net.state_dict())
+    report = MouthFitReport(steps=cfg.steps, seconds=0.0, holdout_frames=0)
+
+    cut = int(round(len(train_rows) * (1 - cfg.holdout)))
+    if cfg.holdout > 0 and len(train_rows) - cut >= 8 and cut >= 8:
+        _train(net, features, codes, train_rows[:cut], weight, cfg, gen, progress, "mouth calibration")
+        held = train_rows[cut:]
+        with torch.no_grad():
+            pred = net(features, held).cpu().numpy()  # [H, C]
+        true = codes[held].cpu().numpy()
+        ratio = true.std(0) / np.maximum(pred.std(0), 1e-6)
+        gain = np.clip(ratio, 1.0, cfg.max_gain)
+        report.holdout_frames = len(held)
+        report.holdout_correlation = [_corr(pred[:, c], true[:, c]) for c in range(true.shape[1])]
+        net.load_state_dict(start)
+    else:
+        gain = np.ones(codes.shape[1])
+    report.loss = _train(net, features, codes, train_rows, weight, cfg, gen, progress, "mouth")
+    with torch.no_grad():
+        net.gain.copy_(torch.as_tensor(gain, dtype=net.gain.dtype, device=dev))
+    report.gain = [float(g) for g in gain]
+    report.seconds = time.perf_counter() - t0
+    return report
