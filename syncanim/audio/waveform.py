@@ -33,28 +33,38 @@ class Waveform:
 
 
 def read_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> Waveform:
-    """Decode the first audio stream of any file PyAV/FFmpeg can read, downmixed to mono and resampled.
+    """Decode the first audio stream of any file PyAV/FFmpeg can read, downmixed to mono and resampled,
+    aligned with the file's video (:func:`_audio_lead`).
 
     Raises DataError for a missing or unreadable file, or one without an audio stream.
     """
-    import av
-
     p = Path(path)
     if not p.is_file():
         raise DataError(f"audio file not found: {p}")
+    if p.suffix.lower() == ".wav":
+        wave = _read_wav_at(p, sample_rate)
+        if wave is not None:
+            return wave
+    import av
+
     try:
         with av.open(str(p)) as container:
             if not container.streams.audio:
                 raise DataError(f"{p.name} has no audio track", hint="give a file with sound, or a separate --audio file")
+            stream = container.streams.audio[0]
             # resample each channel, then average them: FFmpeg's own downmix scales by 1/sqrt(2),
             # which makes centred stereo speech 3 dB louder than the same mono signal
             resampler = av.AudioResampler(format="fltp", rate=sample_rate)
             chunks: list[np.ndarray] = []
-            for frame in container.decode(audio=0):
+            first: float | None = None
+            for frame in container.decode(stream):
+                if first is None and frame.time is not None:
+                    first = float(frame.time)
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().mean(axis=0))
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().mean(axis=0))
+            lead = _audio_lead(container, first)
     except DataError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as e:
@@ -62,7 +72,40 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> Wavefo
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     if samples.size == 0:
         raise DataError(f"{p.name}: the audio track is empty or could not be decoded")
+    shift = int(round(lead * sample_rate))
+    samples = np.concatenate([np.zeros(shift, np.float32), samples]) if shift > 0 else samples[-shift:]
     return Waveform(np.clip(samples, -1.0, 1.0), sample_rate)
+
+
+def _audio_lead(container, first_audio: float | None) -> float:
+    """Seconds from the first video frame to the first audio sample (negative: the audio starts first).
+
+    In a file with a video stream, sample 0 of the returned audio is at the video's first frame, as
+    :func:`syncanim.media.video.iter_frames` counts frames: a stream start time or an edit list that
+    delays the audio (phone recordings, edited files) becomes leading silence, audio before the first
+    frame is dropped. An audio-only file starts at its first sample.
+    """
+    if first_audio is None or not container.streams.video:
+        return 0.0
+    v = container.streams.video[0]
+    if v.start_time is None or v.time_base is None:
+        return 0.0
+    return first_audio - float(v.start_time * v.time_base)
+
+
+def _read_wav_at(path: Path, sample_rate: int) -> Waveform | None:
+    """A WAV file already at ``sample_rate`` (as prep writes them), read directly; None for any other."""
+    import soundfile as sf
+
+    try:
+        if sf.info(str(path)).samplerate != sample_rate:
+            return None
+        data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError):
+        return None
+    if data.size == 0:
+        return None
+    return Waveform(np.clip(data.mean(axis=1), -1.0, 1.0).astype(np.float32), sample_rate)
 
 
 def write_wav(path: str | os.PathLike[str], wave: Waveform) -> None:

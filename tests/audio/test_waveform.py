@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -27,8 +28,10 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
-def write_mp4(path: Path, audio: np.ndarray | None, rate: int = 48000, seconds: float = 1.0) -> Path:
-    """A 64x64 H.264 mp4 of ``seconds`` at 25 fps, with ``audio: [C, T] float32`` as AAC when given."""
+def write_mp4(path: Path, audio: np.ndarray | None, rate: int = 48000, seconds: float = 1.0,
+              audio_start: float = 0.0, video_start: float = 0.0) -> Path:
+    """A 64x64 H.264 mp4 of ``seconds`` at 25 fps, with ``audio: [C, T] float32`` as AAC when given; each
+    stream's first timestamp at its ``*_start`` seconds (as phone recordings and edited files carry)."""
     with av.open(str(path), mode="w") as c:
         v = c.add_stream("libx264", rate=25)
         v.width, v.height, v.pix_fmt = 64, 64, "yuv420p"
@@ -38,6 +41,7 @@ def write_mp4(path: Path, audio: np.ndarray | None, rate: int = 48000, seconds: 
             a.layout = "stereo" if audio.shape[0] == 2 else "mono"
         for i in range(int(seconds * 25)):
             frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 8 % 256, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i + round(video_start * 25), Fraction(1, 25)
             for pkt in v.encode(frame):
                 c.mux(pkt)
         for pkt in v.encode():
@@ -47,7 +51,7 @@ def write_mp4(path: Path, audio: np.ndarray | None, rate: int = 48000, seconds: 
             for i in range(0, audio.shape[1], step):
                 fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, i:i + step]), format="fltp",
                                                 layout=a.layout.name)
-                fr.sample_rate, fr.pts = rate, i
+                fr.sample_rate, fr.pts = rate, i + round(audio_start * rate)
                 for pkt in a.encode(fr):
                     c.mux(pkt)
             for pkt in a.encode(None):
@@ -132,6 +136,27 @@ def test_mp4_with_stereo_48k_aac(tmp_path):
     assert abs(w.duration_s - 2.0) < 0.1  # AAC adds encoder priming / padding of ~1024 samples
     assert abs(peak_hz(w.samples, 16000) - 440) < 2
     assert rms(w.samples) > 0.2  # the sound survived encoding (0.4 / sqrt 2 = 0.28 per channel)
+
+
+def click(rate: int, seconds: float, at: float) -> np.ndarray:
+    x = np.zeros((1, int(seconds * rate)), np.float32)
+    x[0, int(at * rate):int(at * rate) + rate // 100] = 0.8
+    return x
+
+
+def click_time(w: Waveform) -> float:
+    return float(np.argmax(np.abs(w.samples) > 0.3)) / w.sample_rate
+
+
+@pytest.mark.parametrize(("audio_start", "video_start", "heard_at"), [
+    (0.0, 0.0, 1.0),  # in sync
+    (0.2, 0.0, 1.2),  # the audio stream starts 0.2 s after the first frame: 0.2 s of silence first
+    (0.0, 0.2, 0.8),  # the video starts 0.2 s late: the audio before the first frame is dropped
+])
+def test_audio_is_aligned_with_the_first_video_frame(tmp_path, audio_start, video_start, heard_at):
+    path = write_mp4(tmp_path / "late.mp4", click(48000, 2.0, 1.0), seconds=2.0, audio_start=audio_start,
+                     video_start=video_start)
+    assert abs(click_time(read_audio(path)) - heard_at) < 0.01
 
 
 def test_mp4_without_audio_is_a_data_error(tmp_path):
