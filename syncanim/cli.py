@@ -201,6 +201,7 @@ def render(
     split: Annotated[str | None, typer.Option(help="val: render the held-out frames beside the ground truth and score them.")] = None,
     data: Annotated[Path | None, typer.Option("--data", help="With --split val: the dataset [the one the model was trained on].")] = None,
     portrait: Annotated[bool, typer.Option("--portrait", help="Paste the face into the original frames.")] = False,
+    features: Annotated[Path | None, typer.Option("--features", help="The audio's speech features (.npy from `syncanim features`): skip the feature backend.")] = None,
     pose: Annotated[str | None, typer.Option(help="replay (the training poses, looped) | static [replay].")] = None,
     device: DeviceOpt = None,
     preset: PresetOpt = None,
@@ -233,7 +234,8 @@ def render(
     from .render.pipeline import run_render
 
     with progress_bars(enabled=not _state["quiet"]) as progress:
-        result = run_render(model, audio, out or Path("out.mp4"), config.render, config.runtime, progress=progress)
+        result = run_render(model, audio, out or Path("out.mp4"), config.render, config.runtime, features=features,
+                            progress=progress)
     summary = {"out": str(result.path), "frames": result.frames, "duration_s": round(result.duration_s, 3),
                "fps": result.fps, "seconds": round(result.seconds, 2), "render_fps": round(result.render_fps, 2)}
     if as_json:
@@ -241,6 +243,21 @@ def render(
         return
     err_console.print(f"wrote {result.path}: {result.frames} frames ({result.duration_s:.2f} s) in {result.seconds:.1f} s "
                       f"({result.render_fps:.1f} frames/s rendering)")
+
+
+@app.command()
+@_run
+def features(
+    folder: Annotated[Path, typer.Argument(help="A model folder or a prepared dataset: whose feature backend to use.")],
+    audio: Annotated[Path, typer.Option("--audio", "-a", help="Speech (wav, mp3, m4a, flac, a video's track, ...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .npy to write.")],
+) -> None:
+    """Speech features of an audio file, for `syncanim render --features` on a machine without the backend's weights."""
+    from .audio.precompute import speech_features_file
+    from .registry import default_registry
+
+    shape = speech_features_file(folder, audio, out, default_registry())
+    err_console.print(f"wrote {out}: {shape[0]} frames x {shape[1]} x {shape[2]} features")
 
 
 # --- demo -------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ finished dataset.
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -120,3 +122,13 @@ def read_manifest(root: str | Path) -> Manifest:
         return Manifest(**data)
     except ValidationError as e:
         raise DataError(f"{layout.manifest} is invalid: {e.errors()[0]['msg']}") from e
+
+
+def dataset_audio_section(dataset: str | Path) -> dict[str, Any]:
+    """The audio-backend section prep used for this dataset (read from its config.resolved.toml)."""
+    path = DatasetLayout(dataset).config
+    try:
+        cfg = tomllib.loads(path.read_text())
+        return dict(cfg["prep"]["audio"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return {"kind": read_manifest(dataset).audio_backend}

@@ -37,9 +37,9 @@ from ..audio.waveform import Waveform
 from ..config import BlinkConfig, SyncConfig
 from ..console import ProgressFn, no_progress
 from ..errors import DataError
-from ..prep.expressions import LEFT_EYE, RIGHT_EYE, eye_aspect_ratio
 from ..face.mouth import mouth_opening
 from ..metrics.mouth import speaking_spread, speech_frames
+from ..prep.expressions import LEFT_EYE, RIGHT_EYE, eye_aspect_ratio
 from .sync import SyncResult, SyncSignals, frame_rms, sync_score, sync_signals
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from pydantic import Field
 from torch import nn
 
 from ..config import Frozen
+from ..face.mouth import ANCHORS, MouthBasis
 from ..kernels.composite import composite_rays
 from ..kernels.hashgrid import grid_spec
-from ..face.mouth import ANCHORS, MouthBasis
 from ..registry import Spec
 from . import occupancy
 from .field import HeadField

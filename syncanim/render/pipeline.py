@@ -48,11 +48,31 @@ class RenderResult:
     render_fps: float
 
 
-def audio_conditioning(model: NerfHead, info: ModelInfo, wave: Waveform, num_frames: int, registry: Registry,
-                       device: torch.device) -> torch.Tensor:
-    """Per-frame mouth conditioning [T, A]: the model's own feature backend, its mouth predictor, its code embedding."""
+def speech_features(info: ModelInfo, wave: Waveform, num_frames: int, registry: Registry) -> np.ndarray:
+    """Per-frame speech features [T, P, F] of ``wave`` from the model's own feature backend."""
     backend = registry.build("syncanim.asr", PluginSection(**info.audio))
-    feats = backend.extract(wave, info.fps, num_frames=num_frames)  # [T, P, F]
+    return backend.extract(wave, info.fps, num_frames=num_frames)
+
+
+def load_features(path: Path, info: ModelInfo, num_frames: int) -> np.ndarray:
+    """Precomputed speech features [T, P, F] from an .npy file (``syncanim features``), checked against the model
+    and cut or padded (last frame repeated) to ``num_frames``."""
+    try:
+        feats = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read features from {path.name}: {e}") from None
+    want = (info.audio_per_frame, info.audio_dim)
+    if feats.ndim != 3 or feats.shape[1:] != want or len(feats) == 0:
+        raise DataError(f"{path.name} holds features of shape {feats.shape}, the model expects [T, {want[0]}, {want[1]}]",
+                        hint=f"compute them with the model's backend ({info.audio.get('kind')})")
+    if abs(len(feats) - num_frames) > 2:
+        raise DataError(f"{path.name} has {len(feats)} frames of features, the audio lasts {num_frames} frames")
+    idx = np.minimum(np.arange(num_frames), len(feats) - 1)
+    return feats[idx].astype(np.float32)
+
+
+def audio_conditioning(model: NerfHead, info: ModelInfo, feats: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Per-frame mouth conditioning [T, A] from features [T, P, F]: the model's mouth predictor, its code embedding."""
     if feats.shape[1:] != (info.audio_per_frame, info.audio_dim):
         raise DataError(f"the audio backend gives {feats.shape[1:]} features per frame, the model expects "
                         f"{(info.audio_per_frame, info.audio_dim)}")
@@ -115,9 +135,11 @@ def run_render(
     runtime: RuntimeConfig,
     *,
     registry: Registry | None = None,
+    features: Path | None = None,
     progress: ProgressFn = no_progress,
 ) -> RenderResult:
-    """Render ``audio_path`` spoken by the model in ``model_dir`` into the mp4 ``out``."""
+    """Render ``audio_path`` spoken by the model in ``model_dir`` into the mp4 ``out``; with ``features`` (an .npy
+    of the model's speech features for that audio) the feature backend is skipped."""
     import time
 
     reg = registry or default_registry()
@@ -134,7 +156,8 @@ def run_render(
     n = max(1, math.ceil(wave.duration_s * info.fps - 1e-6))
     t0 = time.perf_counter()
     progress("audio", 0, 1)
-    audio = audio_conditioning(model, info, wave, n, reg, device)
+    feats = load_features(Path(features), info, n) if features is not None else speech_features(info, wave, n, reg)
+    audio = audio_conditioning(model, info, feats, device)
     progress("audio", 1, 1)
     plan = replay_plan(n, replay.rotation, replay.translation, render.loop_join) if render.pose == "replay" \
         else static_plan(n)

@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import time
-import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,10 +29,12 @@ from ..console import ProgressFn, no_progress
 from ..data.batches import Batch, DeviceData, patch_batch, ray_batch, to_device
 from ..data.dataset import HeadData, load_head_data
 from ..data.files import write_text_atomic
-from ..data.manifest import DatasetLayout
+from ..data.manifest import DatasetLayout, dataset_audio_section
 from ..device import autocast_for, resolve_device
 from ..errors import CheckpointError, ConfigError, ResourceError  # noqa: F401
+from ..face.mouth import MOUTH_POINTS, MouthBasis, mouth_opening
 from ..media.video import VideoWriter
+from ..metrics.mouth import speaking_spread, speech_frames
 from ..model.folder import (
     ModelInfo,
     ModelLayout,
@@ -45,8 +46,6 @@ from ..model.folder import (
     write_info,
 )
 from ..model.head import EXPRESSIONS, NerfHead
-from ..face.mouth import MOUTH_POINTS, MouthBasis, mouth_opening
-from ..metrics.mouth import speaking_spread, speech_frames
 from ..model.losses import PerceptualLoss, make_perceptual
 from ..model.rays import pixel_rays
 from ..model.views import head_rects, render_views
@@ -68,18 +67,6 @@ class TrainResult:
     seconds: float = 0.0
     resumed_from: int = 0
     device: str = "cpu"
-
-
-def dataset_audio_section(dataset: Path) -> dict[str, Any]:
-    """The audio-backend section prep used for this dataset (read from its config.resolved.toml)."""
-    path = DatasetLayout(dataset).config
-    try:
-        cfg = tomllib.loads(path.read_text())
-        return dict(cfg["prep"]["audio"])
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        from ..data.manifest import read_manifest
-
-        return {"kind": read_manifest(dataset).audio_backend}
 
 
 class Schedule:
@@ -174,7 +161,6 @@ def mouth_targets(data: HeadData, dataset: Path, components: int, variance: floa
     """The subject's mouth basis (fitted on the training frames), every frame's mouth code [N, C] and
     the subject's mouth-opening spread while speaking in the training frames."""
     from ..audio.waveform import read_audio
-    from ..data.manifest import DatasetLayout
     from ..eval.sync import frame_rms
 
     n = data.num_train
@@ -317,7 +303,7 @@ def run_train(
             if lip_patch:
                 batch = patch_batch(d, train.lips_frames_per_step, gen)
             else:
-                batch = ray_batch(d, train.frames_per_step, train.rays, train.head_share, gen)
+                batch = ray_batch(d, train.frames_per_step, train.rays, train.head_share, gen, train.mouth_share)
             with autocast_for(device, train.precision):
                 out = forward_batch(model, d, batch, gen, code_noise=train.mouth.code_noise)
             color = out["color"].float()

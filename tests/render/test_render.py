@@ -73,3 +73,22 @@ def test_model_folder_problems_are_refused(tiny_model, tmp_path):
     (old / "model.json").write_text(json.dumps(info))
     with pytest.raises(CheckpointError, match="format 0"):
         run_render(old, wav, tmp_path / "o.mp4", RenderConfig(), RuntimeConfig(device="cpu"))
+
+
+def test_precomputed_features_render_what_the_backend_would(tiny_model, tmp_path):
+    from syncanim.audio.precompute import speech_features_file
+    from syncanim.registry import default_registry
+
+    wav = speech_like(tmp_path / "speech.wav", seconds=1.0)
+    feats = tmp_path / "speech.npy"
+    shape = speech_features_file(tiny_model.layout.root, wav, feats, default_registry())
+    assert shape[0] == 25
+    cfg, rt = RenderConfig(), RuntimeConfig(device="cpu")
+    a = run_render(tiny_model.layout.root, wav, tmp_path / "a.mp4", cfg, rt)
+    b = run_render(tiny_model.layout.root, wav, tmp_path / "b.mp4", cfg, rt, features=feats)
+    fa = np.stack([f for _, f in iter_frames(a.path, 25)])
+    fb = np.stack([f for _, f in iter_frames(b.path, 25)])
+    assert fa.shape == fb.shape and np.abs(fa.astype(int) - fb.astype(int)).max() <= 1
+    np.save(tmp_path / "wrong.npy", np.zeros((25, 3, 7), np.float32))
+    with pytest.raises(DataError, match="expects"):
+        run_render(tiny_model.layout.root, wav, tmp_path / "c.mp4", cfg, rt, features=tmp_path / "wrong.npy")
