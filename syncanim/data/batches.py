@@ -61,20 +61,25 @@ def _gather(images: torch.Tensor, frames: torch.Tensor, xy: torch.Tensor) -> tor
     return images[frames[:, None], xy[..., 1], xy[..., 0]].float() / 255.0
 
 
-def ray_batch(d: DeviceData, frames_per_step: int, rays: int, head_share: float, gen: torch.Generator) -> Batch:
-    """``rays`` random rays from ``frames_per_step`` random training frames; ``head_share`` of them
-    inside each frame's head rectangle, the rest anywhere in the frame."""
+def ray_batch(d: DeviceData, frames_per_step: int, rays: int, head_share: float, gen: torch.Generator,
+              mouth_share: float = 0.0) -> Batch:
+    """``rays`` random rays from ``frames_per_step`` random training frames: ``mouth_share`` of them in
+    the ``patch`` square around each frame's mouth, ``head_share`` inside its head rectangle, the rest
+    anywhere in the frame."""
     dev = d.frames.device
     b = frames_per_step
     per = max(1, rays // b)
     frames = torch.randint(0, d.num_train, (b,), generator=gen, device=gen.device).to(dev)
-    n_head = int(round(per * head_share))
+    n_mouth = int(round(per * mouth_share))
+    n_head = min(per, n_mouth + int(round(per * head_share)))
     u = torch.rand((b, per, 2), generator=gen, device=gen.device).to(dev)
     rect = d.rects[frames].float()  # [B, 4]
     lo = torch.zeros(b, per, 2, device=dev)
     span = torch.full((b, per, 2), float(d.size), device=dev)
-    lo[:, :n_head] = rect[:, None, :2]
-    span[:, :n_head] = (rect[:, 2:] - rect[:, :2]).clamp_min(1)[:, None, :]
+    lo[:, n_mouth:n_head] = rect[:, None, :2]
+    span[:, n_mouth:n_head] = (rect[:, 2:] - rect[:, :2]).clamp_min(1)[:, None, :]
+    lo[:, :n_mouth] = d.mouths[frames].float()[:, None, :]
+    span[:, :n_mouth] = float(d.patch)
     xy = (lo + u * span).long().clamp(0, d.size - 1)
     return Batch(frames, xy.float() + 0.5, _gather(d.frames, frames, xy), _gather(d.backgrounds, frames, xy))
 
