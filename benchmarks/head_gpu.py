@@ -72,6 +72,40 @@ def render_speed(model, data, idx: list[int], device, cfg, cfg_out_dir: Path) ->
             "ms_per_frame_with_copy": tc["median_ms"] / batch, "fps_with_copy": 1000 * batch / tc["median_ms"]}
 
 
+def save_jpegs(path: Path, frames: np.ndarray, quality: int = 98, **extra: np.ndarray) -> None:
+    """Frames [T, H, W, 3] uint8 as JPEG bytes in an npz (small enough to bring back from a GPU machine)."""
+    jpegs = [cv2.imencode(".jpg", cv2.cvtColor(r, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
+             for r in frames]
+    np.savez(path, **extra, **{f"f{i}": j for i, j in enumerate(jpegs)})
+
+
+def render_conditioned(model, info, data, audio: torch.Tensor, k: np.ndarray, cfg) -> np.ndarray:
+    """Frames [T, H, W, 3] uint8 with mouth conditioning ``audio`` [T, A] over dataset frames ``k`` [T]'s
+    poses, expressions and backgrounds."""
+    from syncanim.render.pipeline import render_frames
+
+    return np.concatenate([
+        render_frames(model, info, data.rotation[k[s:s + 8]], data.translation[k[s:s + 8]], audio[s:s + 8],
+                      data.expressions[k[s:s + 8]], list(data.backgrounds[k[s:s + 8]]),
+                      cfg.render.chunk_rays, cfg.render.precision)
+        for s in range(0, len(k), 8)])
+
+
+def render_speech(model, info, data, features: Path, out: Path, device, cfg) -> dict:
+    """Render new speech (precomputed features) over the training frames' poses, expressions and
+    backgrounds, in order."""
+    from syncanim.render.pipeline import audio_conditioning, load_features
+
+    n = int(np.load(features, mmap_mode="r").shape[0])
+    audio = audio_conditioning(model, info, load_features(features, info, n), device)
+    k = np.arange(n) % data.num_train
+    t0 = time.perf_counter()
+    frames = render_conditioned(model, info, data, audio, k, cfg)
+    seconds = time.perf_counter() - t0
+    save_jpegs(out, frames, quality=88, pose_frames=k)
+    return {"frames": n, "render_s": seconds}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset", type=Path)
@@ -80,10 +114,12 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=None)
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--model", type=Path, default=None, help="a trained model folder: skip training")
+    ap.add_argument("--speech", type=Path, default=None,
+                    help="a folder of speech features (NAME.npy from `syncanim features`): render each as new speech")
     args = ap.parse_args()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    sets = list(args.sets) + ["train.write_assets=false"]
+    sets = ["train.write_assets=false", *args.sets]
     if args.minutes:
         sets.append(f"train.max_minutes={args.minutes}")
     cfg = build_config(args.preset, sets)
@@ -115,12 +151,20 @@ def main() -> int:
         "render_fps_with_io": fps,
     }
     print(json.dumps(result["val"]), flush=True)
-    jpegs = [cv2.imencode(".jpg", cv2.cvtColor(r, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 98])[1] for r in rendered]
-    np.savez(out / "val_renders.npz", ids=np.array(ids),
-             **{f"f{i}": j for i, j in enumerate(jpegs)})
+    save_jpegs(out / "val_renders.npz", rendered, ids=np.array(ids))
+    # the same frames with the mouth codes measured on the real frames: the renderer alone, without the predictor
+    with torch.no_grad():
+        measured = model.condition(torch.from_numpy(model.mouth_basis().encode(data.landmarks[ids])).float().to(device))
+    save_jpegs(out / "val_renders_measured.npz", render_conditioned(model, info, data, measured, np.array(ids), cfg),
+               ids=np.array(ids))
     picks = np.linspace(0, len(ids) - 1, 4).round().astype(int)
     strip = np.concatenate([np.concatenate([rendered[i], gt[i]], 0) for i in picks], 1)
     cv2.imwrite(str(out / "val_stills.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+
+    if args.speech is not None:
+        result["speech"] = {p.stem: render_speech(model, info, data, p, out / f"speech_{p.stem}.npz", device, cfg)
+                            for p in sorted(args.speech.glob("*.npy"))}
+        print(json.dumps(result["speech"]), flush=True)
 
     # render speed: the head at full size, poses/audio/backgrounds already on the device
     speed = {f"batch{b}": render_speed(model, data, ids[:b], device, cfg, out) for b in (1, 4)}

@@ -17,7 +17,7 @@ def main() -> int:
     src, video, dest = (Path(a) for a in sys.argv[1:4])
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(src, dest / "dataset", ignore=shutil.ignore_patterns("frames", "report", ".syncanim", "*.wav"))
+    shutil.copytree(src, dest / "dataset", ignore=shutil.ignore_patterns("frames", "report", ".syncanim"))
     shutil.copy(video, dest / "source.mp4")
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"packed {dest}: {size / 2**20:.1f} MiB")

@@ -4,19 +4,20 @@
 #   bash benchmarks/gpu/run_suite.sh checks        GPU tests, kernel and render-path benchmarks, peer renderer
 #   bash benchmarks/gpu/run_suite.sh train [MIN]   train on cnn2 for MIN minutes [8], score, time the model
 #   bash benchmarks/gpu/run_suite.sh all [MIN]     both
-# Needs in the working tree: .gpu-wheels/ (pydantic, pytest: see benchmarks/gpu/README.md), .gpu-av/ (PyAV),
-# .gpu-data/cnn2/ (benchmarks/gpu/pack_dataset.py) and .peer-bench/ (the peer renderer).
+# Needs in the working tree: wheels the machine lacks (.device-wheels/ or .device-wheels-noav/, and .gpu-wheels/
+# for pytest: see benchmarks/gpu/README.md), .gpu-data/cnn2/ (benchmarks/gpu/pack_dataset.py), optionally
+# .gpu-data/speech/ (NAME.npy from `syncanim features`: new speech to render) and .peer-bench/ (the peer renderer).
 # Results go to $OUT: env.txt, gpu_tests.log, kernels_gpu.json, bench_pipeline_gpu.json, ernerf*.json,
-# head_gpu.json, head_extra.tgz, bench_model_gpu.json, model.tgz.part-* (weights for scoring elsewhere).
+# head_gpu.json, head_extra.tgz, speech_*.npz, bench_model_gpu.json, model.tar.part-* (with KEEP_MODEL=1).
 set -u
 OUT=${OUT:-/tmp/syncanim-gpu-out}; mkdir -p "$OUT"
 PHASE=${1:-all}
 MINUTES=${2:-8}
 export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=9.0
 export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-$PWD/.triton-cache}
-# .gpu-av/ (PyAV, for the encode stage) is large: the train phase may rely on an earlier checks phase's install
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu-wheels/*.whl \
-    $(ls .gpu-av/*.whl 2>/dev/null) || exit 1
+# PyAV (the encode stage, the model's asset videos) is large: .device-wheels-noav/ leaves it out
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
+    $(ls .device-wheels/*.whl .device-wheels-noav/*.whl .gpu-wheels/*.whl 2>/dev/null) || exit 1
 export PYTHONPATH=/tmp/site:$PWD
 # register syncanim's entry points (its components) without building it: a dist-info from pyproject.toml
 python3 - <<'PY' || exit 1
@@ -59,17 +60,18 @@ if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
   # TRAIN_SET="key=value ..." passes settings to training (e.g. TRAIN_SET="train.expr_gate_weight=1e-4")
   python3 benchmarks/head_gpu.py .gpu-data/cnn2/dataset --out /tmp/head --minutes "$MINUTES" \
       $(for kv in ${TRAIN_SET:-}; do printf -- "--set %s " "$kv"; done) \
+      $( [ -d .gpu-data/speech ] && echo --speech .gpu-data/speech ) \
       2>&1 | grep -v "^train \|^load \|^assets " | tail -n 20
-  cp /tmp/head/head_gpu.json "$OUT/" 2>/dev/null
+  cp /tmp/head/head_gpu.json /tmp/head/speech_*.npz "$OUT/" 2>/dev/null
   stamp "render path per stage with the trained model"
-  timeout 120 python3 benchmarks/bench_pipeline.py --device cuda --model /tmp/head/model \
+  [ "${SKIP_BENCH:-0}" != 1 ] && timeout 120 python3 benchmarks/bench_pipeline.py --device cuda --model /tmp/head/model \
       --only model-b1-bf16 model-b4-bf16 model-b1-bf16-dense-graphs --json "$OUT/bench_model_gpu.json" 2>&1 \
       | grep "scenario .*FPS\|failed" | tail -n 10
   # few files come back from a run, each at most 16 MiB: archives, the weights in parts
-  tar czf "$OUT/head_extra.tgz" -C /tmp/head val_renders.npz val_stills.png render_profile.txt model/metrics.jsonl \
+  tar czf "$OUT/head_extra.tgz" -C /tmp/head val_renders.npz val_renders_measured.npz val_stills.png render_profile.txt model/metrics.jsonl \
       model/model.json 2>/dev/null
-  tar cf - -C /tmp/head model/model.json model/model.safetensors model/config.resolved.toml model/assets/replay.npz \
+  [ "${KEEP_MODEL:-0}" = 1 ] && tar cf - -C /tmp/head model/model.json model/model.safetensors model/config.resolved.toml model/assets/replay.npz \
       | split -b 15m - "$OUT/model.tar.part-"
 fi
-tar czf "$OUT/logs.tgz" -C "$OUT" peer.log 2>/dev/null
+[ -f "$OUT/peer.log" ] && tar czf "$OUT/logs.tgz" -C "$OUT" peer.log
 stamp "done"

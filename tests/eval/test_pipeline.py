@@ -46,10 +46,13 @@ def clips(sample_clip, tmp_path_factory):
     d = int(0.2 * wave.sample_rate)
     late = Waveform(np.concatenate([np.zeros(d, np.float32), wave.samples[:-d]]), wave.sample_rate)
     frozen = dataclasses.replace(truth, mouth_open=[0.0] * truth.num_frames)
+    # another clip's speech: the second half of the sentence under the first half's mouth, and back
+    swapped = Waveform(np.roll(wave.samples, len(wave.samples) // 2), wave.sample_rate)
     short_wave = Waveform(wave.samples[: int(SHORT / truth.fps * wave.sample_rate)], wave.sample_rate)
     out = {
         "late": write_clip(root / "late.mp4", frames, truth.fps, late),
         "frozen": write_clip(root / "frozen.mp4", list(render_frames(frozen)), truth.fps, wave),
+        "swapped": write_clip(root / "swapped.mp4", frames, truth.fps, swapped),
         "short": write_clip(root / "short.mp4", frames[:SHORT], truth.fps, short_wave),
         "short_cut": write_clip(root / "short_cut.mp4", frames[:SHORT - 5], truth.fps, short_wave),
         "short_small": write_clip(root / "short_small.mp4", [cv2.resize(f, (256, 256)) for f in frames[:SHORT]],
@@ -93,6 +96,13 @@ def test_frozen_mouth_scores_clearly_worse(clips, sample_eval, tmp_path):
     res = run_eval(tmp_path / "frozen", video=clips["frozen"], runtime=CPU)
     frozen = res.subject("video").clip.sync.confidence
     assert frozen < 0.5 * good and frozen < 0.35
+
+
+def test_footage_with_other_speech_scores_clearly_worse(clips, sample_eval, tmp_path):
+    good = sample_eval.subject("video").clip.sync.confidence
+    res = run_eval(tmp_path / "swapped", video=clips["swapped"], runtime=CPU)
+    swapped = res.subject("video").clip.sync.confidence
+    assert swapped < 0.5 * good
 
 
 def test_blinks_of_the_sample_are_found(sample_eval, sample_clip):
