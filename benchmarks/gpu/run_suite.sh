@@ -8,7 +8,7 @@
 # for pytest: see benchmarks/gpu/README.md), .gpu-data/cnn2/ (benchmarks/gpu/pack_dataset.py), optionally
 # .gpu-data/speech/ (NAME.npy from `syncanim features`: new speech to render) and .peer-bench/ (the peer renderer).
 # Results go to $OUT: env.txt, gpu_tests.log, kernels_gpu.json, bench_pipeline_gpu.json, ernerf*.json,
-# head_gpu.json, head_extra.tgz, speech_*.npz, bench_model_gpu.json, model.tar.part-* (with KEEP_MODEL=1).
+# head_gpu.json, head_extra.tgz, val_renders*.npz, speech_*.npz, bench_model_gpu.json, model.tar.part-* (with KEEP_MODEL=1).
 set -u
 OUT=${OUT:-/tmp/syncanim-gpu-out}; mkdir -p "$OUT"
 PHASE=${1:-all}
@@ -35,7 +35,9 @@ stamp() { echo "== $1 ($(( $(date +%s) - t0 )) s)"; }
 
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch, triton, numpy, scipy; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__)"
-} > "$OUT/env.txt" 2>&1; cat "$OUT/env.txt"
+} > /tmp/env.txt 2>&1; cat /tmp/env.txt
+# at most 8 files come back from a call: the train phase alone fills them
+[ "$PHASE" = train ] || cp /tmp/env.txt "$OUT/"
 
 if [ "$PHASE" = checks ] || [ "$PHASE" = all ]; then
   stamp "GPU tests (fast kernels against their torch references, render-path benchmark on CUDA)"
@@ -62,13 +64,13 @@ if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
       $(for kv in ${TRAIN_SET:-}; do printf -- "--set %s " "$kv"; done) \
       $( [ -d .gpu-data/speech ] && echo --speech .gpu-data/speech ) \
       2>&1 | grep -v "^train \|^load \|^assets " | tail -n 20
-  cp /tmp/head/head_gpu.json /tmp/head/speech_*.npz "$OUT/" 2>/dev/null
+  cp /tmp/head/head_gpu.json /tmp/head/speech_*.npz /tmp/head/val_renders*.npz "$OUT/" 2>/dev/null
   stamp "render path per stage with the trained model"
   [ "${SKIP_BENCH:-0}" != 1 ] && timeout 120 python3 benchmarks/bench_pipeline.py --device cuda --model /tmp/head/model \
       --only model-b1-bf16 model-b4-bf16 model-b1-bf16-dense-graphs --json "$OUT/bench_model_gpu.json" 2>&1 \
       | grep "scenario .*FPS\|failed" | tail -n 10
   # few files come back from a run, each at most 16 MiB: archives, the weights in parts
-  tar czf "$OUT/head_extra.tgz" -C /tmp/head val_renders.npz val_renders_measured.npz val_stills.png render_profile.txt model/metrics.jsonl \
+  tar czf "$OUT/head_extra.tgz" -C /tmp/head val_stills.png render_profile.txt model/metrics.jsonl \
       model/model.json 2>/dev/null
   [ "${KEEP_MODEL:-0}" = 1 ] && tar cf - -C /tmp/head model/model.json model/model.safetensors model/config.resolved.toml model/assets/replay.npz \
       | split -b 15m - "$OUT/model.tar.part-"
