@@ -91,7 +91,9 @@ class TrainConfig(Frozen):
     rays: int = Field(32768, ge=64)  # rays per step (more = smoother gradients, slower steps)
     frames_per_step: int = Field(8, ge=1)  # the rays of a step come from this many random frames
     head_share: float = Field(0.75, ge=0.0, le=1.0)  # share of rays drawn inside the head's rectangle
-    mouth_share: float = Field(0.25, ge=0.0, le=1.0)  # share drawn in the lip patch around the mouth (before head_share)
+    # share drawn in the lip patch around the mouth, before head_share; with the defaults (0.25 + 0.75)
+    # every ray falls in the head's rectangle, which is all a render covers
+    mouth_share: float = Field(0.25, ge=0.0, le=1.0)
     lr_grid: float = Field(1e-2, gt=0)  # hash tables
     lr_net: float = Field(1e-3, gt=0)  # MLPs, audio encoder, lighting latents
     lr_final: float = Field(0.1, gt=0, le=1)  # learning rates decay exponentially to this share

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config import PluginSection
 from ..data.files import save_npy_atomic
-from ..errors import DataError
+from ..errors import DataError, ResourceError
 from ..registry import Registry
 from .waveform import read_audio
 
@@ -42,5 +42,8 @@ def speech_features_file(folder: Path, audio: Path, out: Path, registry: Registr
         raise DataError(f"{Path(audio).name} is silent", hint="give speech")
     n = max(1, math.ceil(wave.duration_s * fps - 1e-6))
     feats = registry.build("syncanim.asr", PluginSection(**section)).extract(wave, fps, num_frames=n)
-    save_npy_atomic(out, np.ascontiguousarray(feats, np.float32))
+    try:
+        save_npy_atomic(out, np.ascontiguousarray(feats, np.float32))
+    except OSError as e:
+        raise ResourceError(f"cannot write {out}: {e.strerror or e}") from None
     return tuple(feats.shape)  # type: ignore[return-value]

@@ -74,6 +74,8 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> Wavefo
         raise DataError(f"{p.name}: the audio track is empty or could not be decoded")
     shift = int(round(lead * sample_rate))
     samples = np.concatenate([np.zeros(shift, np.float32), samples]) if shift > 0 else samples[-shift:]
+    if samples.size == 0:
+        raise DataError(f"{p.name}: the audio track ends before the video starts")
     return Waveform(np.clip(samples, -1.0, 1.0), sample_rate)
 
 

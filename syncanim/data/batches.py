@@ -64,8 +64,8 @@ def _gather(images: torch.Tensor, frames: torch.Tensor, xy: torch.Tensor) -> tor
 def ray_batch(d: DeviceData, frames_per_step: int, rays: int, head_share: float, gen: torch.Generator,
               mouth_share: float = 0.0) -> Batch:
     """``rays`` random rays from ``frames_per_step`` random training frames: ``mouth_share`` of them in
-    the ``patch`` square around each frame's mouth, ``head_share`` inside its head rectangle, the rest
-    anywhere in the frame."""
+    the ``patch`` square around each frame's mouth, then ``head_share`` inside its head rectangle (fewer
+    when the two shares pass 1), the rest anywhere in the frame (none when they reach 1)."""
     dev = d.frames.device
     b = frames_per_step
     per = max(1, rays // b)

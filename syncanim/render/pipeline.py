@@ -61,6 +61,8 @@ def load_features(path: Path, info: ModelInfo, num_frames: int) -> np.ndarray:
         feats = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise DataError(f"cannot read features from {path.name}: {e}") from None
+    if not isinstance(feats, np.ndarray):
+        raise DataError(f"{path.name} is not a single array (.npy)", hint="write it with `syncanim features`")
     want = (info.audio_per_frame, info.audio_dim)
     if feats.ndim != 3 or feats.shape[1:] != want or len(feats) == 0:
         raise DataError(f"{path.name} holds features of shape {feats.shape}, the model expects [T, {want[0]}, {want[1]}]",

@@ -157,19 +157,18 @@ def validate(model: NerfHead, d: DeviceData, frames: list[int], chunk: int = 1 <
 
 
 def mouth_targets(data: HeadData, dataset: Path, components: int, variance: float
-                  ) -> tuple[MouthBasis, np.ndarray, float]:
-    """The subject's mouth basis (fitted on the training frames), every frame's mouth code [N, C] and
-    the subject's mouth-opening spread while speaking in the training frames."""
+                  ) -> tuple[MouthBasis, float]:
+    """The subject's mouth basis (fitted on the training frames) and the subject's mouth-opening spread
+    while speaking in the training frames."""
     from ..audio.waveform import read_audio
     from ..eval.sync import frame_rms
 
     n = data.num_train
     basis = MouthBasis.fit(data.landmarks[:n], components, variance)
-    codes = basis.encode(data.landmarks)
     wave = read_audio(DatasetLayout(dataset).audio, data.manifest.sample_rate)
     rms = frame_rms(wave.samples, wave.sample_rate, data.manifest.fps, 0, n)
     spread = speaking_spread(mouth_opening(data.landmarks[:n]), speech_frames(rms))
-    return basis, codes, spread
+    return basis, spread
 
 
 def write_assets(layout: ModelLayout, data: HeadData, fps: float, videos: bool = True) -> None:
@@ -227,7 +226,7 @@ def run_train(
         layout.root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ResourceError(f"cannot write to {layout.root}: {e.strerror}") from e
-    basis, codes, spread = mouth_targets(data, dataset, model_cfg.mouth.components, model_cfg.mouth.variance)
+    basis, spread = mouth_targets(data, dataset, model_cfg.mouth.components, model_cfg.mouth.variance)
     mouth_info: dict[str, Any] = {"components": basis.size, "points": len(MOUTH_POINTS), "speaking_spread": spread}
     info = ModelInfo(model={"kind": model_section.kind, **model_cfg.model_dump()}, audio=dataset_audio_section(dataset),
                      audio_per_frame=m.audio_per_frame, audio_dim=m.audio_dim, num_latents=m.num_train,
@@ -267,6 +266,9 @@ def run_train(
         log.info("resuming at step %d of %d", step, schedule.total)
     elif layout.metrics.exists():
         layout.metrics.unlink()
+    # codes from the basis kept with the weights, fresh or resumed alike (a basis fitted again, e.g. on
+    # another machine, could differ in its components' signs)
+    codes = model.mouth_basis().encode(data.landmarks)
     # the head's box comes with the weights: project it only once they are loaded
     rects = head_rects(model, data.rotation, data.translation, data.focal, data.cx, data.cy, data.size)
     d = to_device(data, device, rects, patch, codes)

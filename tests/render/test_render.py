@@ -92,3 +92,6 @@ def test_precomputed_features_render_what_the_backend_would(tiny_model, tmp_path
     np.save(tmp_path / "wrong.npy", np.zeros((25, 3, 7), np.float32))
     with pytest.raises(DataError, match="expects"):
         run_render(tiny_model.layout.root, wav, tmp_path / "c.mp4", cfg, rt, features=tmp_path / "wrong.npy")
+    np.savez(tmp_path / "several.npz", a=np.zeros(3))
+    with pytest.raises(DataError, match="single array"):
+        run_render(tiny_model.layout.root, wav, tmp_path / "c.mp4", cfg, rt, features=tmp_path / "several.npz")
