@@ -77,7 +77,6 @@ def main() -> int:
                     default=["logmel", "whisper:base:2", "whisper:base:4", "whisper:base:6"])
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     result: dict = {"benchmark": "audio_features", "command": "python " + " ".join(sys.argv),
                     "held_out": args.held_out, "scores": {}}
     for c in args.candidates:

@@ -25,6 +25,7 @@ import numpy as np
 
 from syncanim.audio.waveform import read_audio
 from syncanim.data.dataset import load_head_data
+from syncanim.data.manifest import DatasetLayout
 from syncanim.eval.sync import frame_rms
 from syncanim.eval.video_stats import track_landmarks
 from syncanim.face.mouth import LIPS, mouth_opening
@@ -91,7 +92,7 @@ def main() -> int:
     data = load_head_data(args.dataset, EXPRESSIONS)
     fps = data.manifest.fps
     n = data.num_train
-    wave = read_audio(args.dataset / "audio.wav", data.manifest.sample_rate)
+    wave = read_audio(DatasetLayout(args.dataset).audio, data.manifest.sample_rate)
     subject = speaking_spread(mouth_opening(data.landmarks[:n]),
                               speech_frames(frame_rms(wave.samples, wave.sample_rate, fps, 0, n)))
     frames, extra = read_jpegs(args.val)

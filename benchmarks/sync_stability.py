@@ -33,12 +33,16 @@ def clip_scores(opening: np.ndarray, samples: np.ndarray, rate: int, fps: float,
     starts = list(range(0, n - frames + 1, frames))
     real, swapped = [], []
     for s in starts:
-        other = (s + n // 2) % (n - frames)  # half the recording away
+        other = (s + n // 2) % (n - frames + 1)  # about half the recording away
+        if abs(other - s) < frames:  # overlapping its own speech: not another clip's
+            continue
         for dest, a in ((real, s), (swapped, other)):
             rms = frame_rms(samples, rate, fps, a - MAX_LAG, frames + 2 * MAX_LAG)
             r = sync_score(opening[s:s + frames], rms, fps, max_lag=MAX_LAG)
             dest.append((r.offset_frames, r.confidence))
-    ok = [i for i in range(len(starts)) if real[i][1] is not None and swapped[i][1] is not None]
+    ok = [i for i in range(len(real)) if real[i][1] is not None and swapped[i][1] is not None]
+    if not ok:
+        return {"clips": len(starts), "scored": 0}
     off = np.array([real[i][0] for i in ok], float)
     conf = np.array([real[i][1] for i in ok], float)
     sconf = np.array([swapped[i][1] for i in ok], float)
