@@ -40,9 +40,7 @@ def test_result_has_every_stage_and_consistent_figures(synthetic_result):
         assert 0 < t.min_ms <= t.median_ms <= t.p95_ms, name
         assert t.gpu_median_ms is None  # CUDA events only on CUDA
     e2e, head = r.stages["end_to_end"], r.stages["head_render"]
-    # end-to-end contains a head render: at least the least-disturbed head render time (timed separately,
-    # so 20 % slack for scheduling noise on a shared machine)
-    assert e2e.median_ms >= 0.8 * head.min_ms
+    # (no comparison of the two timings: they are timed separately, and a busy machine reorders them)
     assert r.fps == pytest.approx(1000 / e2e.median_ms) and r.fps_p95 <= r.fps
     assert r.render_fps == pytest.approx(1000 / head.median_ms)
     assert r.rays_per_frame > 100 and r.samples_per_ray == 8
