@@ -74,8 +74,14 @@ class MouthTrainConfig(Frozen):
     run: int = Field(64, ge=1)  # ... in runs of this many consecutive frames (they share their windows' work)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-2, ge=0)
+    # spread (log-normal) of a random factor each run's features are scaled by about their mean: keeps
+    # the mouth moving on speech that reaches the encoder softer than the subject's (0 = off)
+    feature_scale: float = Field(0.3, ge=0.0)
     holdout: float = Field(0.15, ge=0.0, lt=0.5)  # share of the training frames the gain is calibrated on
     max_gain: float = Field(1.6, ge=1.0)  # the calibrated gain never exceeds this (1 = no calibration)
+    # the head renders about 0.75 of the mouth motion its code asks for (measured on held-out frames
+    # driven by their real codes), so the predicted codes ask for this much more on top of the calibration
+    render_gain: float = Field(1.3, ge=1.0, le=2.0)
     # the head is trained on the real codes from the landmarks plus this much noise (code units: one
     # standard deviation of the subject's own mouth motion), so it also renders slightly imperfect codes
     code_noise: float = Field(0.1, ge=0.0)

@@ -40,8 +40,8 @@ class MouthNetConfig(Frozen):
 
     components: int = Field(8, ge=1, le=32)  # most principal components of the mouth shape kept
     variance: float = Field(0.97, gt=0.5, le=1.0)  # ... or fewer, once they explain this share of its variance
-    hidden: int = Field(64, ge=4)
-    layers: int = Field(2, ge=1, le=8)  # residual convolutions over the window of frames
+    hidden: int = Field(128, ge=4)
+    layers: int = Field(3, ge=1, le=8)  # residual convolutions over the window of frames
     past: int = Field(8, ge=0, le=64)  # frames of features before the frame the predictor reads
     future: int = Field(8, ge=0, le=64)  # frames after it: the look-ahead a live stream waits for
     dropout: float = Field(0.5, ge=0.0, lt=1.0)

@@ -73,12 +73,16 @@ class MouthPredictor(nn.Module):
         idx = window_indices(frames, self.past, self.future, features.shape[0])  # [B, W]
         return self.forward_runs(features[idx])[:, 0]
 
+    def run_features(self, features: torch.Tensor, starts: torch.Tensor, length: int) -> torch.Tensor:
+        """The features that the codes of frames ``start .. start + length - 1`` read, for each of
+        ``starts: [B] long`` (clamped at the ends of the clip): ``[T, P, F]`` -> ``[B, length + W - 1, P, F]``."""
+        offsets = torch.arange(-self.past, length + self.future, device=starts.device)
+        return features[(starts[:, None] + offsets).clamp(0, features.shape[0] - 1)]
+
     def run_codes(self, features: torch.Tensor, starts: torch.Tensor, length: int) -> torch.Tensor:
         """Codes of the frames ``start .. start + length - 1`` for each of ``starts: [B] long`` (windows
         clamped at the ends of the clip, as :meth:`forward` does) -> ``[B, length, C]``."""
-        offsets = torch.arange(-self.past, length + self.future, device=starts.device)
-        idx = (starts[:, None] + offsets).clamp(0, features.shape[0] - 1)  # [B, length + W - 1]
-        return self.forward_runs(features[idx])
+        return self.forward_runs(self.run_features(features, starts, length))
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor, chunk: int = 2048) -> torch.Tensor:

@@ -6,15 +6,19 @@ supervision needs no weights: prep's landmarks give the real mouth shape of ever
 1. **Calibration**: a copy is trained on the first ``1 - holdout`` of the training frames and predicts
    the rest. A regression toward the mean shrinks the predicted motion on speech it has not heard;
    the ratio of the real spread to the predicted spread of each component there (clamped to
-   ``[1, max_gain]``) becomes the predictor's ``gain``, so rendered lips move as much as the real ones.
+   ``[1, max_gain]``), times ``render_gain`` (the head renders less motion than its code asks for),
+   becomes the predictor's ``gain``, so rendered lips move as much as the real ones.
    The held-out correlation of each component is reported.
 2. **Final**: the predictor is trained again, from the same start, on all training frames, and gets
    that gain.
 
 Each pass: AdamW, ``steps`` steps of ``batch`` random frames (in runs of ``run`` consecutive frames,
 which share the work of their overlapping windows), mean squared error weighted by each component's
-share of the mouth's variance. The random stream comes from ``generator``, so a fit is
-repeatable.
+share of the mouth's variance. Each run's features are scaled about their mean by a random factor
+(log-normal, spread ``feature_scale``): speech of another voice, language or microphone reaches the
+encoder louder or softer than the subject's, and a predictor that answers only to the feature
+pattern, not its strength, keeps the mouth moving as much on it. The random stream comes from
+``generator``, so a fit is repeatable.
 """
 
 from __future__ import annotations
@@ -56,11 +60,16 @@ def _train(net: MouthPredictor, features: torch.Tensor, codes: torch.Tensor, fra
     allowed = torch.zeros(codes.shape[0], dtype=torch.bool, device=codes.device)
     allowed[frames] = True
     runs = max(1, cfg.batch // run)
+    mean = net.feat_mean.view(1, 1, *features.shape[1:])  # [1, 1, P, F]
     for step in range(cfg.steps):
         starts = torch.randint(lo, hi - run + 1, (runs,), generator=gen, device=gen.device).to(frames.device)
         idx = starts[:, None] + torch.arange(run, device=frames.device)  # [B, run]
         keep = allowed[idx].float()[..., None]  # frames of the run that are training frames with a face
-        err = (net.run_codes(features, starts, run) - codes[idx]) ** 2 * weight  # [B, run, C]
+        x = net.run_features(features, starts, run).float()  # [B, run + W - 1, P, F]
+        if cfg.feature_scale > 0:
+            scale = torch.randn(runs, 1, 1, 1, generator=gen, device=gen.device).to(x.device)
+            x = mean + (x - mean) * torch.exp(scale * cfg.feature_scale)
+        err = (net.forward_runs(x) - codes[idx]) ** 2 * weight  # [B, run, C]
         loss = (err * keep).sum() / keep.sum().clamp_min(1.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -109,12 +118,12 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
             pred = net(features, held).cpu().numpy()  # [H, C]
         true = codes[held].cpu().numpy()
         ratio = true.std(0) / np.maximum(pred.std(0), 1e-6)
-        gain = np.clip(ratio, 1.0, cfg.max_gain)
+        gain = np.clip(ratio, 1.0, cfg.max_gain) * cfg.render_gain
         report.holdout_frames = len(held)
         report.holdout_correlation = [_corr(pred[:, c], true[:, c]) for c in range(true.shape[1])]
         net.load_state_dict(start)
     else:
-        gain = np.ones(codes.shape[1])
+        gain = np.full(codes.shape[1], cfg.render_gain)
     report.loss = _train(net, features, codes, train_rows, weight, cfg, gen, progress, "mouth")
     with torch.no_grad():
         net.gain.copy_(torch.as_tensor(gain, dtype=net.gain.dtype, device=dev))

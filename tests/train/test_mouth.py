@@ -24,7 +24,7 @@ def _fit(seed=0, **cfg):
     torch.manual_seed(0)
     net = MouthPredictor(2, 8, 2, hidden=16, past=4, future=0, dropout=0.1, input_dropout=0.1)
     gen = torch.Generator().manual_seed(seed)
-    settings = {"steps": 300, "batch": 256, "run": 32, "lr": 3e-3, **cfg}
+    settings = {"steps": 300, "batch": 256, "run": 32, "lr": 3e-3, "render_gain": 1.0, **cfg}
     rep = fit_mouth_predictor(net, feats, codes, 480, torch.tensor([0.7, 0.3]), MouthTrainConfig(**settings), gen)
     return net, rep, feats, codes
 
@@ -45,7 +45,22 @@ def test_learns_the_mapping_and_calibrates():
 def test_no_holdout_means_no_gain_and_same_seed_same_net():
     net, rep, _, _ = _fit(holdout=0.0)
     assert rep.holdout_frames == 0 and rep.gain == [1.0, 1.0]
+    _, scaled, _, _ = _fit(holdout=0.0, render_gain=1.25)  # the head's own shortfall, on top
+    assert scaled.gain == [1.25, 1.25]
     a, _, _, _ = _fit(seed=3)
     b, _, _, _ = _fit(seed=3)
     for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         torch.testing.assert_close(x, y, msg=k)
+
+
+def test_feature_scaling_keeps_the_mouth_moving_on_softer_speech():
+    """The same voice reaching the encoder at half its strength: trained with random feature scales,
+    the predictor moves the mouth nearly as much; trained without, it moves it about half as much."""
+    feats, _ = _clip()
+    soft = feats[480:] * 0.5 + feats[:480].mean(0) * 0.5  # half the deviation from the training mean
+    ratios = {}
+    for spread in (0.0, 0.5):
+        net, _, _, _ = _fit(feature_scale=spread, holdout=0.0)
+        ratios[spread] = float(net.predict(soft)[:, 0].std() / net.predict(feats[480:])[:, 0].std())
+    assert ratios[0.0] < 0.65, ratios
+    assert ratios[0.5] > ratios[0.0] + 0.15, ratios
