@@ -24,7 +24,7 @@ import torch
 from syncanim.bench.timing import environment, time_calls
 from syncanim.config import build_config
 from syncanim.data.dataset import load_head_data
-from syncanim.device import autocast_for, resolve_device
+from syncanim.device import autocast, resolve_device, resolve_precision
 from syncanim.kernels.backend import chosen_backends
 from syncanim.metrics.image import psnr, ssim
 from syncanim.model.folder import load_model
@@ -47,9 +47,10 @@ def render_speed(model, data, idx: list[int], device, cfg, cfg_out_dir: Path) ->
     with torch.no_grad():
         audio = model.speech_condition(feats, it)
         latent = model.latent_for(None, batch)
+    precision = resolve_precision(device, cfg.render.precision)
 
     def call():
-        with torch.no_grad(), autocast_for(device, cfg.render.precision):
+        with torch.no_grad(), autocast(device, precision):
             return render_views(model, rot, trans, data.focal, data.cx, data.cy, audio, expr, latent, bg, rects,
                                 chunk=cfg.render.chunk_rays)
 
@@ -87,7 +88,7 @@ def render_conditioned(model, info, data, audio: torch.Tensor, k: np.ndarray, cf
     return np.concatenate([
         render_frames(model, info, data.rotation[k[s:s + 8]], data.translation[k[s:s + 8]], audio[s:s + 8],
                       data.expressions[k[s:s + 8]], list(data.backgrounds[k[s:s + 8]]),
-                      cfg.render.chunk_rays, cfg.render.precision)
+                      cfg.render.chunk_rays, resolve_precision(model.box_lo.device, cfg.render.precision))
         for s in range(0, len(k), 8)])
 
 

@@ -41,7 +41,6 @@ compact renderer skips fewer back-half samples than it does for a trained, opaqu
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import math
@@ -57,6 +56,7 @@ from pydantic import ValidationError
 
 from ..config import BenchConfig, PluginSection, RuntimeConfig, format_validation_error
 from ..console import ProgressFn, no_progress
+from ..device import autocast, resolve_device, resolve_precision
 from ..errors import CheckpointError, ConfigError, DataError, KernelUnavailable, ResourceError
 from ..registry import Registry, default_registry
 
@@ -146,36 +146,7 @@ class BenchResult:
         return rows
 
 
-# --- precision, compile, device checks ------------------------------------------------------------
-
-
-def resolve_precision(device, precision: str) -> str:
-    """The autocast dtype name for ``precision`` on ``device``: fp32 | bf16 | fp16.
-
-    fp16 on CPU raises ConfigError; bf16 on a CUDA device without bf16 support too.
-    """
-    import torch
-
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    if device.type == "cpu" and precision == "fp16":
-        raise ConfigError("precision fp16 is not supported on CPU (no fp16 autocast there)",
-                          hint="use fp32, or bf16 (slower than fp32 on most CPUs)")
-    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"precision bf16 is not supported by {torch.cuda.get_device_name(device)}",
-                          hint="use fp16 or fp32")
-    return precision
-
-
-def autocast(device, precision: str, cache: bool = True):
-    """The autocast context of the head render for a resolved precision (none for fp32).
-    ``cache``: autocast's weight-cast cache (off inside CUDA graph capture)."""
-    import torch
-
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype, cache_enabled=cache)
+# --- compile ---------------------------------------------------------------------------------------
 
 
 def compile_field(model, dynamic: bool) -> None:
@@ -576,7 +547,6 @@ def run_bench(
     """
     import torch
 
-    from ..device import resolve_device
     from .timing import environment, time_calls
 
     reg = registry or default_registry()

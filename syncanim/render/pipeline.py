@@ -24,7 +24,7 @@ import torch
 from ..audio.waveform import Waveform, read_audio
 from ..config import PluginSection, RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
-from ..device import autocast_for, resolve_device
+from ..device import autocast, resolve_device, resolve_precision
 from ..errors import DataError
 from ..media.video import VideoWriter, iter_frames, probe
 from ..model.folder import ModelInfo, ModelLayout, load_model, load_replay
@@ -117,12 +117,12 @@ def render_frames(model: NerfHead, info: ModelInfo, rotation: np.ndarray, transl
                   audio: torch.Tensor, expr: np.ndarray, backgrounds: list[np.ndarray],
                   chunk: int, precision: str = "fp32") -> np.ndarray:
     """One call's frames. rotation [B, 3, 3], translation [B, 3], audio [B, A], expr [B, E],
-    backgrounds B x [H, W, 3] uint8 -> [B, H, W, 3] uint8."""
+    backgrounds B x [H, W, 3] uint8 -> [B, H, W, 3] uint8. ``precision``: resolved (fp32 | bf16 | fp16)."""
     dev = audio.device
     s = info.image_size
     rects = head_rects(model, rotation, translation, info.focal, info.cx, info.cy, s)
     bg = torch.from_numpy(np.stack(backgrounds)).to(dev).float() / 255
-    with torch.no_grad(), autocast_for(dev, precision):
+    with torch.no_grad(), autocast(dev, precision):
         images, _ = render_views(model, torch.from_numpy(rotation).to(dev), torch.from_numpy(translation).to(dev),
                                  info.focal, info.cx, info.cy, audio, torch.from_numpy(expr).to(dev),
                                  model.latent_for(None, len(rotation)), bg, rects, chunk=chunk)
@@ -149,6 +149,7 @@ def run_render(
     if out.suffix.lower() != ".mp4":
         raise DataError(f"the output must be an .mp4 file, got {out.name}")
     device = resolve_device(runtime)
+    precision = resolve_precision(device, render.precision)
     model, info = load_model(model_dir, device)
     layout = ModelLayout(model_dir)
     replay = load_replay(layout)
@@ -177,7 +178,7 @@ def run_render(
             base = [next(images) for _ in idx]
             t1 = time.perf_counter()
             frames = render_frames(model, info, rot[idx], trans[idx], audio[idx], expr[idx], base, render.chunk_rays,
-                                   render.precision)
+                                   precision)
             t_render += time.perf_counter() - t1
             for j, k in enumerate(idx):
                 img = frames[j]

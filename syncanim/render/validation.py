@@ -21,7 +21,7 @@ from ..config import RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
 from ..data.dataset import HeadData, load_head_data
 from ..data.files import write_json_atomic
-from ..device import autocast_for, resolve_device
+from ..device import autocast, resolve_device, resolve_precision
 from ..errors import DataError
 from ..media.video import VideoWriter
 from ..metrics.image import psnr, ssim
@@ -77,9 +77,11 @@ def face_box_mask(landmarks: np.ndarray, size: int, margin: float = 0.1) -> np.n
 
 def render_split(model: NerfHead, data: HeadData, ids: list[int], device: torch.device, chunk: int,
                  per_call: int, progress: ProgressFn = no_progress, precision: str = "fp32") -> tuple[np.ndarray, float]:
-    """Render dataset frames ``ids`` from their own poses and audio. -> ([B, H, W, 3] uint8, frames/s)."""
+    """Render dataset frames ``ids`` from their own poses and audio. -> ([B, H, W, 3] uint8, frames/s).
+    ``precision``: auto | fp32 | bf16 | fp16 (:func:`syncanim.device.resolve_precision`)."""
     import time
 
+    precision = resolve_precision(device, precision)
     feats = torch.from_numpy(data.audio).to(device)
     out, spent = [], 0.0
     for s in range(0, len(ids), per_call):
@@ -88,7 +90,7 @@ def render_split(model: NerfHead, data: HeadData, ids: list[int], device: torch.
         it = torch.tensor(idx, device=device)
         rects = head_rects(model, data.rotation[idx], data.translation[idx], data.focal, data.cx, data.cy, data.size)
         bg = torch.from_numpy(data.backgrounds[idx]).to(device).float() / 255
-        with torch.no_grad(), autocast_for(device, precision):
+        with torch.no_grad(), autocast(device, precision):
             img, _ = render_views(model, torch.from_numpy(data.rotation[idx]).to(device),
                                   torch.from_numpy(data.translation[idx]).to(device), data.focal, data.cx, data.cy,
                                   model.speech_condition(feats, it), torch.from_numpy(data.expressions[idx]).to(device),

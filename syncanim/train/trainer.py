@@ -30,7 +30,7 @@ from ..data.batches import Batch, DeviceData, patch_batch, ray_batch, to_device
 from ..data.dataset import HeadData, load_head_data
 from ..data.files import write_text_atomic
 from ..data.manifest import DatasetLayout, dataset_audio_section
-from ..device import autocast_for, resolve_device
+from ..device import autocast, resolve_device, resolve_precision
 from ..errors import CheckpointError, ConfigError, ResourceError  # noqa: F401
 from ..face.mouth import MOUTH_POINTS, MouthBasis, mouth_opening
 from ..media.video import VideoWriter
@@ -217,6 +217,7 @@ def run_train(
     if train.head_steps + train.lips_steps == 0:
         raise ConfigError("train.head_steps and train.lips_steps are both 0: nothing to train")
     device = resolve_device(runtime)
+    precision = resolve_precision(device, train.precision)
     torch.manual_seed(train.seed)
     progress("load", 0, 1)
     data = load_head_data(dataset, EXPRESSIONS)
@@ -306,7 +307,7 @@ def run_train(
                 batch = patch_batch(d, train.lips_frames_per_step, gen)
             else:
                 batch = ray_batch(d, train.frames_per_step, train.rays, train.head_share, gen, train.mouth_share)
-            with autocast_for(device, train.precision):
+            with autocast(device, precision):
                 out = forward_batch(model, d, batch, gen, code_noise=train.mouth.code_noise)
             color = out["color"].float()
             target = batch.target.reshape(-1, 3)
@@ -347,7 +348,7 @@ def run_train(
             else:
                 progress("train", step, schedule.total)
             if val_ids and (step % train.eval_every == 0 or step == schedule.total):
-                with autocast_for(device, train.precision):
+                with autocast(device, precision):
                     val, _ = validate(model, d, val_ids)
                 result.val_psnr.append((step, val))
                 _log_metrics(layout, {"step": step, "val_psnr": val, "seconds": time.perf_counter() - t_start})
