@@ -32,6 +32,7 @@ from ..data.files import write_text_atomic
 from ..data.manifest import DatasetLayout, dataset_audio_section
 from ..device import autocast, resolve_device, resolve_precision
 from ..errors import CheckpointError, ConfigError, ResourceError  # noqa: F401
+from ..face.landmarks import FACE_OVAL
 from ..face.mouth import MOUTH_POINTS, MouthBasis, mouth_opening
 from ..media.video import VideoWriter
 from ..metrics.mouth import speaking_spread, speech_frames
@@ -49,7 +50,6 @@ from ..model.head import EXPRESSIONS, NerfHead
 from ..model.losses import PerceptualLoss, make_perceptual
 from ..model.rays import pixel_rays
 from ..model.views import head_rects, render_views
-from ..prep.masks import FACE_OVAL
 from ..registry import Registry, default_registry
 from .checkpoint import load_checkpoint, save_checkpoint
 from .mouth import fit_mouth_predictor
