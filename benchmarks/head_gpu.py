@@ -25,12 +25,13 @@ from syncanim.bench.timing import environment, time_calls
 from syncanim.config import build_config
 from syncanim.data.dataset import load_head_data
 from syncanim.device import autocast, resolve_device, resolve_precision
+from syncanim.face.boxes import face_boxes
 from syncanim.kernels.backend import chosen_backends
-from syncanim.metrics.image import psnr, ssim
+from syncanim.metrics.frames import score_frames
 from syncanim.model.folder import load_model
 from syncanim.model.head import EXPRESSIONS
 from syncanim.model.views import head_rects, render_views
-from syncanim.render.validation import face_box_mask, render_split
+from syncanim.render.validation import render_split
 from syncanim.train.trainer import run_train
 
 
@@ -143,12 +144,12 @@ def main() -> int:
     ids = list(range(data.num_train, data.num_frames))
     rendered, fps = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision)
     gt = data.frames[ids]
-    masks = torch.from_numpy(np.stack([face_box_mask(data.landmarks[k], data.size) for k in ids]))
+    scores = score_frames(rendered, gt, face_boxes(data.landmarks[ids], (data.size, data.size))).means()
     result["val"] = {
         "frames": len(ids),
-        "psnr": float(np.mean(psnr(torch.from_numpy(rendered), torch.from_numpy(gt)))),
-        "psnr_face_box": float(np.mean(psnr(torch.from_numpy(rendered), torch.from_numpy(gt), mask=masks))),
-        "ssim": float(np.mean(ssim(torch.from_numpy(rendered).float() / 255, torch.from_numpy(gt).float() / 255))),
+        "psnr": scores["psnr"],
+        "psnr_face_box": scores["psnr_face"],
+        "ssim": scores["ssim"],
         "render_fps_with_io": fps,
     }
     print(json.dumps(result["val"]), flush=True)
