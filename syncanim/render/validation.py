@@ -21,15 +21,18 @@ from ..config import RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
 from ..data.dataset import HeadData, load_head_data
 from ..data.files import write_json_atomic
-from ..device import autocast, resolve_device, resolve_precision
+from ..device import resolve_device, resolve_precision
 from ..errors import DataError
 from ..face.boxes import face_boxes
 from ..media.video import VideoWriter
 from ..metrics.frames import score_frames
 from ..metrics.lmd import lmd_stats, mouth_landmarks
+from ..model.base import HeadModel
+from ..model.camera import Camera
+from ..model.conditioning import FrameBatch
 from ..model.folder import load_model
-from ..model.head import EXPRESSIONS, NerfHead
-from ..model.views import head_rects, render_views
+from ..model.head import EXPRESSIONS
+from .pipeline import render_batch_uint8
 
 
 @dataclass
@@ -45,27 +48,26 @@ class ValResult:
     render_fps: float
 
 
-def render_split(model: NerfHead, data: HeadData, ids: list[int], device: torch.device, chunk: int,
+def render_split(model: HeadModel, data: HeadData, ids: list[int], device: torch.device, chunk: int,
                  per_call: int, progress: ProgressFn = no_progress, precision: str = "fp32") -> tuple[np.ndarray, float]:
-    """Render dataset frames ``ids`` from their own poses and audio. -> ([B, H, W, 3] uint8, frames/s).
-    ``precision``: auto | fp32 | bf16 | fp16 (:func:`syncanim.device.resolve_precision`)."""
+    """Render dataset frames ``ids`` from their own poses, speech and expressions over their own
+    backgrounds, ``per_call`` frames at a time (:func:`~syncanim.render.pipeline.render_batch`), the
+    lighting latent the training mean. ``precision``: auto | fp32 | bf16 | fp16
+    (:func:`syncanim.device.resolve_precision`). -> ([B, H, W, 3] uint8, frames/s)."""
     import time
 
     precision = resolve_precision(device, precision)
-    feats = torch.from_numpy(data.audio).to(device)
+    feats = torch.from_numpy(data.audio).to(device)  # [N, P, F]
     out, spent = [], 0.0
     for s in range(0, len(ids), per_call):
         idx = ids[s:s + per_call]
         t0 = time.perf_counter()
-        it = torch.tensor(idx, device=device)
-        rects = head_rects(model, data.rotation[idx], data.translation[idx], data.focal, data.cx, data.cy, data.size)
-        bg = torch.from_numpy(data.backgrounds[idx]).to(device).float() / 255
-        with torch.no_grad(), autocast(device, precision):
-            img, _ = render_views(model, torch.from_numpy(data.rotation[idx]).to(device),
-                                  torch.from_numpy(data.translation[idx]).to(device), data.focal, data.cx, data.cy,
-                                  model.speech_condition(feats, it), torch.from_numpy(data.expressions[idx]).to(device),
-                                  model.latent_for(None, len(idx)), bg, rects, chunk=chunk)
-        out.append((img.clamp(0, 1) * 255).round().byte().cpu().numpy())
+        camera = Camera.from_numpy(data.rotation[idx], data.translation[idx], data.focal, data.cx, data.cy, data.size,
+                                   device)
+        with torch.no_grad():
+            cond = model.condition(FrameBatch(torch.from_numpy(data.expressions[idx]).to(device), features=feats,
+                                              frames=torch.tensor(idx, device=device)))
+        out.append(render_batch_uint8(model, camera, cond, data.backgrounds[idx], precision=precision, chunk=chunk))
         spent += time.perf_counter() - t0
         progress("render val", s + len(idx), len(ids))
     return np.concatenate(out), len(ids) / max(spent, 1e-9)
