@@ -6,21 +6,44 @@ renders rays (:meth:`HeadModel.render_rays`, and a static-shape twin), and names
 (:meth:`HeadModel.render_frames`, what ``render``, ``eval``, ``bench`` and training validation all
 call) and takes a training step's losses (:meth:`HeadModel.train_step`); the trainer only steps the
 optimiser.
+
+A renderer's spec builds a :data:`HeadFactory` from its validated config; the factory makes the
+model for a :class:`HeadSetup` (the dataset's feature sizes, the subject's face).
 """
 
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..face.mouth import MouthBasis
 from .batch import RayBatch
 from .camera import Camera
 from .conditioning import Conditioning, FrameBatch
 from .frames import DenseRects, RenderedFrames, compact_rays, dense_rays
 from .losses import LossWeights, PerceptualLoss
+
+
+@dataclass(frozen=True)
+class HeadSetup:
+    """What a head model is built for, beyond its config.
+
+    audio_per_frame P, audio_dim F: the shape ``[P, F]`` of a frame's speech features; num_latents:
+    training frames (one lighting code each); mouth: the subject's mouth basis, or ``(components,
+    points)`` for an empty one that a state dict fills; canonical: the subject's canonical face
+    landmarks [478, 3] float, or None when the geometry comes with the weights.
+    """
+
+    audio_per_frame: int
+    audio_dim: int
+    num_latents: int
+    mouth: MouthBasis | tuple[int, int]
+    canonical: np.ndarray | None = None
 
 
 class HeadModel(nn.Module, metaclass=ABCMeta):
@@ -99,3 +122,7 @@ class HeadModel(nn.Module, metaclass=ABCMeta):
         outputs = self.render_rays(o.reshape(-1, 3), d.reshape(-1, 3), ray_frame, cond,
                                    batch.background.reshape(-1, 3), generator=generator)
         return self.loss_dict(batch, outputs, weights, perceptual)
+
+
+#: what a renderer's spec builds from its config: the model for a subject
+HeadFactory = Callable[[HeadSetup], HeadModel]

@@ -15,6 +15,8 @@ codes shows what the field alone can do.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from pydantic import Field
@@ -26,7 +28,7 @@ from ..kernels.composite import composite_rays
 from ..kernels.hashgrid import grid_spec
 from ..registry import Spec
 from . import occupancy
-from .base import HeadModel
+from .base import HeadFactory, HeadModel, HeadSetup
 from .batch import RayBatch
 from .camera import Camera
 from .conditioning import Conditioning, FrameBatch
@@ -121,6 +123,15 @@ class NerfHead(HeadModel):
         lo, hi = head_box(canonical)
         return cls(config, audio_per_frame, audio_feat_dim, num_latents, mouth,
                    (lo, hi, depth_prior(canonical, lo, hi, config.prior_res)))
+
+    @classmethod
+    def for_setup(cls, config: NerfHeadConfig, setup: HeadSetup) -> NerfHead:
+        """The model for a :class:`~syncanim.model.base.HeadSetup`: around its canonical face, or with
+        empty geometry buffers (which a state dict fills) when it has none."""
+        if setup.canonical is None:
+            return cls(config, setup.audio_per_frame, setup.audio_dim, setup.num_latents, setup.mouth)
+        return cls.for_face(config, setup.canonical, setup.audio_per_frame, setup.audio_dim, setup.num_latents,
+                            setup.mouth)
 
     @property
     def code_dim(self) -> int:
@@ -307,9 +318,10 @@ class NerfHead(HeadModel):
         return float(self.occupied.float().mean())
 
 
-def build_head(config: NerfHeadConfig) -> type[NerfHead]:
-    """The registry's ``build``: the model class (it needs the dataset's geometry to be instantiated)."""
-    return NerfHead
+def build_head(config: NerfHeadConfig) -> HeadFactory:
+    """The registry's ``build``: the factory of models of this config (a model needs its subject's
+    sizes and face, :class:`~syncanim.model.base.HeadSetup`)."""
+    return functools.partial(NerfHead.for_setup, config)
 
 
 SPEC = Spec(

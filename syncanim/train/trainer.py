@@ -36,6 +36,7 @@ from ..face.landmarks import FACE_OVAL
 from ..face.mouth import MOUTH_POINTS, MouthBasis, mouth_opening
 from ..media.video import VideoWriter
 from ..metrics.mouth import speaking_spread, speech_frames
+from ..model.base import HeadSetup
 from ..model.batch import RayBatch
 from ..model.camera import Camera
 from ..model.conditioning import FrameBatch
@@ -211,7 +212,7 @@ def run_train(
     """Train (or resume training of) the head model of ``dataset`` into the folder ``out``."""
     reg = registry or default_registry()
     dataset, layout = Path(dataset), ModelLayout(out)
-    _, model_cfg = reg.resolve("syncanim.renderers", model_section, where="model")
+    spec, model_cfg = reg.resolve("syncanim.renderers", model_section, where="model")
     if train.head_steps + train.lips_steps == 0:
         raise ConfigError("train.head_steps and train.lips_steps are both 0: nothing to train")
     device = resolve_device(runtime)
@@ -237,10 +238,10 @@ def run_train(
         if old.model != info.model or old.dataset != info.dataset or old.audio != info.audio:
             raise CheckpointError(f"{layout.root} holds a run with another model or dataset",
                                   hint="use another --out folder, or delete this one to start over")
-        model = build_model(info)
+        model = build_model(info, reg)
         info = replace(info, mouth=old.mouth)
     else:
-        model = NerfHead.for_face(model_cfg, data.canonical, m.audio_per_frame, m.audio_dim, m.num_train, basis)
+        model = spec.build(model_cfg)(HeadSetup(m.audio_per_frame, m.audio_dim, m.num_train, basis, data.canonical))
     write_info(layout, info)
     write_text_atomic(layout.config, dump_toml({"model": info.model, "train": train.model_dump(mode="json"),
                                                 "runtime": runtime.model_dump(mode="json")}))
