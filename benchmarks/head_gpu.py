@@ -83,11 +83,14 @@ def render_conditioned(model, info, data, cond, k: np.ndarray, device, cfg) -> n
     """Frames [T, H, W, 3] uint8 with conditioning ``cond`` (T frames) over dataset frames ``k`` [T]'s
     poses and backgrounds."""
     precision = resolve_precision(device, cfg.render.precision)
-    return np.concatenate([
-        render_batch_uint8(model, Camera.from_numpy(data.rotation[kk], data.translation[kk], info.focal, info.cx,
-                                                    info.cy, info.image_size, device),
-                           cond[s:s + 8], data.backgrounds[kk], precision=precision, chunk=cfg.render.chunk_rays)
-        for s in range(0, len(k), 8) for kk in [k[s:s + 8]]])
+    frames = []
+    for s in range(0, len(k), 8):
+        kk = k[s:s + 8]
+        camera = Camera.from_numpy(data.rotation[kk], data.translation[kk], info.focal, info.cx, info.cy,
+                                   info.image_size, device)
+        frames.append(render_batch_uint8(model, camera, cond[s:s + 8], data.backgrounds[kk], precision=precision,
+                                         chunk=cfg.render.chunk_rays))
+    return np.concatenate(frames)
 
 
 def render_speech(model, info, data, features: Path, out: Path, device, cfg) -> dict:
