@@ -24,38 +24,38 @@ import torch
 from syncanim.bench.timing import environment, time_calls
 from syncanim.config import build_config
 from syncanim.data.dataset import load_head_data
-from syncanim.device import autocast_for, resolve_device
+from syncanim.device import resolve_device, resolve_precision
+from syncanim.face.boxes import face_boxes
 from syncanim.kernels.backend import chosen_backends
-from syncanim.metrics.image import psnr, ssim
+from syncanim.metrics.frames import score_frames
+from syncanim.model.camera import Camera
+from syncanim.model.conditioning import FrameBatch
 from syncanim.model.folder import load_model
+from syncanim.model.frames import from_uint8, to_uint8
 from syncanim.model.head import EXPRESSIONS
-from syncanim.model.views import head_rects, render_views
-from syncanim.render.validation import face_box_mask, render_split
+from syncanim.render.pipeline import render_batch, render_batch_uint8
+from syncanim.render.validation import render_split
 from syncanim.train.trainer import run_train
 
 
 def render_speed(model, data, idx: list[int], device, cfg, cfg_out_dir: Path) -> dict:
-    """Milliseconds per frame of the head render for a batch of frames ``idx`` (and with the copy back)."""
+    """Milliseconds per frame of the head render for a batch of frames ``idx`` (and with the copy back):
+    the call ``syncanim render`` makes, poses, conditioning and backgrounds already on the device."""
     batch = len(idx)
-    feats = torch.from_numpy(data.audio).to(device)
-    it = torch.tensor(idx, device=device)
-    rot = torch.from_numpy(data.rotation[idx]).to(device)
-    trans = torch.from_numpy(data.translation[idx]).to(device)
-    expr = torch.from_numpy(data.expressions[idx]).to(device)
-    bg = torch.from_numpy(data.backgrounds[idx]).to(device).float() / 255
-    rects = head_rects(model, data.rotation[idx], data.translation[idx], data.focal, data.cx, data.cy, data.size)
+    camera = Camera.from_numpy(data.rotation[idx], data.translation[idx], data.focal, data.cx, data.cy, data.size,
+                               device)
+    bg = from_uint8(data.backgrounds[idx], device)
     with torch.no_grad():
-        audio = model.speech_condition(feats, it)
-        latent = model.latent_for(None, batch)
+        cond = model.condition(FrameBatch(torch.from_numpy(data.expressions[idx]).to(device),
+                                          features=torch.from_numpy(data.audio).to(device),
+                                          frames=torch.tensor(idx, device=device)))
+    precision = resolve_precision(device, cfg.render.precision)
 
     def call():
-        with torch.no_grad(), autocast_for(device, cfg.render.precision):
-            return render_views(model, rot, trans, data.focal, data.cx, data.cy, audio, expr, latent, bg, rects,
-                                chunk=cfg.render.chunk_rays)
+        return render_batch(model, camera, cond, bg, precision=precision, chunk=cfg.render.chunk_rays)
 
     def call_to_cpu():
-        img, _ = call()
-        return (img.clamp(0, 1) * 255).byte().cpu()
+        return to_uint8(call()).cpu()
 
     t = time_calls(call, device, warmup=10, runs=50)
     if device.type == "cuda" and batch == 1:
@@ -66,7 +66,7 @@ def render_speed(model, data, idx: list[int], device, cfg, cfg_out_dir: Path) ->
         table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=30)
         (Path(cfg_out_dir) / "render_profile.txt").write_text(table)
     tc = time_calls(call_to_cpu, device, warmup=5, runs=30)
-    rays = int(sum((r[2] - r[0]) * (r[3] - r[1]) for r in rects))
+    rays = int(sum((r[2] - r[0]) * (r[3] - r[1]) for r in model.head_rects(camera)))
     return {"ms_per_frame": t["median_ms"] / batch, "fps": 1000 * batch / t["median_ms"],
             "p90_ms_per_frame": t["p90_ms"] / batch, "rays_per_frame": rays // batch,
             "ms_per_frame_with_copy": tc["median_ms"] / batch, "fps_with_copy": 1000 * batch / tc["median_ms"]}
@@ -79,28 +79,30 @@ def save_jpegs(path: Path, frames: np.ndarray, quality: int = 98, **extra: np.nd
     np.savez(path, **extra, **{f"f{i}": j for i, j in enumerate(jpegs)})
 
 
-def render_conditioned(model, info, data, audio: torch.Tensor, k: np.ndarray, cfg) -> np.ndarray:
-    """Frames [T, H, W, 3] uint8 with mouth conditioning ``audio`` [T, A] over dataset frames ``k`` [T]'s
-    poses, expressions and backgrounds."""
-    from syncanim.render.pipeline import render_frames
-
-    return np.concatenate([
-        render_frames(model, info, data.rotation[k[s:s + 8]], data.translation[k[s:s + 8]], audio[s:s + 8],
-                      data.expressions[k[s:s + 8]], list(data.backgrounds[k[s:s + 8]]),
-                      cfg.render.chunk_rays, cfg.render.precision)
-        for s in range(0, len(k), 8)])
+def render_conditioned(model, info, data, cond, k: np.ndarray, device, cfg) -> np.ndarray:
+    """Frames [T, H, W, 3] uint8 with conditioning ``cond`` (T frames) over dataset frames ``k`` [T]'s
+    poses and backgrounds."""
+    precision = resolve_precision(device, cfg.render.precision)
+    frames = []
+    for s in range(0, len(k), 8):
+        kk = k[s:s + 8]
+        camera = Camera.from_numpy(data.rotation[kk], data.translation[kk], info.focal, info.cx, info.cy,
+                                   info.image_size, device)
+        frames.append(render_batch_uint8(model, camera, cond[s:s + 8], data.backgrounds[kk], precision=precision,
+                                         chunk=cfg.render.chunk_rays))
+    return np.concatenate(frames)
 
 
 def render_speech(model, info, data, features: Path, out: Path, device, cfg) -> dict:
     """Render new speech (precomputed features) over the training frames' poses, expressions and
     backgrounds, in order."""
-    from syncanim.render.pipeline import audio_conditioning, load_features
+    from syncanim.render.pipeline import load_features, speech_conditioning
 
     n = int(np.load(features, mmap_mode="r").shape[0])
-    audio = audio_conditioning(model, info, load_features(features, info, n), device)
     k = np.arange(n) % data.num_train
+    cond = speech_conditioning(model, info, load_features(features, info, n), data.expressions[k], device)
     t0 = time.perf_counter()
-    frames = render_conditioned(model, info, data, audio, k, cfg)
+    frames = render_conditioned(model, info, data, cond, k, device, cfg)
     seconds = time.perf_counter() - t0
     save_jpegs(out, frames, quality=88, pose_frames=k)
     return {"frames": n, "render_s": seconds}
@@ -142,21 +144,22 @@ def main() -> int:
     ids = list(range(data.num_train, data.num_frames))
     rendered, fps = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision)
     gt = data.frames[ids]
-    masks = torch.from_numpy(np.stack([face_box_mask(data.landmarks[k], data.size) for k in ids]))
+    scores = score_frames(rendered, gt, face_boxes(data.landmarks[ids], (data.size, data.size))).means()
     result["val"] = {
         "frames": len(ids),
-        "psnr": float(np.mean(psnr(torch.from_numpy(rendered), torch.from_numpy(gt)))),
-        "psnr_face_box": float(np.mean(psnr(torch.from_numpy(rendered), torch.from_numpy(gt), mask=masks))),
-        "ssim": float(np.mean(ssim(torch.from_numpy(rendered).float() / 255, torch.from_numpy(gt).float() / 255))),
+        "psnr": scores["psnr"],
+        "psnr_face_box": scores["psnr_face"],
+        "ssim": scores["ssim"],
         "render_fps_with_io": fps,
     }
     print(json.dumps(result["val"]), flush=True)
     save_jpegs(out / "val_renders.npz", rendered, ids=np.array(ids))
     # the same frames with the mouth codes measured on the real frames: the renderer alone, without the predictor
+    codes = torch.from_numpy(model.mouth_basis().encode(data.landmarks[ids])).float().to(device)
     with torch.no_grad():
-        measured = model.condition(torch.from_numpy(model.mouth_basis().encode(data.landmarks[ids])).float().to(device))
-    save_jpegs(out / "val_renders_measured.npz", render_conditioned(model, info, data, measured, np.array(ids), cfg),
-               ids=np.array(ids))
+        measured = model.condition(FrameBatch(torch.from_numpy(data.expressions[ids]).to(device), codes=codes))
+    save_jpegs(out / "val_renders_measured.npz",
+               render_conditioned(model, info, data, measured, np.array(ids), device, cfg), ids=np.array(ids))
     picks = np.linspace(0, len(ids) - 1, 4).round().astype(int)
     strip = np.concatenate([np.concatenate([rendered[i], gt[i]], 0) for i in picks], 1)
     cv2.imwrite(str(out / "val_stills.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))

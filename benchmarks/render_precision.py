@@ -22,7 +22,7 @@ from syncanim.bench.timing import environment
 from syncanim.config import RuntimeConfig
 from syncanim.data.dataset import load_head_data
 from syncanim.device import resolve_device
-from syncanim.eval.pipeline import psnr_8bit
+from syncanim.metrics.frames import psnr_8bit
 from syncanim.model.folder import build_model, load_model
 from syncanim.model.head import EXPRESSIONS
 from syncanim.render.validation import render_split

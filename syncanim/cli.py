@@ -120,11 +120,11 @@ def prep(
 ) -> None:
     """Turn a video of one talking person into a training set: frames, audio, landmarks, masks,
     background, head pose, expressions and audio features, with a report."""
-    from .prep.pipeline import run_prep
-
     explicit = _nested(prep={"fps": fps, "size": size, "crop": crop, "audio": {"kind": audio} if audio else None},
                        runtime={"workers": workers})
     config = _config(preset, set_, explicit, dry_run)
+    from .prep.pipeline import run_prep
+
     out = out or Path.cwd() / f"{video.stem}-prep"
     with progress_bars(enabled=not _state["quiet"]) as progress:
         result = run_prep(video, out, config.prep, config.runtime, progress=progress)
@@ -172,10 +172,10 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train the audio-driven head model of a prepared dataset: the head, then the lips."""
-    from .train.trainer import run_train
-
     config = _config(preset, set_, _nested(train={"head_steps": steps, "lips_steps": lips_steps, "max_minutes": minutes},
                                            runtime={"device": device}), dry_run)
+    from .train.trainer import run_train
+
     with progress_bars(enabled=not _state["quiet"]) as progress:
         result = run_train(dataset, out, config.model, config.train, config.runtime, progress=progress)
     summary = {"model": str(result.layout.root), "steps": result.step, "total_steps": result.total,
@@ -272,11 +272,9 @@ def demo(
 ) -> None:
     """The whole workflow on the built-in sample: generate it, prep, train, and render a new sentence
     into FOLDER/demo.mp4 (CPU-quick preset on a CPU, GPU-default on a GPU)."""
-    import torch
-
     from .demo import demo_config, run_demo
 
-    config = demo_config(torch.cuda.is_available(), set_ or [])
+    config = demo_config(overrides=set_ or [])
     if dry_run:
         typer.echo(to_toml(config), nl=False)
         return
@@ -300,9 +298,9 @@ def sample(
     dry_run: DryRunOpt = False,
 ) -> None:
     """Generate the built-in sample: a short talking clip (a public-domain photo, animated, with synthesized speech)."""
+    config = _config(preset, set_, _nested(sample={"seconds": seconds}), dry_run)
     from .sample.generate import generate_sample
 
-    config = _config(preset, set_, _nested(sample={"seconds": seconds}), dry_run)
     with progress_bars(enabled=not _state["quiet"]) as progress:
         truth = generate_sample(out, config.sample, progress=progress)
     err_console.print(f"wrote {out} ({truth.num_frames} frames, {truth.duration_s:.1f} s)")
@@ -333,10 +331,10 @@ def eval_(
 ) -> None:
     """Score a talking head: PSNR, SSIM, LPIPS, mouth landmark distance, lip sync, blinks and head motion,
     with a report folder (JSON, plots, a strip of frames)."""
+    config = _config(preset, set_, _nested(runtime={"device": device}), dry_run)
     from .config import PluginSection
     from .eval.pipeline import run_eval
 
-    config = _config(preset, set_, _nested(runtime={"device": device}), dry_run)
     if out is None:
         out = model / "eval" if model is not None and video is None else Path(f"{(video or Path('video')).stem}-eval")
     metrics = [PluginSection(kind="syncnet", weights=str(syncnet))] if syncnet is not None else []
@@ -395,13 +393,13 @@ def bench(
 ) -> None:
     """Frames per second and per-stage latency (audio features, conditioning, head render, compositing,
     encode) of the render path: warm-up, then median and p95 over the runs."""
-    from .bench.pipeline import run_bench
-
     config = _config(preset, set_, _nested(
         runtime={"device": device},
         bench={"resolution": resolution, "batch": batch, "precision": precision, "compile": compile_,
                "cuda_graphs": cuda_graphs, "renderer": renderer, "runs": runs, "warmup": warmup,
                "portrait": portrait}), dry_run)
+    from .bench.pipeline import run_bench
+
     with progress_bars(enabled=not _state["quiet"]) as progress:
         result = run_bench(config.bench, config.runtime, model, model=config.model, audio=config.prep.audio,
                            progress=progress)

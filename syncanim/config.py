@@ -118,7 +118,9 @@ class TrainConfig(Frozen):
     occupancy_every: int = Field(16, ge=1)  # refresh the occupancy grid every n steps ...
     occupancy_warmup: int = Field(256, ge=0)  # ... from this step on (before it, every cell counts as occupied)
     occupancy_conditions: int = Field(4, ge=1)  # training frames whose audio/expressions each refresh looks at
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    # auto: bf16 autocast on a CUDA device that has it, else fp32; a named precision runs as named (bf16 on a
+    # CPU too, slowly) or is refused (syncanim.device.resolve_precision)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     mouth: MouthTrainConfig = MouthTrainConfig()
     write_assets: bool = True  # write the frame and background videos render needs (off only for benchmarks)
     seed: int = 0
@@ -132,7 +134,7 @@ class RenderConfig(Frozen):
     crf: int = Field(18, ge=0, le=51)  # H.264 quality (lower = better, bigger)
     loop_join: int = Field(12, ge=0)  # frames blended where the replayed poses loop back to the start
     # fp32 by default: bf16 autocast renders ~12 % faster on a GPU but costs ~1.2 dB of validation PSNR
-    # (benchmarks/render_precision.py); auto = bf16 on CUDA, fp32 on CPU
+    # (benchmarks/render_precision.py); auto = bf16 on a CUDA device that has it, else fp32
     precision: Literal["auto", "fp32", "bf16"] = "fp32"
 
 

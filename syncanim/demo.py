@@ -32,9 +32,14 @@ class DemoResult:
     device: str = "cpu"
 
 
-def demo_config(gpu: bool, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """The preset the demo trains with, for this machine. On a CPU the sample is framed tighter and
-    smaller (256 px around the face) so that the whole demo fits in a few minutes on two cores."""
+def demo_config(gpu: bool | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The preset the demo trains with: GPU-default on a GPU, CPU-quick on a CPU (``gpu`` None: whether
+    this machine has a CUDA device). On a CPU the sample is framed tighter and smaller (256 px around
+    the face) so that the whole demo fits in a few minutes on two cores."""
+    if gpu is None:
+        import torch
+
+        gpu = torch.cuda.is_available()
     cfg = build_config("gpu-default" if gpu else "cpu-quick", list(overrides))
     if not gpu:
         prep = cfg.prep.model_copy(update={"size": 256, "crop": "subject"})

@@ -1,13 +1,22 @@
-"""Choosing the compute device once per run (pipelines pass it down; library code never picks one)."""
+"""The compute device and the autocast precision of a run, each chosen once by the pipeline and passed down.
+
+Library code never picks either: :func:`resolve_device` and :func:`resolve_precision` turn the
+configured names into what the run uses, and :func:`autocast` opens the context for a resolved
+precision. Naming a precision the device cannot do is a :class:`~syncanim.errors.ConfigError`;
+only ``"auto"`` chooses, and it says what it chose.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from .config import RuntimeConfig
-from .errors import ResourceError
+from .errors import ConfigError, ResourceError
 
 log = logging.getLogger(__name__)
+
+#: resolved precisions: the autocast dtype of the render or training step (fp32: no autocast)
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def resolve_device(runtime: RuntimeConfig):
@@ -23,12 +32,42 @@ def resolve_device(runtime: RuntimeConfig):
     return torch.device("cpu")
 
 
-def autocast_for(device, precision: str):
-    """The mixed-precision context of a run: bf16 autocast on CUDA for "auto"/"bf16", else none."""
+def resolve_precision(device, precision: str) -> str:
+    """``precision`` ("auto" | "fp32" | "bf16" | "fp16") on ``device`` -> the one used: fp32 | bf16 | fp16.
+
+    "auto" takes bf16 on a CUDA device that supports it and fp32 everywhere else, and logs its choice.
+    A named precision is used as named, or refused with ConfigError where the device cannot do it:
+    fp16 on a CPU (torch has no fp16 autocast there), bf16 on a CUDA device without bf16 support.
+    bf16 on a CPU runs (CPU autocast supports it; on most CPUs it is slower than fp32).
+    """
+    import torch
+
+    if precision == "auto":
+        fast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        chosen = "bf16" if fast else "fp32"
+        log.info("precision: auto -> %s on %s", chosen, device.type)
+        return chosen
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}", hint="use auto, fp32, bf16 or fp16")
+    if device.type == "cpu" and precision == "fp16":
+        raise ConfigError("precision fp16 is not supported on CPU (no fp16 autocast there)",
+                          hint="use fp32, or bf16 (slower than fp32 on most CPUs)")
+    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"precision bf16 is not supported by {torch.cuda.get_device_name(device)}",
+                          hint="use fp16, fp32 or auto")
+    return precision
+
+
+def autocast(device, precision: str, cache: bool = True):
+    """The autocast context of a resolved ``precision`` (:func:`resolve_precision`) on ``device``: none
+    for fp32. ``cache``: autocast's cache of weights cast to the lower precision (off inside CUDA graph capture)."""
     from contextlib import nullcontext
 
     import torch
 
-    if device.type == "cuda" and precision in ("auto", "bf16"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+    if precision not in PRECISIONS:
+        raise ValueError(f"autocast takes a resolved precision ({' | '.join(PRECISIONS)}), got {precision!r}")
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=cache)

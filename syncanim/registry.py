@@ -160,9 +160,10 @@ class Registry:
             raise ConfigError(format_validation_error(e, prefix=where or section.kind)) from e
         return spec, cfg
 
-    def build(self, group: str, section: PluginSection, *, require_available: bool = True) -> Any:
-        """Resolve, check that it can run here, and build the component."""
-        spec, cfg = self.resolve(group, section)
+    def build(self, group: str, section: PluginSection, *, require_available: bool = True,
+              where: str | None = None) -> Any:
+        """Resolve, check that it can run here, and build the component (``where``: as in :meth:`resolve`)."""
+        spec, cfg = self.resolve(group, section, where=where)
         if require_available:
             missing = spec.check(cfg)
             if missing:

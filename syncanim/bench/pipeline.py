@@ -7,12 +7,17 @@ The measured path is the one ``syncanim render`` runs for each call of B frames 
    ``samples_needed``; backends without windowed extraction get the frames' audio plus 1 s before
    it) -> ``[B, P, F]`` on the host.
 2. ``conditioning``: the features to the device, appended to a ring of the last ``W - 1`` frames'
-   features, the mouth predictor (window of ``past + future + 1`` frames) and the code embedding ->
-   ``[B, A]``; the frames' expressions and the lighting latent to the device.
-3. ``head_render``: the head rectangles, rays -> shell samples -> field -> compositing along the
-   rays, written over the background on the device -> ``[B, H, W, 3]`` float.
+   features, and the model's conditioning of the B frames (:meth:`~syncanim.model.base.HeadModel.condition`:
+   the mouth predictor over a window of ``past + future + 1`` frames, the code embedding, the frames'
+   expressions, the lighting latent).
+3. ``head_render``: the frames' cameras to the device and
+   :func:`~syncanim.render.pipeline.render_batch`, the call ``syncanim render`` makes: head
+   rectangles, rays -> shell samples -> field -> compositing, written over the background on the
+   device -> ``[B, H, W, 3]`` float.
 4. ``composite``: the background frames to the device, and the finished frames back to the host as
-   uint8; with ``portrait``, the feathered paste of the face into the original frame.
+   uint8 (:func:`~syncanim.model.frames.from_uint8`, :func:`~syncanim.model.frames.to_uint8`); with
+   ``portrait``, the feathered paste of the face into the original frame
+   (:func:`~syncanim.render.pipeline.paste_face`).
 5. ``encode``: H.264 (:class:`~syncanim.media.video.VideoWriter`, libx264 ``veryfast``) into a
    temporary file, frame by frame. The encoder is warmed up with at least
    :data:`ENCODER_WARMUP_FRAMES` frames, so its look-ahead is full; the final flush is not timed.
@@ -25,13 +30,13 @@ over and over.
 
 Renderers (``renderer``):
 
-- ``compact``: the model's own renderer (:func:`~syncanim.model.views.render_views`): rays only
-  inside the projected head box, samples compacted to occupied cells, the back half of the shell
-  only for rays the front half left visible. Its shapes depend on the data (host synchronisation).
-- ``dense``: :func:`render_frames_dense`, the same images with static shapes: fixed-size rectangles
-  for all frames, every sample of every ray evaluated, the samples the compact renderer skips
-  masked to zero density. More arithmetic, no data-dependent shapes; the only renderer that
-  ``cuda_graphs`` can capture.
+- ``compact``: the model's own layout, the one ``render`` uses: rays only inside the projected head
+  box, samples compacted to occupied cells, the back half of the shell only for rays the front half
+  left visible. Its shapes depend on the data (host synchronisation).
+- ``dense``: the same images with static shapes (:class:`~syncanim.model.frames.DenseRects`):
+  fixed-size rectangles for all frames, every sample of every ray evaluated, the samples the compact
+  renderer skips masked to zero density. More arithmetic, no data-dependent shapes; the only
+  renderer that ``cuda_graphs`` can capture.
 
 Without a model folder, the model is a randomly initialised one of the configured architecture around
 a synthetic face (:mod:`syncanim.bench.synthetic`). Its ray and sample counts match a trained model
@@ -41,7 +46,6 @@ compact renderer skips fewer back-half samples than it does for a trained, opaqu
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import math
@@ -57,6 +61,7 @@ from pydantic import ValidationError
 
 from ..config import BenchConfig, PluginSection, RuntimeConfig, format_validation_error
 from ..console import ProgressFn, no_progress
+from ..device import resolve_device, resolve_precision
 from ..errors import CheckpointError, ConfigError, DataError, KernelUnavailable, ResourceError
 from ..registry import Registry, default_registry
 
@@ -146,36 +151,7 @@ class BenchResult:
         return rows
 
 
-# --- precision, compile, device checks ------------------------------------------------------------
-
-
-def resolve_precision(device, precision: str) -> str:
-    """The autocast dtype name for ``precision`` on ``device``: fp32 | bf16 | fp16.
-
-    fp16 on CPU raises ConfigError; bf16 on a CUDA device without bf16 support too.
-    """
-    import torch
-
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    if device.type == "cpu" and precision == "fp16":
-        raise ConfigError("precision fp16 is not supported on CPU (no fp16 autocast there)",
-                          hint="use fp32, or bf16 (slower than fp32 on most CPUs)")
-    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"precision bf16 is not supported by {torch.cuda.get_device_name(device)}",
-                          hint="use fp16 or fp32")
-    return precision
-
-
-def autocast(device, precision: str, cache: bool = True):
-    """The autocast context of the head render for a resolved precision (none for fp32).
-    ``cache``: autocast's weight-cast cache (off inside CUDA graph capture)."""
-    import torch
-
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype, cache_enabled=cache)
+# --- compile ---------------------------------------------------------------------------------------
 
 
 def compile_field(model, dynamic: bool) -> None:
@@ -201,81 +177,7 @@ def compile_field(model, dynamic: bool) -> None:
                                 hint=hint) from e
 
 
-# --- the static-shape (dense) renderer -----------------------------------------------------------
-
-
-def render_rays_dense(model, origins, dirs, ray_cond, audio, expr, latent, background):
-    """:meth:`NerfHead.render_rays` without gradients, with static shapes: every sample evaluated.
-
-    origins, dirs: [R, 3] (head frame); ray_cond: [R] long; audio: [B, A]; expr: [B, E]; latent: [B, L];
-    background: [R, 3] float in [0, 1]. Returns color [R, 3] float32. Samples the compact renderer
-    skips (outside occupied cells, the back half of rays whose front half is opaque, rays that miss
-    the head) get zero density, so the colours are the same up to float rounding.
-    """
-    import torch
-
-    from ..kernels.composite import composite_rays
-    from ..model import occupancy
-    from ..model.rays import to_unit_box
-    from ..model.shell import shell_samples, surface_depth
-
-    c = model.config
-    r, s = origins.shape[0], c.samples
-    t_surf, hit = surface_depth(origins, dirs, model.prior, model.box_lo, model.box_hi)  # [R], [R]
-    t, deltas = shell_samples(t_surf, s, c.shell_front, c.shell_back)  # [R, S]
-    pts = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [R, S, 3]
-    unit = to_unit_box(pts, model.box_lo, model.box_hi)
-    want = occupancy.lookup(model.occupied, unit) & hit[:, None]  # [R, S]
-    cond = ray_cond[:, None].expand(r, s).reshape(-1)  # [R*S]
-    f = model.field(unit.reshape(-1, 3), dirs[:, None, :].expand(r, s, 3).reshape(-1, 3),
-                    audio.index_select(0, cond), expr.index_select(0, cond), latent.index_select(0, cond))
-    sigma = torch.where(want, f["sigma"].view(r, s).float(), 0.0)  # [R, S]
-    rgb = f["rgb"].view(r, s, 3).float()
-    h = s // 2  # the back half counts only where the front half left the ray visible
-    light = torch.exp(-(sigma[:, :h] * deltas[:, :h]).sum(1)) > 1e-4  # [R]
-    sigma = torch.cat([sigma[:, :h], sigma[:, h:] * light[:, None]], 1)
-    col, _, _, _ = composite_rays(sigma, rgb, deltas, t, background, backend=c.backend)
-    return torch.where(hit[:, None], col, background.float())
-
-
-def fixed_rects(rects: np.ndarray, size: int) -> tuple[tuple[int, int], np.ndarray]:
-    """One rectangle size for all frames: the largest width and height of ``rects`` [N, 4]
-    (x0, y0, x1, y1), centred on each frame's rectangle and kept inside the image.
-    Returns ((w, h), offsets [N, 2] int64: x0, y0)."""
-    w = int(max(1, (rects[:, 2] - rects[:, 0]).max()))
-    h = int(max(1, (rects[:, 3] - rects[:, 1]).max()))
-    cx = (rects[:, 0] + rects[:, 2]) / 2
-    cy = (rects[:, 1] + rects[:, 3]) / 2
-    x0 = np.clip(np.round(cx - w / 2), 0, size - w).astype(np.int64)
-    y0 = np.clip(np.round(cy - h / 2), 0, size - h).astype(np.int64)
-    return (w, h), np.stack([x0, y0], 1)
-
-
-def render_frames_dense(model, rotation, translation, offsets, grid, ray_cond, focal: float, cx: float, cy: float,
-                        audio, expr, latent, backgrounds, chunk: int):
-    """Render B frames with static shapes (every tensor's size fixed by B, the rectangle and the image).
-
-    rotation: [B, 3, 3]; translation: [B, 3]; offsets: [B, 2] long (x0, y0 of each frame's rectangle);
-    grid: [P, 2] long (x, y of the rectangle's pixels, relative); ray_cond: [B*P] long (the frame of each
-    ray: ``arange(B).repeat_interleave(P)``); audio: [B, A]; expr: [B, E]; latent: [B, L];
-    backgrounds: [B, H, W, 3] float in [0, 1]. Returns images [B, H, W, 3] float.
-    """
-    import torch
-
-    from ..model.rays import pixel_rays
-
-    b, p = rotation.shape[0], grid.shape[0]
-    assert offsets.shape == (b, 2) and ray_cond.shape == (b * p,), \
-        f"offsets {tuple(offsets.shape)} / ray_cond {tuple(ray_cond.shape)} do not match B={b}, P={p}"
-    xy = (grid[None] + offsets[:, None]).reshape(b * p, 2)  # [B*P, 2]
-    o, d = pixel_rays(rotation, translation, focal, cx, cy, xy.view(b, p, 2).float() + 0.5)  # [B, P, 3]
-    o, d = o.reshape(-1, 3), d.reshape(-1, 3)
-    bg = backgrounds[ray_cond, xy[:, 1], xy[:, 0]]  # [B*P, 3]
-    cols = [render_rays_dense(model, o[s:s + chunk], d[s:s + chunk], ray_cond[s:s + chunk], audio, expr, latent,
-                              bg[s:s + chunk]) for s in range(0, b * p, chunk)]
-    images = backgrounds.clone()
-    images[ray_cond, xy[:, 1], xy[:, 0]] = torch.cat(cols).to(images.dtype)
-    return images
+# --- CUDA graphs ------------------------------------------------------------------------------------
 
 
 class GraphedStep:
@@ -425,21 +327,22 @@ class _Path:
         self.local = torch.arange(self.b, device=device) + m.predictor.past
         self.n = len(subject.rotation)
         self.windowed = hasattr(subject.extractor, "extract_window") and hasattr(subject.extractor, "samples_needed")
-        self.dense = cfg.renderer == "dense"
         self.graph: GraphedStep | None = None
-        from ..model.views import head_rects
+        from ..model.frames import DenseRects
 
-        rects = head_rects(m, subject.rotation, subject.translation, subject.focal, subject.cx, subject.cy,
-                           subject.size)  # [N, 4]
-        if self.dense:
-            (w, h), offsets = fixed_rects(rects, subject.size)
-            ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
-            self.grid = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)  # [P, 2]
-            self.offsets = torch.from_numpy(offsets).to(device)  # [N, 2]
-            self.ray_cond = torch.arange(self.b, device=device).repeat_interleave(w * h)  # [B*P]
-            self.rays_per_frame = float(w * h)
+        rects = m.head_rects(self.camera(np.arange(self.n)))  # [N, 4]
+        self.dense = DenseRects.covering(rects, subject.size, device) if cfg.renderer == "dense" else None
+        if self.dense is not None:
+            self.rays_per_frame = float(self.dense.pixels)
         else:
             self.rays_per_frame = float(np.mean((rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1])))
+
+    def camera(self, idx: np.ndarray):
+        """The cameras of clip frames ``idx`` [B], on the device."""
+        from ..model.camera import Camera
+
+        s = self.s
+        return Camera.from_numpy(s.rotation[idx], s.translation[idx], s.focal, s.cx, s.cy, s.size, self.device)
 
     def frames_of(self, call: int) -> np.ndarray:
         """The clip frames [B] of call number ``call``."""
@@ -468,67 +371,66 @@ class _Path:
     def condition(self, feats: np.ndarray, call: int):
         import torch
 
+        from ..model.conditioning import FrameBatch
+
         idx = self.frames_of(call)
         new = torch.from_numpy(np.ascontiguousarray(feats)).to(self.device)  # [B, P, F]
         self.ring = torch.cat([self.ring[self.b:], new])
-        with torch.no_grad():
-            audio = self.s.model.speech_condition(self.ring, self.local)  # [B, A]
         expr = torch.from_numpy(self.s.expressions[idx]).to(self.device)  # [B, E]
-        latent = self.s.model.latent_for(None, self.b)  # [B, L]
-        return audio, expr, latent
+        with torch.no_grad():
+            return self.s.model.condition(FrameBatch(expr, features=self.ring, frames=self.local))
 
     # 3. head render
     def render(self, cond, backgrounds, call: int):
         import torch
 
-        s, idx = self.s, self.frames_of(call)
-        audio, expr, latent = cond
-        rot = torch.from_numpy(s.rotation[idx]).to(self.device)
-        trans = torch.from_numpy(s.translation[idx]).to(self.device)
-        if not self.dense:
-            from ..model.views import head_rects, render_views
+        from ..render.pipeline import render_batch
 
-            rects = head_rects(s.model, s.rotation[idx], s.translation[idx], s.focal, s.cx, s.cy, s.size)
-            with torch.no_grad(), autocast(self.device, self.precision):
-                images, _ = render_views(s.model, rot, trans, s.focal, s.cx, s.cy, audio, expr, latent, backgrounds,
-                                         rects, chunk=self.cfg.chunk_rays)
-            return images
-        inputs = {"rotation": rot, "translation": trans, "offsets": self.offsets[torch.from_numpy(idx).to(self.device)],
-                  "audio": audio, "expr": expr, "latent": latent, "backgrounds": backgrounds}
+        idx = self.frames_of(call)
+        camera = self.camera(idx)
+        if self.dense is None:
+            return render_batch(self.s.model, camera, cond, backgrounds, precision=self.precision,
+                                chunk=self.cfg.chunk_rays)
+        inputs = {"rotation": camera.rotation, "translation": camera.translation,
+                  "offsets": self.dense.offsets[torch.from_numpy(idx).to(self.device)], "mouth": cond.mouth,
+                  "expressions": cond.expressions, "latent": cond.latent, "backgrounds": backgrounds}
         if self.cfg.cuda_graphs:
             if self.graph is None:
                 self.graph = GraphedStep(self._dense_step, inputs)
             return self.graph(**inputs)
         return self._dense_step(**inputs)
 
-    def _dense_step(self, rotation, translation, offsets, audio, expr, latent, backgrounds):
-        import torch
+    def _dense_step(self, rotation, translation, offsets, mouth, expressions, latent, backgrounds):
+        """The dense render of one call from tensors alone (what a CUDA graph captures)."""
+        from ..model.camera import Camera
+        from ..model.conditioning import Conditioning
+        from ..model.frames import DenseRects
+        from ..render.pipeline import render_batch
 
-        s = self.s
-        with torch.no_grad(), autocast(self.device, self.precision, cache=not self.cfg.cuda_graphs):
-            return render_frames_dense(s.model, rotation, translation, offsets, self.grid, self.ray_cond, s.focal, s.cx,
-                                       s.cy, audio, expr, latent, backgrounds, self.cfg.chunk_rays)
+        s, dense = self.s, self.dense
+        assert dense is not None
+        return render_batch(s.model, Camera(rotation, translation, s.focal, s.cx, s.cy, s.size),
+                            Conditioning(mouth, expressions, latent), backgrounds, precision=self.precision,
+                            chunk=self.cfg.chunk_rays, dense=DenseRects(dense.width, dense.height, offsets),
+                            autocast_cache=not self.cfg.cuda_graphs)
 
     # 4. composite: backgrounds up, finished frames down (and the portrait paste)
     def upload(self, call: int):
-        import torch
+        from ..model.frames import from_uint8
 
         base = np.stack([self.s.frames[(call + j) % len(self.s.frames)] for j in range(self.b)])  # [B, H, W, 3]
-        return torch.from_numpy(base).to(self.device).float() / 255
+        return from_uint8(base, self.device)
 
     def download(self, images, call: int) -> list[np.ndarray]:
-        out = (images.clamp(0, 1) * 255).round().byte().cpu().numpy()  # [B, H, W, 3] uint8
+        from ..model.frames import to_uint8
+
+        out = to_uint8(images).cpu().numpy()  # [B, H, W, 3] uint8
         if not self.cfg.portrait:
             return list(out)
-        from ..render.pipeline import face_mask
+        from ..render.pipeline import paste_face
 
         s, idx = self.s, self.frames_of(call)
-        pasted = []
-        for j, k in enumerate(idx):
-            m = face_mask(s.outlines[k], s.size, max(2, s.size // 64))[..., None]  # [H, W, 1]
-            base = s.frames[(call + j) % len(s.frames)]
-            pasted.append((m * out[j] + (1 - m) * base).round().astype(np.uint8))
-        return pasted
+        return [paste_face(out[j], s.frames[(call + j) % len(s.frames)], s.outlines[k]) for j, k in enumerate(idx)]
 
     # 5. encode
     def encode(self, frames: list[np.ndarray]) -> None:
@@ -576,7 +478,6 @@ def run_bench(
     """
     import torch
 
-    from ..device import resolve_device
     from .timing import environment, time_calls
 
     reg = registry or default_registry()

@@ -160,6 +160,7 @@ def synthetic_model(config, audio_per_frame: int, audio_dim: int, seed: int = 0,
     import torch
 
     from ..face.mouth import MOUTH_POINTS
+    from ..model.conditioning import Conditioning
     from ..model.head import EXPRESSIONS, NerfHead
 
     canonical = synthetic_canonical(seed)
@@ -172,6 +173,6 @@ def synthetic_model(config, audio_per_frame: int, audio_dim: int, seed: int = 0,
     if occupancy:
         audio = torch.randn(1, config.audio_dim, generator=gen)
         expr = torch.rand(1, len(EXPRESSIONS), generator=gen)
-        share = model.update_occupancy(audio, expr, gen)
+        share = model.update_occupancy(Conditioning(audio, expr, model.latent_for(None, 1)), gen)
         log.debug("synthetic model: %.1f%% of occupancy cells occupied", 100 * share)
     return model, canonical

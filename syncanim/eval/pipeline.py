@@ -40,11 +40,11 @@ from ..audio.waveform import Waveform, read_audio
 from ..config import EvalConfig, PluginSection, RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
 from ..errors import ConfigError, DataError
-from ..metrics.image import ssim_map
+from ..face.boxes import face_box, face_boxes
+from ..metrics.frames import score_frames
 from ..metrics.lmd import lmd_per_frame, lmd_stats, mouth_landmarks
 from ..metrics.mouth import amplitude_ratio, opening_correlation
 from ..registry import Registry, default_registry
-from ..render.validation import face_box
 from .report import EvalResult, Fidelity, PerFrame, SubjectResult, strip_image, write_report
 from .video_stats import ClipInputs, ClipSignals, FrameSource, clip_stats
 
@@ -83,33 +83,6 @@ def _picked(source: FrameSource, picks: list[int]) -> list[np.ndarray]:
 # --- full-reference figures -------------------------------------------------------------------------
 
 
-def psnr_8bit(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """PSNR in dB of 8-bit frames, exact integer arithmetic: ``[B, H, W, 3] uint8`` each -> ``[B] float64``.
-
-    Equals :func:`syncanim.metrics.image.psnr` on the same frames (data range 255, the mean squared
-    error over pixels and channels; ``inf`` for identical frames).
-    """
-    if pred.shape != target.shape or pred.dtype != np.uint8 or target.dtype != np.uint8 or pred.ndim != 4:
-        raise ValueError(f"psnr_8bit: need two [B, H, W, 3] uint8 arrays, got {pred.shape} {pred.dtype} "
-                         f"and {target.shape} {target.dtype}")
-    d = pred.astype(np.int32) - target.astype(np.int32)  # [B, H, W, 3]
-    se = np.einsum("bhwc,bhwc->b", d, d, dtype=np.int64).astype(np.float64)  # [B]
-    mse = se / (d[0].size * 255.0**2) if len(d) else se
-    with np.errstate(divide="ignore"):
-        return np.where(mse > 0, -10.0 * np.log10(np.where(mse > 0, mse, 1.0)), np.inf)
-
-
-def ssim_batch(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Mean SSIM of each frame pair: ``[B, H, W, 3] uint8`` each -> ``[B] float64``.
-
-    :func:`syncanim.metrics.image.ssim_map` (the definition of ``metrics.image.ssim``) evaluated in
-    float32, about three times faster on a CPU than the float64 ``ssim``; the two differ by < 1e-6.
-    """
-    x = torch.from_numpy(pred).permute(0, 3, 1, 2).float() / 255  # [B, 3, H, W]
-    y = torch.from_numpy(target).permute(0, 3, 1, 2).float() / 255
-    return ssim_map(x, y, data_range=1.0).mean((1, 2, 3)).double().numpy()
-
-
 def compare_frames(pred: FrameSource, target: FrameSource, boxes: Sequence[tuple[int, int, int, int] | None], *,
                    lpips: torch.nn.Module | None, device: torch.device, batch: int = 8,
                    progress: ProgressFn = no_progress, stage: str = "compare") -> PerFrame:
@@ -133,13 +106,8 @@ def compare_frames(pred: FrameSource, target: FrameSource, boxes: Sequence[tuple
         if a.shape != b.shape:
             raise DataError(f"{stage}: frame sizes differ: {a.shape[1:3]} vs {b.shape[1:3]}")
         sl = slice(done, done + len(ps))
-        out["psnr"][sl] = psnr_8bit(a, b)
-        out["ssim"][sl] = ssim_batch(a, b)
-        for i in range(len(ps)):
-            box = boxes[done + i]
-            if box is not None:
-                x0, y0, x1, y1 = box
-                out["psnr_face"][done + i] = psnr_8bit(a[i:i + 1, y0:y1, x0:x1], b[i:i + 1, y0:y1, x0:x1])[0]
+        scores = score_frames(a, b, boxes[sl])
+        out["psnr"][sl], out["psnr_face"][sl], out["ssim"][sl] = scores.psnr, scores.psnr_face, scores.ssim
         if lpips is not None:
             x = torch.from_numpy(a).to(device).permute(0, 3, 1, 2).float() / 255  # [B, 3, H, W]
             y = torch.from_numpy(b).to(device).permute(0, 3, 1, 2).float() / 255
@@ -420,7 +388,7 @@ def _model_mode(model_dir: Path, dataset: str | os.PathLike[str] | None, baselin
         subjects.append(_Subject("static", "baseline", array_source(data.frames[picks["static"]]), wave, no_audio))
         notes.append(f"static baseline: training frame {int(picks['static'][0])} for every frame")
     reference = _Subject("ground truth", "reference", array_source(data.frames[ids]), wave, no_audio)
-    boxes = [face_box(data.landmarks[k], (data.size, data.size), common["cfg"].face_margin) for k in ids]
+    boxes = face_boxes(data.landmarks[ids], (data.size, data.size), common["cfg"].face_margin)
     fps = float(data.manifest.fps)
     results, series, signals, rows = _evaluate(
         subjects, reference, num_frames=len(ids), fps=fps, size_hw=(data.size, data.size), first_frame=data.num_train,

@@ -252,7 +252,7 @@ class SyncNetScorer:
     def embed(self, clip: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Video and audio embeddings ``[K, 512]`` of a clip's windows (``clip``: a
         :class:`syncanim.eval.video_stats.ClipInputs` with audio)."""
-        from ..prep.landmarks import fill_gaps
+        from ..face.landmarks import fill_gaps
 
         if clip.audio is None:
             raise ValueError("syncnet: the clip has no audio")

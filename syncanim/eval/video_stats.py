@@ -1,8 +1,8 @@
 """No-reference figures of one clip (any generated or real video): blinks, head motion, lip sync.
 
 - **Landmarks**: MediaPipe FaceMesh in video (tracking) mode, 478 points per frame
-  (:class:`syncanim.prep.landmarks.FaceMeshTracker`), NaN rows where no face was found.
-- **Blinks**: each eye's eye aspect ratio (EAR, :func:`syncanim.prep.expressions.eye_aspect_ratio`)
+  (:class:`syncanim.face.landmarks.FaceMeshTracker`), NaN rows where no face was found.
+- **Blinks**: each eye's eye aspect ratio (EAR, :func:`syncanim.face.eyes.eye_aspect_ratio`)
   is turned into a closure ``1 - EAR / EAR_open``, with ``EAR_open`` that eye's ``open_percentile``
   percentile over the clip's faces (calibrated per clip, so the eye's shape does not matter). The
   mean closure of the two eyes goes through a hysteresis detector: an event starts when it reaches
@@ -12,7 +12,7 @@
   failure) are dropped. The blink's frame is the closure-weighted mean frame of the event, rounded.
   Blink rate = blinks / clip duration in minutes.
 - **Head motion**: head rotation per frame from the same bundle-adjustment tracker prep uses
-  (:class:`syncanim.prep.headpose.LandmarkBATracker`: subject-specific rigid shape, focal estimated),
+  (:class:`syncanim.face.headpose.LandmarkBATracker`: subject-specific rigid shape, focal estimated),
   with its temporal smoothing off so the figures see the video's own frame-to-frame motion. Angles
   ``R = Rz(roll) Ry(yaw) Rx(pitch)`` (:func:`syncanim.geometry.matrix_to_euler`), in degrees, camera
   axes x right, y down, z forward. Amplitude = standard deviation of each angle over the frames with
@@ -37,9 +37,9 @@ from ..audio.waveform import Waveform
 from ..config import BlinkConfig, SyncConfig
 from ..console import ProgressFn, no_progress
 from ..errors import DataError
+from ..face.eyes import LEFT_EYE, RIGHT_EYE, eye_aspect_ratio
 from ..face.mouth import mouth_opening
 from ..metrics.mouth import speaking_spread, speech_frames
-from ..prep.expressions import LEFT_EYE, RIGHT_EYE, eye_aspect_ratio
 from .sync import SyncResult, SyncSignals, frame_rms, sync_score, sync_signals
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,8 @@ def track_landmarks(frames: Iterable[np.ndarray], progress: ProgressFn = no_prog
     Returns ``(points [N, 478, 3] float32`` (x, y pixels; z = MediaPipe depth times the width; NaN rows
     where no face), ``found [N] bool)``.
     """
+    from ..face.landmarks import NUM_LANDMARKS, FaceMeshConfig, FaceMeshTracker
     from ..mp_runtime import silenced_stderr
-    from ..prep.landmarks import NUM_LANDMARKS, FaceMeshConfig, FaceMeshTracker
 
     tracker = FaceMeshTracker(FaceMeshConfig())
     rows: list[np.ndarray] = []
@@ -178,8 +178,8 @@ def head_angles(points: np.ndarray, found: np.ndarray, image_size: tuple[int, in
 
     Raises DataError when the tracker cannot fit (too few frames with a face).
     """
+    from ..face.headpose import LandmarkBAConfig, LandmarkBATracker
     from ..geometry import matrix_to_euler
-    from ..prep.headpose import LandmarkBAConfig, LandmarkBATracker
 
     tracker = LandmarkBATracker(LandmarkBAConfig(rotation_smoothing=0.0, translation_smoothing=0.0))
     lm = np.where(found[:, None, None], points, np.nan)

@@ -24,9 +24,11 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..config import PluginSection
 from ..data.files import save_npz_atomic, write_atomic, write_json_atomic
-from ..errors import CheckpointError
-from .head import NerfHead, NerfHeadConfig
+from ..errors import CheckpointError, ConfigError
+from ..registry import Registry, default_registry
+from .base import HeadModel, HeadSetup
 
 MODEL_FORMAT = 2  # 2: the mouth is driven by a mouth code and its predictor
 
@@ -111,20 +113,28 @@ def save_weights(path: Path, model: torch.nn.Module, metadata: dict[str, str] | 
     write_atomic(path, lambda p: save_file(state, str(p), metadata=metadata or {}))
 
 
-def build_model(info: ModelInfo) -> NerfHead:
-    """An untrained model of the architecture ``info`` describes (weights come from load_model)."""
-    opts = {k: v for k, v in info.model.items() if k != "kind"}
-    if info.model.get("kind") != "nerf-head":
-        raise CheckpointError(f"unknown model kind {info.model.get('kind')!r}")
+def build_model(info: ModelInfo, registry: Registry | None = None) -> HeadModel:
+    """An untrained model of the architecture ``info`` describes (weights come from load_model), built by
+    the spec of its renderer: the ``syncanim.renderers`` entry named by ``info.model["kind"]``
+    (PluginError when none is installed; CheckpointError when its settings are not that renderer's)."""
     try:
         mouth = (int(info.mouth["components"]), int(info.mouth["points"]))
+        section = PluginSection(**info.model)
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"model.json has no usable mouth section: {e}") from e
-    return NerfHead(NerfHeadConfig(**opts), info.audio_per_frame, info.audio_dim, info.num_latents, mouth)
+        raise CheckpointError(f"model.json has no usable model or mouth section: {e}") from e
+    reg = registry or default_registry()
+    try:
+        make = reg.build("syncanim.renderers", section, where="model")
+    except ConfigError as e:
+        raise CheckpointError(f"model.json holds settings the {section.kind!r} renderer does not take: {e}",
+                              hint="train it again with this version") from e
+    return make(HeadSetup(info.audio_per_frame, info.audio_dim, info.num_latents, mouth))
 
 
-def load_model(root: str | Path, device: str | torch.device = "cpu") -> tuple[NerfHead, ModelInfo]:
-    """The trained model of a folder, on ``device``, in eval mode."""
+def load_model(root: str | Path, device: str | torch.device = "cpu",
+               registry: Registry | None = None) -> tuple[HeadModel, ModelInfo]:
+    """The trained model of a folder, on ``device``, in eval mode (its renderer looked up in ``registry``,
+    by default the installed entry points)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -133,7 +143,7 @@ def load_model(root: str | Path, device: str | torch.device = "cpu") -> tuple[Ne
     if not layout.weights.is_file():
         raise CheckpointError(f"{layout.root} has no weights yet (model.safetensors)",
                               hint="training writes them at its first checkpoint")
-    model = build_model(info)
+    model = build_model(info, registry)
     try:
         state = load_file(str(layout.weights))
         model.load_state_dict(state, strict=True)

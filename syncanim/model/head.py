@@ -15,6 +15,8 @@ codes shows what the field alone can do.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from pydantic import Field
@@ -26,9 +28,14 @@ from ..kernels.composite import composite_rays
 from ..kernels.hashgrid import grid_spec
 from ..registry import Spec
 from . import occupancy
+from .base import HeadFactory, HeadModel, HeadSetup
+from .batch import RayBatch
+from .camera import Camera
+from .conditioning import Conditioning, FrameBatch
 from .field import HeadField
+from .losses import LossWeights, PerceptualLoss, as_patches, photometric
 from .mouth_net import MouthPredictor
-from .rays import head_box, to_unit_box
+from .rays import head_box, project_box, to_unit_box
 from .shell import depth_prior, shell_samples, surface_depth
 
 #: expression coefficients the head is conditioned on (the mouth follows its own code instead)
@@ -69,7 +76,7 @@ class NerfHeadConfig(Frozen):
     mouth: MouthNetConfig = MouthNetConfig()
 
 
-class NerfHead(nn.Module):
+class NerfHead(HeadModel):
     """The whole head model. Geometry buffers come from the dataset's track (canonical landmarks)."""
 
     def __init__(self, config: NerfHeadConfig, audio_per_frame: int, audio_feat_dim: int, num_latents: int,
@@ -117,6 +124,15 @@ class NerfHead(nn.Module):
         return cls(config, audio_per_frame, audio_feat_dim, num_latents, mouth,
                    (lo, hi, depth_prior(canonical, lo, hi, config.prior_res)))
 
+    @classmethod
+    def for_setup(cls, config: NerfHeadConfig, setup: HeadSetup) -> NerfHead:
+        """The model for a :class:`~syncanim.model.base.HeadSetup`: around its canonical face, or with
+        empty geometry buffers (which a state dict fills) when it has none."""
+        if setup.canonical is None:
+            return cls(config, setup.audio_per_frame, setup.audio_dim, setup.num_latents, setup.mouth)
+        return cls.for_face(config, setup.canonical, setup.audio_per_frame, setup.audio_dim, setup.num_latents,
+                            setup.mouth)
+
     @property
     def code_dim(self) -> int:
         return self.code_embed.in_features
@@ -127,17 +143,12 @@ class NerfHead(nn.Module):
              for k in ("mean", "components", "scale", "weight", "reference")}
         return MouthBasis(**a)
 
-    def condition(self, codes: torch.Tensor) -> torch.Tensor:
-        """Mouth codes [B, C] -> the field's mouth conditioning [B, audio_dim]."""
-        return self.code_embed(codes)
-
-    def speech_codes(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-        """Mouth codes [B, C] of ``frames: [B] long`` predicted from a clip's features [T, P, F]."""
-        return self.predictor(features, frames)
-
-    def speech_condition(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-        """The field's mouth conditioning [B, audio_dim] of ``frames`` predicted from features [T, P, F]."""
-        return self.condition(self.speech_codes(features, frames))
+    def condition(self, batch: FrameBatch) -> Conditioning:
+        """B frames' conditioning: the embedding [B, audio_dim] of their mouth codes (given, or read by the
+        mouth predictor from the speech features around each frame), their expressions [B, E] and
+        lighting codes [B, L]."""
+        codes = batch.codes if batch.codes is not None else self.predictor(batch.features, batch.frames)
+        return Conditioning(self.code_embed(codes), batch.expressions, self.latent_for(batch.latent_frames, len(batch)))
 
     def latent_for(self, frames: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Lighting codes [B, L]: per training frame, or their mean (``frames`` None)."""
@@ -145,16 +156,16 @@ class NerfHead(nn.Module):
             return self.latents.mean(0, keepdim=True).expand(batch, -1)
         return self.latents.index_select(0, frames.clamp(0, self.latents.shape[0] - 1))
 
-    def render_rays(self, origins: torch.Tensor, dirs: torch.Tensor, ray_cond: torch.Tensor, audio: torch.Tensor,
-                    expr: torch.Tensor, latent: torch.Tensor, background: torch.Tensor,
-                    generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Render rays of a batch of frames.
+    def render_rays(self, origins: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor, cond: Conditioning,
+                    background: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Render rays of a batch of frames: shell samples, compacted to occupied cells.
 
-        origins, dirs: [R, 3] (head frame); ray_cond: [R] long, the frame (row of the next three) of each
-        ray; audio: [B, A] the mouth conditioning (:meth:`condition`); expr: [B, E]; latent: [B, L]; background: [R, 3] in [0, 1]. ``generator``
-        jitters the samples (training). Returns color [R, 3], opacity [R], depth [R], hit [R] bool and the
-        mean region gates (``audio_gate``, ``expr_gate``: scalars) for regularisation.
+        origins, dirs: [R, 3] (head frame); ray_frame: [R] long, the frame (row of ``cond``) of each ray;
+        background: [R, 3] in [0, 1]. ``generator`` jitters the samples (training). Returns color [R, 3],
+        opacity [R], depth [R], hit [R] bool and the mean region gates (``audio_gate``, ``expr_gate``:
+        scalars) for regularisation.
         """
+        audio, expr, latent = cond.mouth, cond.expressions, cond.latent
         c = self.config
         t_surf, hit = surface_depth(origins, dirs, self.prior, self.box_lo, self.box_hi)
         color = background.clone()
@@ -166,7 +177,7 @@ class NerfHead(nn.Module):
             zero = self.field.tables.sum() * 0
             out.update(audio_gate=zero, expr_gate=zero)
             return out
-        o, d, cond = origins[idx], dirs[idx], ray_cond[idx]
+        o, d, frame = origins[idx], dirs[idx], ray_frame[idx]
         t, deltas = shell_samples(t_surf[idx], c.samples, c.shell_front, c.shell_back, generator)  # [Rh, S]
         pts = o[:, None, :] + t[..., None] * d[:, None, :]  # [Rh, S, 3]
         unit = to_unit_box(pts, self.box_lo, self.box_hi)
@@ -188,7 +199,7 @@ class NerfHead(nn.Module):
                 continue
             width = part.stop - part.start
             ray_of = keep // width
-            cond_s = cond.index_select(0, ray_of)
+            cond_s = frame.index_select(0, ray_of)
             # index_select, not indexing: its backward (index_add_) is deterministic on CPU, so a resumed
             # run reproduces an uninterrupted one exactly
             f = self.field(unit[:, part].reshape(-1, 3).index_select(0, keep), d.index_select(0, ray_of),
@@ -210,6 +221,48 @@ class NerfHead(nn.Module):
         out["audio_gate"] = gates[0] if gates else zero
         out["expr_gate"] = gates[1] if gates else zero
         return out
+
+    def render_rays_dense(self, origins: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor,
+                          cond: Conditioning, background: torch.Tensor) -> dict[str, torch.Tensor]:
+        """:meth:`render_rays` without gradients, with static shapes: every sample evaluated.
+
+        origins, dirs: [R, 3] (head frame); ray_frame: [R] long; background: [R, 3] float in [0, 1].
+        Returns color [R, 3] float32 and opacity [R]. Samples :meth:`render_rays` skips (outside occupied
+        cells, the back half of rays whose front half is opaque, rays that miss the head) get zero
+        density, so the colours are the same up to float rounding.
+        """
+        c = self.config
+        r, s = origins.shape[0], c.samples
+        t_surf, hit = surface_depth(origins, dirs, self.prior, self.box_lo, self.box_hi)  # [R], [R]
+        t, deltas = shell_samples(t_surf, s, c.shell_front, c.shell_back)  # [R, S]
+        pts = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [R, S, 3]
+        unit = to_unit_box(pts, self.box_lo, self.box_hi)
+        want = occupancy.lookup(self.occupied, unit) & hit[:, None]  # [R, S]
+        frame = ray_frame[:, None].expand(r, s).reshape(-1)  # [R*S]
+        f = self.field(unit.reshape(-1, 3), dirs[:, None, :].expand(r, s, 3).reshape(-1, 3),
+                       cond.mouth.index_select(0, frame), cond.expressions.index_select(0, frame),
+                       cond.latent.index_select(0, frame))
+        sigma = torch.where(want, f["sigma"].view(r, s).float(), 0.0)  # [R, S]
+        rgb = f["rgb"].view(r, s, 3).float()
+        h = s // 2  # the back half counts only where the front half left the ray visible
+        light = torch.exp(-(sigma[:, :h] * deltas[:, :h]).sum(1)) > 1e-4  # [R]
+        sigma = torch.cat([sigma[:, :h], sigma[:, h:] * light[:, None]], 1)
+        col, opa, _, _ = composite_rays(sigma, rgb, deltas, t, background, backend=c.backend)
+        return {"color": torch.where(hit[:, None], col, background.float()),
+                "opacity": torch.where(hit, opa.float(), 0.0)}
+
+    def loss_dict(self, batch: RayBatch, outputs: dict[str, torch.Tensor], weights: LossWeights,
+                  perceptual: PerceptualLoss | None = None) -> dict[str, torch.Tensor]:
+        """The photometric error (``rgb``), the L1 pulls on the mean region gates (``audio_gate``,
+        ``expr_gate``), and on patch batches the perceptual term (``perceptual``), each weighted."""
+        color = outputs["color"].float()  # [B*R, 3]
+        target = batch.target.reshape(-1, 3)
+        losses = {"rgb": photometric(color, target), "audio_gate": weights.audio_gate * outputs["audio_gate"],
+                  "expr_gate": weights.expr_gate * outputs["expr_gate"]}
+        if batch.patch and perceptual is not None and weights.perceptual > 0:
+            losses["perceptual"] = weights.perceptual * perceptual(as_patches(color, batch.patch),
+                                                                   as_patches(target, batch.patch))
+        return losses
 
     def shell_band(self, res: int) -> torch.Tensor:
         """[res]^3 float mask of the cells the shell can reach: depth within the shell around the prior
@@ -236,12 +289,19 @@ class NerfHead(nn.Module):
         span = self.box_hi - self.box_lo
         return self.box_lo + (lo_u + 1) / 2 * span, self.box_lo + (hi_u + 1) / 2 * span
 
+    def head_rects(self, camera: Camera) -> np.ndarray:
+        """Pixel rectangles [B, 4] int64 (x0, y0, x1, y1) of the projected occupied part of the head box."""
+        lo, hi = (t.cpu().numpy() for t in self.occupied_box())
+        rotation, translation = camera.poses_numpy()
+        return np.array([project_box(r, t, camera.focal, camera.cx, camera.cy, lo, hi, camera.size, camera.size)
+                         for r, t in zip(rotation, translation, strict=True)], np.int64).reshape(-1, 4)
+
     @torch.no_grad()
-    def update_occupancy(self, audio: torch.Tensor, expr: torch.Tensor, generator: torch.Generator | None,
-                         decay: float = 0.95) -> float:
-        """Refresh the occupancy grid under K conditions (audio: [K, A], expr: [K, E]); returns the
-        occupied share of cells."""
+    def update_occupancy(self, cond: Conditioning, generator: torch.Generator | None, decay: float = 0.95) -> float:
+        """Refresh the occupancy grid under K conditions (the mouths and expressions of ``cond``); returns
+        the occupied share of cells."""
         c = self.config
+        audio, expr = cond.mouth, cond.expressions
         pts = occupancy.cell_points(c.occupancy_res, self.occ_density.device, generator)  # [G^3, 3]
         best = torch.zeros(pts.shape[0], device=pts.device)
         for k in range(audio.shape[0]):
@@ -258,9 +318,10 @@ class NerfHead(nn.Module):
         return float(self.occupied.float().mean())
 
 
-def build_head(config: NerfHeadConfig) -> type[NerfHead]:
-    """The registry's ``build``: the model class (it needs the dataset's geometry to be instantiated)."""
-    return NerfHead
+def build_head(config: NerfHeadConfig) -> HeadFactory:
+    """The registry's ``build``: the factory of models of this config (a model needs its subject's
+    sizes and face, :class:`~syncanim.model.base.HeadSetup`)."""
+    return functools.partial(NerfHead.for_setup, config)
 
 
 SPEC = Spec(

@@ -1,6 +1,6 @@
-"""Training losses beyond the photometric one: the perceptual term on lip patches.
+"""Training losses: the photometric term, the weights of the terms, and the perceptual term on lip patches.
 
-LPIPS (AlexNet) when the user supplies its weights (``train.lpips_backbone`` and
+The perceptual term is LPIPS (AlexNet) when the user supplies its weights (``train.lpips_backbone`` and
 ``train.lpips_linear``); otherwise the built-in structural-gradient loss (1 - SSIM plus L1 between
 image gradients), named as such in the logs, since it is not LPIPS.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -19,6 +20,29 @@ log = logging.getLogger(__name__)
 
 #: pred, target: [B, 3, h, w] in [0, 1] -> scalar loss
 PerceptualLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the loss terms beside the photometric one (weight 1)."""
+
+    audio_gate: float  # L1 on the mean audio region gate
+    expr_gate: float  # L1 on the mean expression region gate
+    perceptual: float  # the perceptual term on patches
+
+    @classmethod
+    def from_train(cls, train: TrainConfig) -> LossWeights:
+        return cls(train.audio_gate_weight, train.expr_gate_weight, train.perceptual_weight)
+
+
+def photometric(color: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of colours: color, target [R, 3] float -> scalar."""
+    return torch.mean((color - target) ** 2)
+
+
+def as_patches(colors: torch.Tensor, patch: int) -> torch.Tensor:
+    """Colours of row-major square patches, [B * p * p, 3] -> images [B, 3, p, p]."""
+    return colors.view(-1, patch, patch, 3).permute(0, 3, 1, 2)
 
 
 def make_perceptual(train: TrainConfig, device: torch.device) -> PerceptualLoss:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .landmarks import NUM_LANDMARKS
+from ..face.landmarks import NUM_LANDMARKS
 
 
 def scene_cuts(thumbs: np.ndarray, ratio: float = 6.0, floor: float = 20.0) -> list[int]:

@@ -23,14 +23,13 @@ from pydantic import Field
 
 from ..config import Frozen
 from ..console import ProgressFn, no_progress
+from ..face.eyes import LEFT_EYE, RIGHT_EYE, eye_aspect_ratio, landmark_distance
 from ..registry import Spec
 
 NAMES = ("blink_left", "blink_right", "brow_raise", "mouth_open", "mouth_width")
 
-# MediaPipe face-mesh indices. "left"/"right" are the subject's own sides.
+# MediaPipe face-mesh indices. "left"/"right" are the subject's own sides (the eyes: syncanim.face.eyes).
 EYE_CORNERS = (33, 263)  # outer corners (right eye, left eye)
-RIGHT_EYE = {"corners": (33, 133), "pairs": ((160, 144), (159, 145), (158, 153))}
-LEFT_EYE = {"corners": (263, 362), "pairs": ((387, 373), (386, 374), (385, 380))}
 RIGHT_BROW = (70, 63, 105, 66, 107)
 LEFT_BROW = (300, 293, 334, 296, 336)
 RIGHT_EYE_CENTRE = (33, 133, 159, 145)
@@ -81,16 +80,6 @@ def savgol(values: np.ndarray, window: int, order: int) -> np.ndarray:
     return out
 
 
-def _dist(points: np.ndarray, a: int, b: int) -> np.ndarray:
-    return np.linalg.norm(points[:, a] - points[:, b], axis=-1)
-
-
-def eye_aspect_ratio(points: np.ndarray, eye: dict) -> np.ndarray:
-    """points: [N, 478, 3] -> EAR [N]: mean lid gap over the corner distance."""
-    gaps = np.mean([_dist(points, a, b) for a, b in eye["pairs"]], axis=0)
-    return gaps / (_dist(points, *eye["corners"]) + 1e-9)
-
-
 def blink_from_ear(ear: np.ndarray, valid: np.ndarray, open_percentile: float, closed_ratio: float) -> np.ndarray:
     """EAR [N] -> blink [N] in 0..1, calibrated on the valid frames of the clip."""
     ref = np.percentile(ear[valid], open_percentile) if valid.any() else float(np.max(ear))
@@ -109,14 +98,14 @@ def landmark_expressions(points: np.ndarray, valid: np.ndarray, cfg: LandmarkGeo
     """points: [N, 478, 3] float, valid: [N] bool -> values [N, 5] float32 in the order of NAMES."""
     if points.ndim != 3 or points.shape[1:] != (478, 3):
         raise ValueError(f"points must be [N, 478, 3], got {points.shape}")
-    scale = _dist(points, *EYE_CORNERS) + 1e-9
+    scale = landmark_distance(points, *EYE_CORNERS) + 1e-9
     blink_r = blink_from_ear(eye_aspect_ratio(points, RIGHT_EYE), valid, cfg.open_percentile, cfg.closed_ratio)
     blink_l = blink_from_ear(eye_aspect_ratio(points, LEFT_EYE), valid, cfg.open_percentile, cfg.closed_ratio)
     brow = brow_height(points) / scale
     ref = np.median(brow[valid]) if valid.any() else np.median(brow)
     brow_raise = (brow - ref) * 10.0
-    mouth_open = _dist(points, *INNER_LIPS) / scale
-    mouth_width = _dist(points, *MOUTH_CORNERS) / scale
+    mouth_open = landmark_distance(points, *INNER_LIPS) / scale
+    mouth_width = landmark_distance(points, *MOUTH_CORNERS) / scale
     out = np.stack([blink_l, blink_r, brow_raise, mouth_open, mouth_width], axis=1)
     w = cfg.smooth_window | 1
     if w >= 5 and len(out) > w:

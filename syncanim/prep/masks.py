@@ -13,12 +13,10 @@ from pydantic import Field
 
 from ..config import Frozen
 from ..data.labels import FACE, HEAD, NECK, TORSO
+from ..face.landmarks import FACE_OVAL
 from ..mp_runtime import import_mediapipe, mediapipe_missing, silenced_stderr
 from ..registry import Spec
 
-#: MediaPipe face-mesh indices of the face outline, in order around the face (forehead first).
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 CHIN, FOREHEAD, CHEEK_R, CHEEK_L, JAW_R, JAW_L = 152, 10, 234, 454, 172, 397
 POSE_SHOULDERS = (11, 12)
 

@@ -29,11 +29,11 @@ from ..data.files import save_npy_atomic, write_atomic, write_json_atomic, write
 from ..data.labels import NAMES as LABEL_NAMES
 from ..data.manifest import DatasetLayout, Manifest, SourceInfo, write_manifest
 from ..errors import DataError, PluginError, ResourceError
+from ..face.landmarks import fill_gaps
 from ..registry import Registry, default_registry
 from . import checks
 from .cache import StageRecords, fingerprint, stage_key
 from .crop import CropBox, center_box, full_frame_box, subject_box
-from .landmarks import fill_gaps
 from .stream import ChunkRunner, StreamJob, chunk_done, chunk_path, plan_chunks, scan_faces
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,8 @@ def run_prep(
         warnings.append(f"{100 * unseen_frac:.0f} % of the background was never visible and was inpainted")
 
     # -- head pose ----------------------------------------------------------------------
-    from .headpose import load_track, nerf_transforms, save_track
+    from ..data.track import load_track, save_track
+    from .headpose import nerf_transforms
 
     hp_key = stage_key("head_pose", lm_key, prep.size, prep.val_fraction, _section(prep.head_pose))
     if run.cached("head_pose", hp_key) is None:

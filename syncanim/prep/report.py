@@ -10,7 +10,7 @@ import numpy as np
 from ..data.files import write_atomic, write_text_atomic
 from ..data.labels import COLOURS, NAMES
 from ..data.manifest import DatasetLayout, Manifest
-from .masks import FACE_OVAL
+from ..face.landmarks import FACE_OVAL
 
 THUMB = 256
 

@@ -5,7 +5,9 @@ one conditioning vector per output frame -> head poses replayed from the trainin
 with smooth joins) or held still -> the head rendered over the replayed frame's background (or
 pasted into the original frame with ``--portrait``) -> H.264 with the speech muxed in (AAC).
 
-The same per-frame path (:func:`render_frames`) serves the batch renderer here and live streaming.
+Every call of B frames runs :func:`render_batch` (the model's
+:meth:`~syncanim.model.base.HeadModel.render_frames` under the run's precision): the renderer here,
+``render --split val``, ``eval`` and ``bench`` alike.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ import torch
 from ..audio.waveform import Waveform, read_audio
 from ..config import PluginSection, RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
-from ..device import autocast_for, resolve_device
+from ..device import autocast, resolve_device, resolve_precision
 from ..errors import DataError
 from ..media.video import VideoWriter, iter_frames, probe
+from ..model.base import HeadModel
+from ..model.camera import Camera
+from ..model.conditioning import Conditioning, FrameBatch
 from ..model.folder import ModelInfo, ModelLayout, load_model, load_replay
-from ..model.head import NerfHead
-from ..model.views import head_rects, render_views
+from ..model.frames import DenseRects, from_uint8, to_uint8
 from ..registry import Registry, default_registry
 from .replay import ReplayPlan, blend_poses, replay_plan, static_plan
 
@@ -73,14 +77,17 @@ def load_features(path: Path, info: ModelInfo, num_frames: int) -> np.ndarray:
     return feats[idx].astype(np.float32)
 
 
-def audio_conditioning(model: NerfHead, info: ModelInfo, feats: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Per-frame mouth conditioning [T, A] from features [T, P, F]: the model's mouth predictor, its code embedding."""
+def speech_conditioning(model: HeadModel, info: ModelInfo, feats: np.ndarray, expressions: np.ndarray,
+                        device: torch.device) -> Conditioning:
+    """The conditioning of T frames of new speech: the mouth codes the model's predictor reads from the
+    features [T, P, F] (the whole clip at once), the expressions [T, E], the mean lighting latent."""
     if feats.shape[1:] != (info.audio_per_frame, info.audio_dim):
         raise DataError(f"the audio backend gives {feats.shape[1:]} features per frame, the model expects "
                         f"{(info.audio_per_frame, info.audio_dim)}")
     f = torch.from_numpy(np.ascontiguousarray(feats)).to(device)
     with torch.no_grad():
-        return model.condition(model.predictor.predict(f))
+        codes = model.predictor.predict(f)  # [T, C]
+        return model.condition(FrameBatch(torch.from_numpy(np.ascontiguousarray(expressions)).to(device), codes=codes))
 
 
 class PlanFrames:
@@ -113,20 +120,34 @@ def face_mask(outline: np.ndarray, size: int, feather: int) -> np.ndarray:
     return cv2.GaussianBlur(m.astype(np.float32), (k, k), 0)
 
 
-def render_frames(model: NerfHead, info: ModelInfo, rotation: np.ndarray, translation: np.ndarray,
-                  audio: torch.Tensor, expr: np.ndarray, backgrounds: list[np.ndarray],
-                  chunk: int, precision: str = "fp32") -> np.ndarray:
-    """One call's frames. rotation [B, 3, 3], translation [B, 3], audio [B, A], expr [B, E],
-    backgrounds B x [H, W, 3] uint8 -> [B, H, W, 3] uint8."""
-    dev = audio.device
-    s = info.image_size
-    rects = head_rects(model, rotation, translation, info.focal, info.cx, info.cy, s)
-    bg = torch.from_numpy(np.stack(backgrounds)).to(dev).float() / 255
-    with torch.no_grad(), autocast_for(dev, precision):
-        images, _ = render_views(model, torch.from_numpy(rotation).to(dev), torch.from_numpy(translation).to(dev),
-                                 info.focal, info.cx, info.cy, audio, torch.from_numpy(expr).to(dev),
-                                 model.latent_for(None, len(rotation)), bg, rects, chunk=chunk)
-    return (images.clamp(0, 1) * 255).round().byte().cpu().numpy()
+def paste_face(rendered: np.ndarray, original: np.ndarray, outline: np.ndarray) -> np.ndarray:
+    """The rendered face pasted into the original frame (``--portrait``): rendered, original [H, W, 3]
+    uint8, the face polygon outline [K, 2] (pixels) -> [H, W, 3] uint8, the seam feathered over
+    1/64 of the frame."""
+    size = rendered.shape[0]
+    m = face_mask(outline, size, max(2, size // 64))[..., None]  # [H, W, 1]
+    return (m * rendered + (1 - m) * original).round().astype(np.uint8)
+
+
+def render_batch(model: HeadModel, camera: Camera, cond: Conditioning, backgrounds: torch.Tensor, *, precision: str,
+                 chunk: int, dense: DenseRects | None = None, autocast_cache: bool = True) -> torch.Tensor:
+    """One call: B frames of the head over ``backgrounds`` [B, H, W, 3] float in [0, 1] -> images
+    [B, H, W, 3] float, on the device.
+
+    The model's :meth:`~syncanim.model.base.HeadModel.render_frames` under the run's resolved
+    ``precision`` (fp32 | bf16 | fp16); ``chunk``: rays per ray-renderer call. ``dense`` (the
+    static-shape layout) and ``autocast_cache`` (off inside CUDA graph capture) serve ``bench``.
+    """
+    with autocast(backgrounds.device, precision, cache=autocast_cache):
+        return model.render_frames(camera, cond, backgrounds, dense=dense, chunk=chunk).images
+
+
+def render_batch_uint8(model: HeadModel, camera: Camera, cond: Conditioning, backgrounds: np.ndarray, *,
+                       precision: str, chunk: int) -> np.ndarray:
+    """:func:`render_batch` from and to the host: backgrounds [B, H, W, 3] uint8 -> frames [B, H, W, 3] uint8."""
+    images = render_batch(model, camera, cond, from_uint8(backgrounds, camera.rotation.device), precision=precision,
+                          chunk=chunk)
+    return to_uint8(images).cpu().numpy()
 
 
 def run_render(
@@ -149,6 +170,7 @@ def run_render(
     if out.suffix.lower() != ".mp4":
         raise DataError(f"the output must be an .mp4 file, got {out.name}")
     device = resolve_device(runtime)
+    precision = resolve_precision(device, render.precision)
     model, info = load_model(model_dir, device)
     layout = ModelLayout(model_dir)
     replay = load_replay(layout)
@@ -159,13 +181,12 @@ def run_render(
     t0 = time.perf_counter()
     progress("audio", 0, 1)
     feats = load_features(Path(features), info, n) if features is not None else speech_features(info, wave, n, reg)
-    audio = audio_conditioning(model, info, feats, device)
-    progress("audio", 1, 1)
     plan = replay_plan(n, replay.rotation, replay.translation, render.loop_join) if render.pose == "replay" \
         else static_plan(n)
     rot, trans = blend_poses(replay.rotation, replay.translation, plan)
     expr = ((1 - plan.w)[:, None] * replay.expressions[plan.a] + plan.w[:, None] * replay.expressions[plan.b])
-    expr = expr.astype(np.float32)
+    cond = speech_conditioning(model, info, feats, expr.astype(np.float32), device)
+    progress("audio", 1, 1)
     source = layout.frames_video if render.portrait else layout.backgrounds_video
     images = iter(PlanFrames(source, info.fps, plan))
     mux = read_audio(audio_path, MUX_RATE)
@@ -176,15 +197,15 @@ def run_render(
             idx = np.arange(start, min(n, start + render.frames_per_call))
             base = [next(images) for _ in idx]
             t1 = time.perf_counter()
-            frames = render_frames(model, info, rot[idx], trans[idx], audio[idx], expr[idx], base, render.chunk_rays,
-                                   render.precision)
+            camera = Camera.from_numpy(rot[idx], trans[idx], info.focal, info.cx, info.cy, s, device)
+            frames = render_batch_uint8(model, camera, cond[idx], np.stack(base), precision=precision,
+                                        chunk=render.chunk_rays)
             t_render += time.perf_counter() - t1
             for j, k in enumerate(idx):
                 img = frames[j]
                 if render.portrait:
                     outline = (1 - plan.w[k]) * replay.face_outline[plan.a[k]] + plan.w[k] * replay.face_outline[plan.b[k]]
-                    m = face_mask(outline, s, max(2, s // 64))[..., None]
-                    img = (m * img + (1 - m) * base[j]).round().astype(np.uint8)
+                    img = paste_face(img, base[j], outline)
                 writer.write(img)
             progress("render", int(idx[-1]) + 1, n)
     seconds = time.perf_counter() - t0

@@ -21,14 +21,18 @@ from ..config import RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
 from ..data.dataset import HeadData, load_head_data
 from ..data.files import write_json_atomic
-from ..device import autocast_for, resolve_device
+from ..device import resolve_device, resolve_precision
 from ..errors import DataError
+from ..face.boxes import face_boxes
 from ..media.video import VideoWriter
-from ..metrics.image import psnr, ssim
+from ..metrics.frames import score_frames
 from ..metrics.lmd import lmd_stats, mouth_landmarks
+from ..model.base import HeadModel
+from ..model.camera import Camera
+from ..model.conditioning import FrameBatch
 from ..model.folder import load_model
-from ..model.head import EXPRESSIONS, NerfHead
-from ..model.views import head_rects, render_views
+from ..model.head import EXPRESSIONS
+from .pipeline import render_batch_uint8
 
 
 @dataclass
@@ -44,56 +48,26 @@ class ValResult:
     render_fps: float
 
 
-def face_box(landmarks: np.ndarray, size: tuple[int, int], margin: float = 0.1) -> tuple[int, int, int, int] | None:
-    """The bounding box of ``landmarks: [K, >=2]`` (x, y pixels) grown by ``margin`` of its size on
-    every side and clipped to the frame (``size = (H, W)``): ``(x0, y0, x1, y1)``, end-exclusive.
-    None when the landmarks are not finite or the box is empty.
-
-    """
-    pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
-    if not np.isfinite(pts).all():
-        return None
-    h, w = size
-    lo, hi = pts.min(0), pts.max(0)
-    pad = (hi - lo) * margin
-    x0, y0 = np.floor(lo - pad).astype(int)
-    x1, y1 = np.ceil(hi + pad).astype(int)
-    x0, x1 = (int(v) for v in np.clip([x0, x1], 0, w))
-    y0, y1 = (int(v) for v in np.clip([y0, y1], 0, h))
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return x0, y0, x1, y1
-
-
-def face_box_mask(landmarks: np.ndarray, size: int, margin: float = 0.1) -> np.ndarray:
-    """Boolean ``[size, size]`` mask of :func:`face_box` (all False without a box)."""
-    m = np.zeros((size, size), bool)
-    box = face_box(landmarks, (size, size), margin)
-    if box is not None:
-        x0, y0, x1, y1 = box
-        m[y0:y1, x0:x1] = True
-    return m
-
-
-def render_split(model: NerfHead, data: HeadData, ids: list[int], device: torch.device, chunk: int,
+def render_split(model: HeadModel, data: HeadData, ids: list[int], device: torch.device, chunk: int,
                  per_call: int, progress: ProgressFn = no_progress, precision: str = "fp32") -> tuple[np.ndarray, float]:
-    """Render dataset frames ``ids`` from their own poses and audio. -> ([B, H, W, 3] uint8, frames/s)."""
+    """Render dataset frames ``ids`` from their own poses, speech and expressions over their own
+    backgrounds, ``per_call`` frames at a time (:func:`~syncanim.render.pipeline.render_batch`), the
+    lighting latent the training mean. ``precision``: auto | fp32 | bf16 | fp16
+    (:func:`syncanim.device.resolve_precision`). -> ([B, H, W, 3] uint8, frames/s)."""
     import time
 
-    feats = torch.from_numpy(data.audio).to(device)
+    precision = resolve_precision(device, precision)
+    feats = torch.from_numpy(data.audio).to(device)  # [N, P, F]
     out, spent = [], 0.0
     for s in range(0, len(ids), per_call):
         idx = ids[s:s + per_call]
         t0 = time.perf_counter()
-        it = torch.tensor(idx, device=device)
-        rects = head_rects(model, data.rotation[idx], data.translation[idx], data.focal, data.cx, data.cy, data.size)
-        bg = torch.from_numpy(data.backgrounds[idx]).to(device).float() / 255
-        with torch.no_grad(), autocast_for(device, precision):
-            img, _ = render_views(model, torch.from_numpy(data.rotation[idx]).to(device),
-                                  torch.from_numpy(data.translation[idx]).to(device), data.focal, data.cx, data.cy,
-                                  model.speech_condition(feats, it), torch.from_numpy(data.expressions[idx]).to(device),
-                                  model.latent_for(None, len(idx)), bg, rects, chunk=chunk)
-        out.append((img.clamp(0, 1) * 255).round().byte().cpu().numpy())
+        camera = Camera.from_numpy(data.rotation[idx], data.translation[idx], data.focal, data.cx, data.cy, data.size,
+                                   device)
+        with torch.no_grad():
+            cond = model.condition(FrameBatch(torch.from_numpy(data.expressions[idx]).to(device), features=feats,
+                                              frames=torch.tensor(idx, device=device)))
+        out.append(render_batch_uint8(model, camera, cond, data.backgrounds[idx], precision=precision, chunk=chunk))
         spent += time.perf_counter() - t0
         progress("render val", s + len(idx), len(ids))
     return np.concatenate(out), len(ids) / max(spent, 1e-9)
@@ -113,10 +87,7 @@ def run_validation(model_dir: str | os.PathLike[str], out_dir: str | os.PathLike
     rendered, fps = render_split(model, data, ids, device, render.chunk_rays, render.frames_per_call, progress,
                                  render.precision)
     gt = data.frames[ids]
-    p = psnr(torch.from_numpy(rendered), torch.from_numpy(gt))
-    masks = torch.from_numpy(np.stack([face_box_mask(data.landmarks[k], data.size) for k in ids]))
-    pf = psnr(torch.from_numpy(rendered), torch.from_numpy(gt), mask=masks)
-    ss = ssim(torch.from_numpy(rendered).float() / 255, torch.from_numpy(gt).float() / 255)
+    scores = score_frames(rendered, gt, face_boxes(data.landmarks[ids], (data.size, data.size))).means()
     progress("lmd", 0, 1)
     lm = lmd_stats(mouth_landmarks(list(rendered)), mouth_landmarks(list(gt)), (data.size, data.size))
     progress("lmd", 1, 1)
@@ -130,7 +101,7 @@ def run_validation(model_dir: str | os.PathLike[str], out_dir: str | os.PathLike
     strip = np.concatenate([np.concatenate([rendered[i], gt[i]], 0) for i in picks], 1)
     stills = out / "val_stills.png"
     cv2.imwrite(str(stills), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
-    result = ValResult(len(ids), float(np.mean(p)), float(np.mean(pf)), float(np.mean(ss)), float(lm.value),
+    result = ValResult(len(ids), scores["psnr"], scores["psnr_face"], scores["ssim"], float(lm.value),
                        int(lm.frames_used), str(video), str(stills), fps)
     write_json_atomic(out / "val_metrics.json", asdict(result))
     return result

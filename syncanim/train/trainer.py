@@ -30,11 +30,16 @@ from ..data.batches import Batch, DeviceData, patch_batch, ray_batch, to_device
 from ..data.dataset import HeadData, load_head_data
 from ..data.files import write_text_atomic
 from ..data.manifest import DatasetLayout, dataset_audio_section
-from ..device import autocast_for, resolve_device
+from ..device import autocast, resolve_device, resolve_precision
 from ..errors import CheckpointError, ConfigError, ResourceError  # noqa: F401
+from ..face.landmarks import FACE_OVAL
 from ..face.mouth import MOUTH_POINTS, MouthBasis, mouth_opening
 from ..media.video import VideoWriter
 from ..metrics.mouth import speaking_spread, speech_frames
+from ..model.base import HeadSetup
+from ..model.batch import RayBatch
+from ..model.camera import Camera
+from ..model.conditioning import FrameBatch
 from ..model.folder import (
     ModelInfo,
     ModelLayout,
@@ -45,11 +50,9 @@ from ..model.folder import (
     save_weights,
     write_info,
 )
+from ..model.frames import to_uint8
 from ..model.head import EXPRESSIONS, NerfHead
-from ..model.losses import PerceptualLoss, make_perceptual
-from ..model.rays import pixel_rays
-from ..model.views import head_rects, render_views
-from ..prep.masks import FACE_OVAL
+from ..model.losses import LossWeights, PerceptualLoss, make_perceptual
 from ..registry import Registry, default_registry
 from .checkpoint import load_checkpoint, save_checkpoint
 from .mouth import fit_mouth_predictor
@@ -112,29 +115,29 @@ def _psnr(mse: float) -> float:
     return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
 
 
-def forward_batch(model: NerfHead, d: DeviceData, batch: Batch, gen: torch.Generator | None,
-                  frame_latents: bool = True, code_noise: float = 0.0) -> dict[str, torch.Tensor]:
-    """Render a batch's rays, the mouth conditioned on each frame's real mouth code (plus
-    ``code_noise`` times unit Gaussian noise from ``gen``). Returns the model's outputs with ``color`` [B*R, 3]."""
-    b, r, _ = batch.pixels.shape
-    o, dirs = pixel_rays(d.rotation[batch.frames], d.translation[batch.frames], d.focal, d.cx, d.cy, batch.pixels)
-    codes = d.codes[batch.frames]
+def camera_of(d: DeviceData, frames: torch.Tensor) -> Camera:
+    """The cameras of dataset frames ``frames: [B] long``."""
+    return Camera(d.rotation[frames], d.translation[frames], d.focal, d.cx, d.cy, d.size)
+
+
+def step_batch(d: DeviceData, batch: Batch, gen: torch.Generator | None, code_noise: float = 0.0,
+               patch: int = 0) -> RayBatch:
+    """What the model fits on a batch of rays: the mouth conditioned on each frame's real mouth code (plus
+    ``code_noise`` times unit Gaussian noise from ``gen``), each frame's own lighting latent. ``patch``:
+    the side of the square patches of a ``patch_batch`` (their image losses apply), else 0."""
+    codes = d.codes[batch.frames]  # [B, C]
     if code_noise > 0 and gen is not None:
         codes = codes + code_noise * torch.randn(codes.shape, generator=gen, device=gen.device).to(codes.device)
-    audio = model.condition(codes)
-    expr = d.expressions[batch.frames]
-    latent = model.latent_for(batch.frames if frame_latents else None, b)
-    cond = torch.arange(b, device=o.device).repeat_interleave(r)
-    return model.render_rays(o.reshape(-1, 3), dirs.reshape(-1, 3), cond, audio, expr, latent,
-                             batch.background.reshape(-1, 3), generator=gen)
+    inputs = FrameBatch(d.expressions[batch.frames], codes=codes, latent_frames=batch.frames)
+    return RayBatch(camera_of(d, batch.frames), inputs, batch.pixels, batch.target, batch.background, patch)
 
 
 def refresh_occupancy(model: NerfHead, d: DeviceData, conditions: int, gen: torch.Generator) -> float:
     """Update the model's occupancy grid under the mouths/expressions of a few random training frames."""
     frames = torch.randint(0, d.num_train, (conditions,), generator=gen, device=gen.device).to(d.audio.device)
     with torch.no_grad():
-        audio = model.condition(d.codes[frames])
-    return model.update_occupancy(audio, d.expressions[frames], gen)
+        cond = model.condition(FrameBatch(d.expressions[frames], codes=d.codes[frames]))
+    return model.update_occupancy(cond, gen)
 
 
 @torch.no_grad()
@@ -143,17 +146,13 @@ def validate(model: NerfHead, d: DeviceData, frames: list[int], chunk: int = 1 <
     The mouth follows the codes predicted from the frames' speech."""
     model.eval()
     idx = torch.tensor(frames, device=d.frames.device)
-    rects = head_rects(model, d.rotation[idx].cpu().numpy(), d.translation[idx].cpu().numpy(), d.focal, d.cx, d.cy,
-                       d.size)
-    bg = d.backgrounds[idx].float() / 255
-    images, _ = render_views(model, d.rotation[idx], d.translation[idx], d.focal, d.cx, d.cy,
-                             model.speech_condition(d.audio, idx), d.expressions[idx], model.latent_for(None, len(frames)),
-                             bg, rects, chunk=chunk)
+    cond = model.condition(FrameBatch(d.expressions[idx], features=d.audio, frames=idx))
+    images = model.render_frames(camera_of(d, idx), cond, d.backgrounds[idx].float() / 255, chunk=chunk).images
+    out = to_uint8(images)  # [B, H, W, 3]
     gt = d.frames[idx].float() / 255
-    out = (images.clamp(0, 1) * 255).round()
-    mse = ((out / 255 - gt) ** 2).mean(dim=(1, 2, 3)).cpu().numpy()
+    mse = ((out.float() / 255 - gt) ** 2).mean(dim=(1, 2, 3)).cpu().numpy()
     model.train()
-    return float(np.mean([_psnr(m) for m in mse])), out.byte().cpu().numpy()
+    return float(np.mean([_psnr(m) for m in mse])), out.cpu().numpy()
 
 
 def mouth_targets(data: HeadData, dataset: Path, components: int, variance: float
@@ -213,10 +212,11 @@ def run_train(
     """Train (or resume training of) the head model of ``dataset`` into the folder ``out``."""
     reg = registry or default_registry()
     dataset, layout = Path(dataset), ModelLayout(out)
-    _, model_cfg = reg.resolve("syncanim.renderers", model_section, where="model")
+    spec, model_cfg = reg.resolve("syncanim.renderers", model_section, where="model")
     if train.head_steps + train.lips_steps == 0:
         raise ConfigError("train.head_steps and train.lips_steps are both 0: nothing to train")
     device = resolve_device(runtime)
+    precision = resolve_precision(device, train.precision)
     torch.manual_seed(train.seed)
     progress("load", 0, 1)
     data = load_head_data(dataset, EXPRESSIONS)
@@ -238,10 +238,10 @@ def run_train(
         if old.model != info.model or old.dataset != info.dataset or old.audio != info.audio:
             raise CheckpointError(f"{layout.root} holds a run with another model or dataset",
                                   hint="use another --out folder, or delete this one to start over")
-        model = build_model(info)
+        model = build_model(info, reg)
         info = replace(info, mouth=old.mouth)
     else:
-        model = NerfHead.for_face(model_cfg, data.canonical, m.audio_per_frame, m.audio_dim, m.num_train, basis)
+        model = spec.build(model_cfg)(HeadSetup(m.audio_per_frame, m.audio_dim, m.num_train, basis, data.canonical))
     write_info(layout, info)
     write_text_atomic(layout.config, dump_toml({"model": info.model, "train": train.model_dump(mode="json"),
                                                 "runtime": runtime.model_dump(mode="json")}))
@@ -270,10 +270,12 @@ def run_train(
     # another machine, could differ in its components' signs)
     codes = model.mouth_basis().encode(data.landmarks)
     # the head's box comes with the weights: project it only once they are loaded
-    rects = head_rects(model, data.rotation, data.translation, data.focal, data.cx, data.cy, data.size)
+    rects = model.head_rects(Camera.from_numpy(data.rotation, data.translation, data.focal, data.cx, data.cy,
+                                               data.size, "cpu"))
     d = to_device(data, device, rects, patch, codes)
     del data
     perceptual: PerceptualLoss | None = make_perceptual(train, device) if schedule.lips else None
+    weights = LossWeights.from_train(train)
     val_ids = np.linspace(d.num_train, m.num_frames - 1, min(train.eval_frames, m.num_frames - d.num_train)).round()
     val_ids = sorted({int(v) for v in val_ids})
     result = TrainResult(layout, info, step, schedule.total, resumed_from=step, device=device.type)
@@ -306,22 +308,14 @@ def run_train(
                 batch = patch_batch(d, train.lips_frames_per_step, gen)
             else:
                 batch = ray_batch(d, train.frames_per_step, train.rays, train.head_share, gen, train.mouth_share)
-            with autocast_for(device, train.precision):
-                out = forward_batch(model, d, batch, gen, code_noise=train.mouth.code_noise)
-            color = out["color"].float()
-            target = batch.target.reshape(-1, 3)
-            mse = torch.mean((color - target) ** 2)
-            loss = mse + train.audio_gate_weight * out["audio_gate"] + train.expr_gate_weight * out["expr_gate"]
-            if lip_patch and perceptual is not None and train.perceptual_weight > 0:
-                p = d.patch
-                img = color.view(-1, p, p, 3).permute(0, 3, 1, 2)
-                ref = target.view(-1, p, p, 3).permute(0, 3, 1, 2)
-                loss = loss + train.perceptual_weight * perceptual(img, ref)
+            fit = step_batch(d, batch, gen, train.mouth.code_noise, d.patch if lip_patch else 0)
+            with autocast(device, precision):
+                losses = model.train_step(fit, weights, perceptual, generator=gen)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            sum(losses.values()).backward()
             opt.step()
             step += 1
-            loss_acc += float(mse.detach())
+            loss_acc += float(losses["rgb"].detach())
             n_acc += 1
             # time steps once kernels are compiled and the occupancy grid skips empty space (steps
             # before it are slower, and timing them would end the run well inside its budget)
@@ -347,7 +341,7 @@ def run_train(
             else:
                 progress("train", step, schedule.total)
             if val_ids and (step % train.eval_every == 0 or step == schedule.total):
-                with autocast_for(device, train.precision):
+                with autocast(device, precision):
                     val, _ = validate(model, d, val_ids)
                 result.val_psnr.append((step, val))
                 _log_metrics(layout, {"step": step, "val_psnr": val, "seconds": time.perf_counter() - t_start})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
@@ -15,8 +14,10 @@ from syncanim.bench import synthetic as syn
 from syncanim.bench.pipeline import STAGES, BenchConfig, BenchResult, bench_config, run_bench
 from syncanim.config import PluginSection, RuntimeConfig
 from syncanim.errors import CheckpointError, ConfigError, KernelUnavailable, ResourceError
+from syncanim.model.camera import Camera
+from syncanim.model.conditioning import Conditioning
+from syncanim.model.frames import DenseRects
 from syncanim.model.head import NerfHeadConfig
-from syncanim.model.views import head_rects, render_views
 
 CPU = RuntimeConfig(device="cpu")
 # one thread: on a shared 2-core machine two OpenMP threads slow down many times over when the other core is busy
@@ -96,40 +97,9 @@ def test_model_folder_problems(tmp_path):
         run_bench(BenchConfig(**FAST), CPU, tmp_path)
 
 
-def test_dense_renderer_runs_and_matches_the_compact_one():
-    model, canonical = syn.synthetic_model(NerfHeadConfig(**SMALL_HEAD.options()), 4, 80)
-    with torch.no_grad():
-        model.field.density_net[-1].bias[0] += 4  # an opaque shell: the back half is skipped for some rays
-    cam, dist = syn.synthetic_camera(96, canonical)
-    rot, trans = syn.synthetic_poses(250, dist)
-    sel = [0, 60, 130]  # poses with different rectangles
-    rot, trans = rot[sel], trans[sel]
-    rects = head_rects(model, rot, trans, cam.focal, cam.cx, cam.cy, 96)
-    g = torch.Generator().manual_seed(0)
-    bg = torch.rand(3, 96, 96, 3, generator=g)
-    audio, expr, latent = torch.randn(3, 8, generator=g), torch.rand(3, 3, generator=g), model.latent_for(None, 3)
-    with torch.no_grad():
-        ref, opacity = render_views(model, torch.from_numpy(rot), torch.from_numpy(trans), cam.focal, cam.cx, cam.cy,
-                                    audio, expr, latent, bg, rects)
-        (w, h), offsets = bp.fixed_rects(rects, 96)
-        ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-        grid = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)
-        dense = bp.render_frames_dense(model, torch.from_numpy(rot), torch.from_numpy(trans), torch.from_numpy(offsets),
-                                       grid, torch.arange(3).repeat_interleave(w * h), cam.focal, cam.cx, cam.cy,
-                                       audio, expr, latent, bg, chunk=1500)
-    assert (rects[:, 2] - rects[:, 0]).min() < w  # the fixed rectangle is larger than some frames'
-    assert opacity.max() > 0.5
-    # the same samples through the same field; only the MLP batch sizes differ (float rounding)
-    torch.testing.assert_close(dense, ref, atol=1e-5, rtol=0)
+def test_dense_renderer_runs():
     r = run_bench(BenchConfig(**FAST, renderer="dense", batch=2), CPU, model=SMALL_HEAD)
     assert r.renderer == "dense" and r.rays_per_frame >= 100
-
-
-def test_fixed_rects_stay_inside_the_image():
-    rects = np.array([[0, 0, 10, 12], [50, 40, 64, 64], [20, 20, 28, 30]])
-    (w, h), off = bp.fixed_rects(rects, 64)
-    assert (w, h) == (14, 24)
-    assert (off >= 0).all() and (off[:, 0] + w <= 64).all() and (off[:, 1] + h <= 64).all()
 
 
 def test_bf16_and_portrait_on_cpu():
@@ -209,23 +179,21 @@ def test_graph_replay_matches_eager_dense_render():
     model = model.to(dev)
     cam, dist = syn.synthetic_camera(96, canonical)
     rot, trans = syn.synthetic_poses(250, dist)
-    rects = head_rects(model, rot, trans, cam.focal, cam.cx, cam.cy, 96)
-    (w, h), offsets = bp.fixed_rects(rects, 96)
-    ys, xs = torch.meshgrid(torch.arange(h, device=dev), torch.arange(w, device=dev), indexing="ij")
-    grid = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)
-    cond = torch.arange(2, device=dev).repeat_interleave(w * h)
+    layout = DenseRects.covering(model.head_rects(Camera.from_numpy(rot, trans, cam.focal, cam.cx, cam.cy, 96, dev)),
+                                 96, dev)
     g = torch.Generator(device=dev).manual_seed(0)
 
     def inputs(frames):
         return {"rotation": torch.from_numpy(rot[frames]).to(dev), "translation": torch.from_numpy(trans[frames]).to(dev),
-                "offsets": torch.from_numpy(offsets[frames]).to(dev),
-                "audio": torch.randn(2, 8, generator=g, device=dev), "expr": torch.rand(2, 3, generator=g, device=dev),
-                "latent": model.latent_for(None, 2), "backgrounds": torch.rand(2, 96, 96, 3, generator=g, device=dev)}
+                "offsets": layout.offsets[frames], "mouth": torch.randn(2, 8, generator=g, device=dev),
+                "expressions": torch.rand(2, 3, generator=g, device=dev), "latent": model.latent_for(None, 2),
+                "backgrounds": torch.rand(2, 96, 96, 3, generator=g, device=dev)}
 
     def step(**x):
-        with torch.no_grad():
-            return bp.render_frames_dense(model, x["rotation"], x["translation"], x["offsets"], grid, cond, cam.focal,
-                                          cam.cx, cam.cy, x["audio"], x["expr"], x["latent"], x["backgrounds"], 4096)
+        camera = Camera(x["rotation"], x["translation"], cam.focal, cam.cx, cam.cy, 96)
+        cond = Conditioning(x["mouth"], x["expressions"], x["latent"])
+        dense = DenseRects(layout.width, layout.height, x["offsets"])
+        return model.render_frames(camera, cond, x["backgrounds"], dense=dense, chunk=4096).images
 
     graphed = bp.GraphedStep(step, inputs([0, 1]))
     for frames in ([10, 11], [200, 201]):  # replays read new inputs

@@ -7,10 +7,11 @@ import numpy as np
 import torch
 
 from syncanim.bench import synthetic as syn
+from syncanim.model.camera import Camera
+from syncanim.model.conditioning import Conditioning
 from syncanim.model.head import NerfHeadConfig
 from syncanim.model.rays import head_box
 from syncanim.model.shell import depth_prior
-from syncanim.model.views import head_rects, render_views
 
 SMALL = NerfHeadConfig(levels=4, log2_table=12, max_res=64, samples=8, hidden=16, audio_dim=8, geo_dim=4,
                        occupancy_res=16, prior_res=32)
@@ -62,14 +63,14 @@ def test_random_model_renders_over_the_background_where_the_head_is():
     assert 0 < float(model.occupied.float().mean()) < 1  # the refresh emptied cells outside the shell
     cam, dist = syn.synthetic_camera(96, canonical)
     rot, trans = syn.synthetic_poses(2, dist)
-    rects = head_rects(model, rot, trans, cam.focal, cam.cx, cam.cy, 96)
+    camera = Camera.from_numpy(rot, trans, cam.focal, cam.cx, cam.cy, 96, "cpu")
+    rects = model.head_rects(camera)
     assert ((rects[:, 2] - rects[:, 0]) > 10).all() and ((rects[:, 3] - rects[:, 1]) > 10).all()
     bg = torch.from_numpy(np.stack([syn.synthetic_background(96)] * 2)).float() / 255
-    images, opacity = render_views(model, torch.from_numpy(rot), torch.from_numpy(trans), cam.focal, cam.cx, cam.cy,
-                                   torch.randn(2, SMALL.audio_dim), torch.rand(2, 3), model.latent_for(None, 2), bg,
-                                   rects)
-    assert images.shape == (2, 96, 96, 3) and opacity.max() > 0.05
-    assert opacity[0, : rects[0, 1]].max() == 0  # nothing above the head's rectangle
+    cond = Conditioning(torch.randn(2, SMALL.audio_dim), torch.rand(2, 3), model.latent_for(None, 2))
+    out = model.render_frames(camera, cond, bg)
+    assert out.images.shape == (2, 96, 96, 3) and out.opacity.max() > 0.05
+    assert out.opacity[0, : rects[0, 1]].max() == 0  # nothing above the head's rectangle
     again, _ = syn.synthetic_model(SMALL, 4, 80)
     for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)  # the seed fixes the weights

@@ -17,11 +17,9 @@ import torch
 from syncanim.audio.waveform import Waveform, read_audio
 from syncanim.config import PluginSection, RenderConfig, RuntimeConfig
 from syncanim.errors import CheckpointError, ConfigError, DataError
-from syncanim.eval.pipeline import face_box, psnr_8bit, run_eval, ssim_batch
+from syncanim.eval.pipeline import run_eval
 from syncanim.media.video import VideoWriter, iter_frames, probe
-from syncanim.metrics.image import psnr, ssim
 from syncanim.registry import Registry
-from syncanim.render.validation import face_box_mask
 from syncanim.sample.generate import render_frames
 
 CPU = RuntimeConfig(device="cpu")
@@ -192,32 +190,6 @@ def test_bad_inputs_are_refused(clips, tmp_path):
     with pytest.raises(CheckpointError, match="LPIPS backbone weights"):
         run_eval(tmp_path / "f", video=clips["short"], reference=clips["short_copy"], lpips_backbone=corrupt,
                  lpips_linear=corrupt, runtime=CPU)
-
-
-# --- the helpers' agreement with the library metrics ----------------------------------------------
-
-
-def test_fast_psnr_and_ssim_match_the_library():
-    rng = np.random.default_rng(0)
-    a = rng.integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)
-    b = np.clip(a.astype(int) + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
-    b[1] = a[1]
-    got = psnr_8bit(a, b)
-    want = psnr(torch.from_numpy(a), torch.from_numpy(b))
-    assert got[1] == np.inf and want[1] == np.inf
-    assert np.allclose(got[[0, 2]], np.array(want)[[0, 2]], rtol=0, atol=1e-9)
-    assert np.allclose(ssim_batch(a, b), ssim(torch.from_numpy(a), torch.from_numpy(b)), atol=1e-5)
-
-
-def test_face_box_is_the_validation_face_box():
-    rng = np.random.default_rng(0)
-    pts = rng.uniform(20, 100, (478, 3))
-    x0, y0, x1, y1 = face_box(pts, (128, 128), 0.1)
-    m = np.zeros((128, 128), bool)
-    m[y0:y1, x0:x1] = True
-    assert (m == face_box_mask(pts, 128, 0.1)).all()
-    pts[3, 0] = np.nan
-    assert face_box(pts, (128, 128)) is None
 
 
 # --- a model and its baselines ---------------------------------------------------------------------

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from syncanim.eval.video_stats import detect_blinks, eye_closure, head_motion
-from syncanim.prep.expressions import LEFT_EYE, RIGHT_EYE
+from syncanim.face.eyes import LEFT_EYE, RIGHT_EYE
 
 FPS = 25.0
 

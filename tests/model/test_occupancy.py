@@ -25,30 +25,32 @@ def test_occupied_cells_threshold_and_growth():
 
 def test_empty_space_is_skipped_without_changing_the_image(tiny_model):
     from syncanim.data.dataset import load_head_data
+    from syncanim.model.camera import Camera
+    from syncanim.model.conditioning import FrameBatch
     from syncanim.model.folder import load_model
+    from syncanim.model.frames import from_uint8
     from syncanim.model.head import EXPRESSIONS
-    from syncanim.model.views import head_rects, render_views
 
     model, info = load_model(tiny_model.layout.root)
     data = load_head_data(info.dataset, EXPRESSIONS)
     k = [data.num_train]
-    rects = head_rects(model, data.rotation[k], data.translation[k], data.focal, data.cx, data.cy, data.size)
+    camera = Camera.from_numpy(data.rotation[k], data.translation[k], data.focal, data.cx, data.cy, data.size, "cpu")
     feats = torch.from_numpy(data.audio)
 
-    def render():
+    def conditioning(frames):
         with torch.no_grad():
-            return render_views(model, torch.from_numpy(data.rotation[k]), torch.from_numpy(data.translation[k]),
-                                data.focal, data.cx, data.cy, model.speech_condition(feats, torch.tensor(k)),
-                                torch.from_numpy(data.expressions[k]), model.latent_for(None, 1),
-                                torch.from_numpy(data.backgrounds[k]).float() / 255, rects)[0]
+            return model.condition(FrameBatch(torch.from_numpy(data.expressions[frames]), features=feats,
+                                              frames=torch.tensor(frames)))
+
+    def render():
+        return model.render_frames(camera, conditioning(k), from_uint8(data.backgrounds[k], "cpu")).images
 
     model.occupied.fill_(True)
     full = render()
     # the tiny model is barely trained (its shell is still half-opaque everywhere): a higher threshold
     # makes sure some cells are found empty
     model.config = model.config.model_copy(update={"occupancy_threshold": 0.03})
-    share = model.update_occupancy(model.speech_condition(feats, torch.tensor([0, 50])), torch.from_numpy(data.expressions[[0, 50]]),
-                                   None, decay=0.0)
+    share = model.update_occupancy(conditioning([0, 50]), None, decay=0.0)
     assert 0.0 < share < 0.95
     skipped = render()
     # only samples whose opacity was below the threshold in every condition were dropped

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from syncanim.face.landmarks import NUM_LANDMARKS
 from syncanim.prep.checks import face_heights, lighting_change, motion_stats, scene_cuts
-from syncanim.prep.landmarks import NUM_LANDMARKS
 
 
 def scene(level: float, n: int, rng: np.random.Generator, noise: float = 3.0, size: int = 32,

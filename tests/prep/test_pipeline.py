@@ -13,8 +13,8 @@ from syncanim.audio.waveform import read_audio
 from syncanim.config import Config, PrepConfig, RuntimeConfig
 from syncanim.data.labels import BACKGROUND, FACE, HEAD, NECK, TORSO
 from syncanim.data.manifest import read_manifest
+from syncanim.data.track import load_track
 from syncanim.geometry import matrix_to_euler
-from syncanim.prep.headpose import load_track
 from syncanim.prep.pipeline import run_prep
 
 STAGES = ("scan", "stream", "landmarks", "background", "head_pose", "expressions", "audio")

@@ -1,11 +1,11 @@
-"""Filling frames without a face (``fill_gaps`` in syncanim/prep/landmarks.py)."""
+"""FaceMesh landmarks: frames without a face filled over time (``fill_gaps``), MediaPipe lists read (``landmark_array``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from syncanim.prep.landmarks import fill_gaps
+from syncanim.face.landmarks import fill_gaps
 
 K = 5  # landmarks per frame in these fixtures (the function does not care how many)
 
@@ -125,7 +125,7 @@ def test_no_face_anywhere_raises(n):
 def test_landmark_array_reads_the_serialized_list_exactly():
     from mediapipe.framework.formats import landmark_pb2
 
-    from syncanim.prep.landmarks import landmark_array
+    from syncanim.face.landmarks import landmark_array
 
     rng = np.random.default_rng(3)
     pts = rng.normal(size=(478, 3)).astype(np.float32)

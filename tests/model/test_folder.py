@@ -1,0 +1,69 @@
+"""Model folders build their model through the ``syncanim.renderers`` entry point named in model.json."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from dataclasses import replace
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from syncanim.errors import CheckpointError, PluginError
+from syncanim.model.folder import build_model, load_model, read_info
+from syncanim.model.head import NerfHead
+from syncanim.registry import Registry
+
+PROBE = '''
+from syncanim.model.head import NerfHead, NerfHeadConfig
+from syncanim.registry import Spec
+
+BUILT = []
+
+
+def build(config):
+    def make(setup):
+        BUILT.append((config, setup))
+        return NerfHead.for_setup(config, setup)
+    return make
+
+
+SPEC = Spec("probe-head", NerfHeadConfig, build, "a nerf-head that records what it was built for")
+'''
+
+
+@pytest.fixture
+def probe(tmp_path, monkeypatch):
+    (tmp_path / "syncanim_probe_renderer.py").write_text(textwrap.dedent(PROBE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield Registry(entry_points=[EntryPoint("probe-head", "syncanim_probe_renderer:SPEC", "syncanim.renderers")])
+    sys.modules.pop("syncanim_probe_renderer", None)
+
+
+def test_the_renderer_named_in_model_json_builds_the_model(tiny_model, probe):
+    info = read_info(tiny_model.layout.root)
+    model = build_model(replace(info, model={**info.model, "kind": "probe-head"}), probe)
+    built = sys.modules["syncanim_probe_renderer"].BUILT
+    assert isinstance(model, NerfHead) and len(built) == 1
+    config, setup = built[0]
+    assert config.samples == info.model["samples"] and setup.canonical is None
+    assert (setup.audio_per_frame, setup.audio_dim, setup.num_latents) == (info.audio_per_frame, info.audio_dim,
+                                                                           info.num_latents)
+    assert setup.mouth == (info.mouth["components"], info.mouth["points"])
+
+
+def test_the_installed_renderer_loads_the_weights(tiny_model):
+    model, info = load_model(tiny_model.layout.root, registry=Registry(entry_points=[
+        EntryPoint("nerf-head", "syncanim.model.head:SPEC", "syncanim.renderers")]))
+    assert isinstance(model, NerfHead) and not model.training
+    assert float(model.box_hi.sub(model.box_lo).min()) > 0  # the geometry came with the weights
+
+
+def test_unknown_renderers_and_foreign_settings_are_refused(tiny_model, probe):
+    info = read_info(tiny_model.layout.root)
+    with pytest.raises(PluginError, match="no head / torso model families component named 'nerf-head'"):
+        build_model(info, probe)
+    with pytest.raises(CheckpointError, match="settings the 'probe-head' renderer does not take"):
+        build_model(replace(info, model={**info.model, "kind": "probe-head", "samples": 1}), probe)
+    with pytest.raises(CheckpointError, match="no usable model or mouth section"):
+        build_model(replace(info, mouth={}), probe)

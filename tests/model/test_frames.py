@@ -1,0 +1,94 @@
+"""Whole frames from a head model: the compact and dense layouts give the same images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from syncanim.bench import synthetic as syn
+from syncanim.model.camera import Camera
+from syncanim.model.conditioning import Conditioning
+from syncanim.model.frames import DenseRects, dense_rays, fixed_rects, from_uint8, to_uint8
+from syncanim.model.head import NerfHeadConfig
+
+SMALL = NerfHeadConfig(levels=4, log2_table=12, max_res=64, samples=8, hidden=16, audio_dim=8, geo_dim=4,
+                       occupancy_res=16, prior_res=32)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """A random head with an opaque shell (the back half of some rays is skipped), three poses whose
+    rectangles differ, and their conditioning and backgrounds."""
+    model, canonical = syn.synthetic_model(SMALL, 4, 80)
+    with torch.no_grad():
+        model.field.density_net[-1].bias[0] += 4
+    cam, dist = syn.synthetic_camera(96, canonical)
+    rot, trans = syn.synthetic_poses(250, dist)
+    sel = [0, 60, 130]
+    camera = Camera.from_numpy(rot[sel], trans[sel], cam.focal, cam.cx, cam.cy, 96, "cpu")
+    g = torch.Generator().manual_seed(0)
+    cond = Conditioning(torch.randn(3, 8, generator=g), torch.rand(3, 3, generator=g), model.latent_for(None, 3))
+    return model, camera, cond, torch.rand(3, 96, 96, 3, generator=g)
+
+
+def test_dense_layout_renders_the_compact_images(scene):
+    model, camera, cond, bg = scene
+    rects = model.head_rects(camera)
+    compact = model.render_frames(camera, cond, bg)
+    layout = DenseRects.covering(rects, 96, "cpu")
+    dense = model.render_frames(camera, cond, bg, dense=layout, chunk=1500)
+    assert (rects[:, 2] - rects[:, 0]).min() < layout.width  # the fixed rectangle is larger than some frames'
+    assert compact.opacity.max() > 0.5
+    assert compact.opacity[0, : rects[0, 1]].max() == 0  # nothing above the head's rectangle
+    # the same samples through the same field; only the MLP batch sizes differ (float rounding)
+    torch.testing.assert_close(dense.images, compact.images, atol=1e-5, rtol=0)
+    torch.testing.assert_close(dense.opacity, compact.opacity, atol=1e-5, rtol=0)
+
+
+def test_chunking_does_not_change_the_images(scene):
+    model, camera, cond, bg = scene
+    whole = model.render_frames(camera, cond, bg)
+    chunked = model.render_frames(camera, cond, bg, chunk=1000)
+    # the same rays in smaller field batches: float rounding at most
+    torch.testing.assert_close(chunked.images, whole.images, atol=1e-5, rtol=0)
+
+
+def test_dense_rays_cover_each_rectangle_row_major():
+    rot = torch.eye(3).expand(2, 3, 3)
+    trans = torch.tensor([[0.0, 0.0, 1.0]] * 2)
+    camera = Camera(rot, trans, 50.0, 16.0, 16.0, 32)
+    layout = DenseRects(3, 2, torch.tensor([[1, 4], [10, 0]]))
+    rays = dense_rays(camera, layout)
+    assert rays.xy.tolist()[:6] == [[1, 4], [2, 4], [3, 4], [1, 5], [2, 5], [3, 5]]
+    assert rays.xy.tolist()[6] == [10, 0] and rays.frame.tolist() == [0] * 6 + [1] * 6
+    assert rays.origins.shape == rays.dirs.shape == (12, 3)
+
+
+def test_fixed_rects_stay_inside_the_image():
+    rects = np.array([[0, 0, 10, 12], [50, 40, 64, 64], [20, 20, 28, 30]])
+    (w, h), off = fixed_rects(rects, 64)
+    assert (w, h) == (14, 24)
+    assert (off >= 0).all() and (off[:, 0] + w <= 64).all() and (off[:, 1] + h <= 64).all()
+    layout = DenseRects.covering(rects, 64, "cpu")
+    assert (layout.width, layout.height, layout.pixels) == (14, 24, 14 * 24)
+    assert layout[[2]].offsets.tolist() == off[[2]].tolist()
+
+
+def test_uint8_round_trip():
+    img = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3), dtype=np.uint8)
+    x = from_uint8(img, "cpu")
+    assert x.dtype == torch.float32 and float(x.max()) <= 1.0
+    np.testing.assert_array_equal(to_uint8(x).numpy(), img)
+    assert to_uint8(torch.tensor([-0.5, 0.5, 2.0])).tolist() == [0, 128, 255]
+
+
+def test_shapes_are_checked_at_the_boundary(scene):
+    model, camera, cond, bg = scene
+    with pytest.raises(AssertionError, match="rotation must be"):
+        Camera(torch.eye(3), torch.zeros(3), 1.0, 0.0, 0.0, 8)
+    with pytest.raises(AssertionError, match="same B"):
+        Conditioning(torch.zeros(2, 8), torch.zeros(3, 3), torch.zeros(2, 4))
+    with pytest.raises(AssertionError, match="backgrounds must be"):
+        model.render_frames(camera, cond, bg[:, :64])
+    assert len(cond[torch.tensor([2, 0])]) == 2 and torch.equal(cond[1:].mouth, cond.mouth[1:])

@@ -1,0 +1,61 @@
+"""``render``, ``eval`` (model mode) and ``bench`` render the same frames of the same model: each runs the
+model's one ``render_frames`` through :func:`syncanim.render.pipeline.render_batch`."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from syncanim.bench import pipeline as bp
+from syncanim.config import BenchConfig, RenderConfig, RuntimeConfig
+from syncanim.data.dataset import load_head_data
+from syncanim.eval import pipeline as ep
+from syncanim.model.camera import Camera
+from syncanim.model.conditioning import FrameBatch
+from syncanim.model.folder import load_model
+from syncanim.model.head import EXPRESSIONS
+from syncanim.render.pipeline import render_batch_uint8
+
+CPU = RuntimeConfig(device="cpu")
+
+
+def test_render_eval_and_bench_give_identical_frames(tiny_model, tmp_path, monkeypatch):
+    root = tiny_model.layout.root
+    model, info = load_model(root)
+    data = load_head_data(info.dataset, EXPRESSIONS)
+    ids = list(range(data.num_train, data.num_frames))
+    per_call = RenderConfig().frames_per_call
+    chunk = RenderConfig().chunk_rays
+
+    # eval, model mode: the frames it scores against the held-out ones
+    handed = []
+    array_source = ep.array_source
+    monkeypatch.setattr(ep, "array_source", lambda frames: handed.append(frames) or array_source(frames))
+    ep.run_eval(tmp_path / "eval", model=root, runtime=CPU)
+    evaluated = handed[0]
+    assert evaluated.shape == (len(ids), data.size, data.size, 3)
+
+    rendered, benched = [], []
+    feats = torch.from_numpy(data.audio)
+    for s in range(0, len(ids), per_call):  # calls of frames_per_call frames, as eval makes them
+        k = ids[s:s + per_call]
+        with torch.no_grad():
+            cond = model.condition(FrameBatch(torch.from_numpy(data.expressions[k]), features=feats,
+                                              frames=torch.tensor(k)))
+        # render: the call run_render makes for each batch of frames
+        camera = Camera.from_numpy(data.rotation[k], data.translation[k], info.focal, info.cx, info.cy,
+                                   info.image_size, "cpu")
+        rendered.append(render_batch_uint8(model, camera, cond, data.backgrounds[k], precision="fp32", chunk=chunk))
+        # bench: its head_render and composite stages on the same frames
+        subject = bp._Subject("m", model, SimpleNamespace(per_frame=info.audio_per_frame, dim=info.audio_dim), "x",
+                              None, info.fps, info.image_size, info.focal, info.cx, info.cy, data.rotation[k],
+                              data.translation[k], data.expressions[k], np.zeros((len(k), 3, 2), np.float32),
+                              list(data.backgrounds[k]), [])
+        path = bp._Path(subject, BenchConfig(batch=len(k), chunk_rays=chunk), torch.device("cpu"), "fp32", None)
+        benched.append(np.stack(path.download(path.render(cond, path.upload(0), 0), 0)))
+
+    np.testing.assert_array_equal(np.concatenate(rendered), evaluated)
+    np.testing.assert_array_equal(np.concatenate(benched), evaluated)
+    assert evaluated.std() > 5  # frames with a head in them
