@@ -79,33 +79,58 @@ def save_jpegs(path: Path, frames: np.ndarray, quality: int = 98, **extra: np.nd
     np.savez(path, **extra, **{f"f{i}": j for i, j in enumerate(jpegs)})
 
 
-def render_conditioned(model, info, data, cond, k: np.ndarray, device, cfg) -> np.ndarray:
+def render_conditioned(model, info, data, cond, k: np.ndarray, device, cfg, rotation=None, translation=None,
+                       torso=None) -> np.ndarray:
     """Frames [T, H, W, 3] uint8 with conditioning ``cond`` (T frames) over dataset frames ``k`` [T]'s
-    poses and backgrounds."""
+    backgrounds (or over the ``torso``), with their poses (or ``rotation`` [T, 3, 3] / ``translation`` [T, 3])."""
+    from syncanim.render.pipeline import render_person
+
     precision = resolve_precision(device, cfg.render.precision)
+    rotation = data.rotation[k] if rotation is None else rotation
+    translation = data.translation[k] if translation is None else translation
     frames = []
     for s in range(0, len(k), 8):
         kk = k[s:s + 8]
-        camera = Camera.from_numpy(data.rotation[kk], data.translation[kk], info.focal, info.cx, info.cy,
+        camera = Camera.from_numpy(rotation[s:s + 8], translation[s:s + 8], info.focal, info.cx, info.cy,
                                    info.image_size, device)
-        frames.append(render_batch_uint8(model, camera, cond[s:s + 8], data.backgrounds[kk], precision=precision,
-                                         chunk=cfg.render.chunk_rays))
+        if torso is not None:
+            frames.append(render_person(model, torso, camera, cond[s:s + 8], precision=precision,
+                                        chunk=cfg.render.chunk_rays))
+        else:
+            frames.append(render_batch_uint8(model, camera, cond[s:s + 8], data.backgrounds[kk], precision=precision,
+                                             chunk=cfg.render.chunk_rays))
     return np.concatenate(frames)
 
 
-def render_speech(model, info, data, features: Path, out: Path, device, cfg) -> dict:
-    """Render new speech (precomputed features) over the training frames' poses, expressions and
-    backgrounds, in order."""
-    from syncanim.render.pipeline import load_features, speech_conditioning
+def render_speech(model, info, data, features: Path, out: Path, device, cfg, model_dir: Path) -> dict:
+    """Render new speech (precomputed features) over the training frames' backgrounds, in order, with head
+    pose, brows and blinks from the model's motion syncer when ``NAME.rms.txt`` (each frame's loudness) is
+    beside the features (else the training frames' poses and expressions)."""
+    from syncanim.model.folder import ModelLayout, load_torso
+    from syncanim.motion.store import load_motion
+    from syncanim.motion.syncer import generate_motion
+    from syncanim.render.pipeline import expressions_in, load_features, speech_conditioning
 
     n = int(np.load(features, mmap_mode="r").shape[0])
     k = np.arange(n) % data.num_train
-    cond = speech_conditioning(model, info, load_features(features, info, n), data.expressions[k], device)
+    feats = load_features(features, info, n)
+    rms_path = features.with_suffix(".rms.txt")
+    syncer = load_motion(ModelLayout(model_dir), info, device)
+    torso = load_torso(ModelLayout(model_dir), info, device)
+    expr, rot, trans, extra = data.expressions[k], None, None, {}
+    if syncer is not None and rms_path.is_file():
+        rms = np.loadtxt(rms_path)[:n]
+        motion = generate_motion(syncer, torch.from_numpy(feats).to(device), np.pad(rms, (0, n - len(rms))))
+        expr = expressions_in(motion.expressions, info.expressions, expr)
+        rot, trans = motion.rotation, motion.translation
+        extra = {"rotation": rot, "translation": trans, "expressions": motion.expressions}
+    cond = speech_conditioning(model, info, feats, expr, device)
     t0 = time.perf_counter()
-    frames = render_conditioned(model, info, data, cond, k, device, cfg)
+    frames = render_conditioned(model, info, data, cond, k, device, cfg, rot, trans, torso)
     seconds = time.perf_counter() - t0
-    save_jpegs(out, frames, quality=88, pose_frames=k)
-    return {"frames": n, "render_s": seconds}
+    save_jpegs(out, frames, quality=88, pose_frames=k, **extra)
+    return {"frames": n, "render_s": seconds, "pose": "audio" if extra else "replay",
+            "body": "torso" if torso is not None else "training frames"}
 
 
 def main() -> int:
@@ -163,9 +188,26 @@ def main() -> int:
     picks = np.linspace(0, len(ids) - 1, 4).round().astype(int)
     strip = np.concatenate([np.concatenate([rendered[i], gt[i]], 0) for i in picks], 1)
     cv2.imwrite(str(out / "val_stills.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+    # the whole person: the head over the model's torso and the plate, no training frame used for the body
+    from syncanim.model.folder import ModelLayout, load_torso
+
+    torso = load_torso(ModelLayout(model_dir), info, device)
+    if torso is not None:
+        person, _ = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision,
+                                 torso=torso)
+        ps = score_frames(person, gt, face_boxes(data.landmarks[ids], (data.size, data.size))).means()
+        result["val_person"] = {"frames": len(ids), "psnr": ps["psnr"], "psnr_face_box": ps["psnr_face"],
+                                "ssim": ps["ssim"], "torso_fit": info.torso.get("fit") if info.torso else None}
+        print(json.dumps(result["val_person"]), flush=True)
+        strip = np.concatenate([np.concatenate([person[i], rendered[i], gt[i]], 0) for i in picks], 1)
+        cv2.imwrite(str(out / "val_person_stills.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+        crops = [np.concatenate([person[i][s // 2:, s // 4:3 * s // 4], gt[i][s // 2:, s // 4:3 * s // 4]], 0)
+                 for i in picks for s in [data.size]]
+        cv2.imwrite(str(out / "val_neck_stills.png"), cv2.cvtColor(np.concatenate(crops, 1), cv2.COLOR_RGB2BGR))
 
     if args.speech is not None:
-        result["speech"] = {p.stem: render_speech(model, info, data, p, out / f"speech_{p.stem}.npz", device, cfg)
+        result["speech"] = {p.stem: render_speech(model, info, data, p, out / f"speech_{p.stem}.npz", device, cfg,
+                                                    model_dir)
                             for p in sorted(args.speech.glob("*.npy"))}
         print(json.dumps(result["speech"]), flush=True)
 

@@ -202,7 +202,8 @@ def render(
     data: Annotated[Path | None, typer.Option("--data", help="With --split val: the dataset [the one the model was trained on].")] = None,
     portrait: Annotated[bool, typer.Option("--portrait", help="Paste the face into the original frames.")] = False,
     features: Annotated[Path | None, typer.Option("--features", help="The audio's speech features (.npy from `syncanim features`): skip the feature backend.")] = None,
-    pose: Annotated[str | None, typer.Option(help="replay (the training poses, looped) | static [replay].")] = None,
+    pose: Annotated[str | None, typer.Option(help="audio (head pose, brows and blinks from the speech) | replay "
+                                             "(the training poses, looped) | static [audio].")] = None,
     device: DeviceOpt = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,

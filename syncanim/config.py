@@ -87,6 +87,45 @@ class MouthTrainConfig(Frozen):
     code_noise: float = Field(0.1, ge=0.0)
 
 
+class MotionTrainConfig(Frozen):
+    """The motion syncer (speech -> head pose, brows, blinks; :mod:`syncanim.motion.syncer`) and its fit
+    (``[train.motion]``)."""
+
+    steps: int = Field(400, ge=0)  # steps of each of the two passes (calibration, final); 0 = speech ignored
+    batch: int = Field(512, ge=1)  # frames per step ...
+    run: int = Field(64, ge=1)  # ... in runs of this many consecutive frames
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    feature_scale: float = Field(0.3, ge=0.0)  # random loudness of each run's features, as for the mouth
+    holdout: float = Field(0.15, ge=0.0, lt=0.5)  # share of the training frames the spread is calibrated on
+    hidden: int = Field(64, ge=4)
+    layers: int = Field(2, ge=1, le=8)
+    past: int = Field(12, ge=0, le=64)  # frames of speech before the frame the network reads
+    future: int = Field(2, ge=0, le=10)  # frames after it: the look-ahead a live stream waits for (2 = 80 ms at 25 fps)
+    cutoff_hz: float = Field(2.5, gt=0.0)  # the motion's low-pass: smooth, still quick enough for nods
+    # share of the unpredicted motion's drive drawn at random (the rest follows the speech; silence keeps only this)
+    noise_share: float = Field(0.3, ge=0.0, le=1.0)
+    min_residual: float = Field(0.5, ge=0.0, le=1.0)  # the unpredicted motion keeps at least this share of the spread
+
+
+class TorsoTrainConfig(Frozen):
+    """The torso field (:mod:`syncanim.model.torso`): its shape and its fit after the head (``[train.torso]``)."""
+
+    steps: int = Field(2000, ge=0)  # 0 = no torso: renders show the training frames' bodies
+    frames_per_step: int = Field(8, ge=1)
+    pixels: int = Field(16384, ge=64)  # pixels per step ...
+    person_share: float = Field(0.75, ge=0.0, le=1.0)  # ... this share inside the box around the person
+    lr_planes: float = Field(2e-2, gt=0)
+    lr_net: float = Field(2e-3, gt=0)
+    levels: int = Field(6, ge=1, le=10)  # feature planes, resolutions from base_res to max_res (at 512 px)
+    base_res: int = Field(16, ge=2)
+    max_res: int = Field(256, ge=4)
+    features: int = Field(4, ge=1, le=16)  # channels per plane
+    hidden: int = Field(64, ge=8)
+    frequencies: int = Field(4, ge=0, le=10)  # of the position encoding the offset MLP reads
+    max_offset: float = Field(0.08, gt=0.0, le=0.5)  # largest offset a pose gives a pixel, a share of the image side
+
+
 class TrainConfig(Frozen):
     """How the head is trained. Two stages, as in the reference: the whole head, then the lips."""
 
@@ -122,12 +161,19 @@ class TrainConfig(Frozen):
     # CPU too, slowly) or is refused (syncanim.device.resolve_precision)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     mouth: MouthTrainConfig = MouthTrainConfig()
+    motion: MotionTrainConfig = MotionTrainConfig()
+    torso: TorsoTrainConfig = TorsoTrainConfig()
     write_assets: bool = True  # write the frame and background videos render needs (off only for benchmarks)
     seed: int = 0
 
 
 class RenderConfig(Frozen):
-    pose: Literal["replay", "static"] = "replay"  # replay the training head poses (looped) or hold the first
+    # audio: head pose, brows and blinks from the speech (the model's motion syncer); replay: the training
+    # clip's poses and expressions, looped; static: the first training frame's pose, blinks from the speech.
+    # --portrait pastes the face into the original frames, so it always keeps their poses (replay).
+    pose: Literal["audio", "replay", "static"] = "audio"
+    seed: int = 0  # the random part of the audio-driven motion (with the speech's first frame)
+    torso: bool = True  # the model's torso under the head (false: the training frames' bodies, replayed)
     portrait: bool = False  # paste the rendered face into the original frames
     frames_per_call: int = Field(4, ge=1)  # frames rendered together (throughput vs memory)
     chunk_rays: int = Field(1 << 16, ge=1024)

@@ -63,7 +63,8 @@ TINY_MODEL = {"kind": "nerf-head", "levels": 6, "log2_table": 12, "max_res": 128
               "audio_dim": 16, "geo_dim": 7}
 TINY_TRAIN = {"head_steps": 40, "lips_steps": 10, "rays": 1024, "frames_per_step": 2, "eval_every": 20,
               "lr_net": 5e-3, "lr_grid": 3e-2,
-              "eval_frames": 2, "checkpoint_every": 10, "patch": 96, "lips_frames_per_step": 2}
+              "eval_frames": 2, "checkpoint_every": 10, "patch": 96, "lips_frames_per_step": 2,
+              "motion": {"steps": 60, "batch": 128}, "torso": {"steps": 30, "pixels": 1024, "frames_per_step": 2}}
 
 
 @pytest.fixture(scope="session")

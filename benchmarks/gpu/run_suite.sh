@@ -70,8 +70,8 @@ if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
       --only model-b1-bf16 model-b4-bf16 model-b1-bf16-dense-graphs --json "$OUT/bench_model_gpu.json" 2>&1 \
       | grep "scenario .*FPS\|failed" | tail -n 10
   # few files come back from a run, each at most 16 MiB: archives, the weights in parts
-  tar czf "$OUT/head_extra.tgz" -C /tmp/head val_stills.png render_profile.txt model/metrics.jsonl \
-      model/model.json 2>/dev/null
+  tar czf "$OUT/head_extra.tgz" -C /tmp/head val_stills.png val_person_stills.png val_neck_stills.png \
+      render_profile.txt model/metrics.jsonl model/model.json 2>/dev/null
   [ "${KEEP_MODEL:-0}" = 1 ] && tar cf - -C /tmp/head model/model.json model/model.safetensors model/config.resolved.toml model/assets/replay.npz \
       | split -b 15m - "$OUT/model.tar.part-"
 fi

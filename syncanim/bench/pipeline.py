@@ -14,7 +14,9 @@ The measured path is the one ``syncanim render`` runs for each call of B frames 
    :func:`~syncanim.render.pipeline.render_batch`, the call ``syncanim render`` makes: head
    rectangles, rays -> shell samples -> field -> compositing, written over the background on the
    device -> ``[B, H, W, 3]`` float.
-4. ``composite``: the background frames to the device, and the finished frames back to the host as
+   For a model with a torso (:mod:`syncanim.model.torso`), ``torso``: the torso for the B frames' head
+   poses over the background plate, on the device: what the head is rendered over.
+4. ``composite``: the background frames to the device (models without a torso), and the finished frames back to the host as
    uint8 (:func:`~syncanim.model.frames.from_uint8`, :func:`~syncanim.model.frames.to_uint8`); with
    ``portrait``, the feathered paste of the face into the original frame
    (:func:`~syncanim.render.pipeline.paste_face`).
@@ -67,7 +69,7 @@ from ..registry import Registry, default_registry
 
 log = logging.getLogger(__name__)
 
-STAGES = ("audio_features", "conditioning", "head_render", "composite", "encode", "end_to_end")
+STAGES = ("audio_features", "conditioning", "torso", "head_render", "composite", "encode", "end_to_end")
 CLIP_FRAMES = 250  # frames of synthetic poses, expressions and audio (10 s at 25 fps), cycled through
 POOL_CALLS = 8  # distinct prepared calls whose inputs the stage timings cycle through
 ENCODER_WARMUP_FRAMES = 32  # frames written before the encode stage is timed (fills x264's look-ahead)
@@ -119,7 +121,7 @@ class BenchResult:
     audio_backend: str
     rays_per_frame: float  # camera rays rendered per frame (mean over the clip's poses)
     samples_per_ray: int
-    stages: dict[str, StageTiming]  # keys: STAGES
+    stages: dict[str, StageTiming]  # keys: STAGES ("torso" only for a model with a torso)
     fps: float  # 1000 / end-to-end median ms per frame
     fps_p95: float  # 1000 / end-to-end p95 ms per frame (the rate sustained by 95% of calls)
     render_fps: float  # 1000 / head-render median ms per frame
@@ -143,7 +145,7 @@ class BenchResult:
         """Rows for a rich table (columns: :attr:`table_columns`): one per stage, then FPS."""
         e2e = self.stages["end_to_end"].median_ms
         rows = []
-        for name in STAGES:
+        for name in (n for n in STAGES if n in self.stages):
             t = self.stages[name]
             share = "" if name == "end_to_end" else f"{100 * t.median_ms / e2e:.0f} %" if e2e > 0 else ""
             rows.append((name.replace("_", " "), f"{t.median_ms:.2f}", f"{t.p95_ms:.2f}", share))
@@ -236,6 +238,7 @@ class _Subject:
     outlines: np.ndarray  # [N, K, 2] float32 face polygons (pixels)
     frames: list[np.ndarray]  # M x [H, W, 3] uint8: what the head is rendered over, cycled
     notes: list[str]
+    torso: Any = None  # TorsoField on the device: the body under the head, for each pose (else the frames)
 
 
 def _synthetic_subject(cfg: BenchConfig, model_section: PluginSection, audio_section: PluginSection,
@@ -278,7 +281,7 @@ def _read_frames(path: Path, fps: float, count: int, size: int) -> list[np.ndarr
 
 
 def _folder_subject(model_dir: Path, cfg: BenchConfig, registry: Registry, device) -> _Subject:
-    from ..model.folder import ModelLayout, load_model, load_replay
+    from ..model.folder import ModelLayout, load_model, load_replay, load_torso
     from . import synthetic as syn
 
     model, info = load_model(model_dir, device)
@@ -302,10 +305,11 @@ def _folder_subject(model_dir: Path, cfg: BenchConfig, registry: Registry, devic
         log.info("bench: %s is missing; rendering over synthetic backgrounds", source)
     n = len(replay.rotation)
     wave = syn.synthetic_speech((n + cfg.batch) / info.fps + 1.0, info.sample_rate, cfg.seed)
+    torso = None if cfg.portrait else load_torso(layout, info, device)
     return _Subject(model_dir.name, model, extractor, str(info.audio.get("kind")), wave, info.fps, size,
                     info.focal * scale, info.cx * scale, info.cy * scale, replay.rotation.astype(np.float32),
                     replay.translation.astype(np.float32), replay.expressions.astype(np.float32),
-                    (replay.face_outline * scale).astype(np.float32), frames, notes)
+                    (replay.face_outline * scale).astype(np.float32), frames, notes, torso)
 
 
 # --- the measured path ------------------------------------------------------------------------
@@ -416,8 +420,14 @@ class _Path:
 
     # 4. composite: backgrounds up, finished frames down (and the portrait paste)
     def upload(self, call: int):
+        """What the head of call ``call`` is rendered over, on the device: the torso for its poses, or background frames."""
         from ..model.frames import from_uint8
 
+        s = self.s
+        if s.torso is not None:
+            idx = self.frames_of(call)
+            return s.torso.render(s.torso.codes(s.rotation[idx], s.translation[idx]), chunk=self.cfg.chunk_rays,
+                                  size=s.size)
         base = np.stack([self.s.frames[(call + j) % len(self.s.frames)] for j in range(self.b)])  # [B, H, W, 3]
         return from_uint8(base, self.device)
 
@@ -554,7 +564,9 @@ def _measure(path: _Path, cfg: BenchConfig, device, time_calls, progress: Progre
         ("audio_features", stage(path.features), cfg.warmup),
         ("conditioning", stage(lambda c: path.condition(pool[c % POOL_CALLS][0], c)), cfg.warmup),
         ("head_render", stage(lambda c: path.render(pool[c % POOL_CALLS][1], pool[c % POOL_CALLS][2], c)), cfg.warmup),
-        ("composite", stage(lambda c: (path.upload(c), path.download(pool[c % POOL_CALLS][3], c))), cfg.warmup),
+        *([("torso", stage(path.upload), cfg.warmup)] if path.s.torso is not None else []),
+        ("composite", stage(lambda c: (None if path.s.torso is not None else path.upload(c),
+                                       path.download(pool[c % POOL_CALLS][3], c))), cfg.warmup),
         ("encode", stage(lambda c: path.encode(pool[c % POOL_CALLS][4])),
          max(cfg.warmup, math.ceil(ENCODER_WARMUP_FRAMES / b))),
         ("end_to_end", stage(path.end_to_end), cfg.warmup),

@@ -12,7 +12,9 @@ Three modes, chosen by the inputs given to :func:`run_eval`:
   come from the reference's tracked landmarks. Each video's sync is measured against its own audio
   track (or ``audio=`` where a video has none); a video without audio gets no sync figures, with a note.
 - **video** (``video=`` alone): no-reference figures only (sync, blinks, head motion); it needs
-  speech: the video's own track or ``audio=``.
+  speech: the video's own track or ``audio=``. With a model (``model=`` and ``video=``), the model's
+  own training clip is tracked the same way and added as the subject "subject footage" (role
+  "subject"): its blink rate and head motion are what a render driven by new speech should match.
 
 Full-reference figures (subject vs reference, frame by frame, averaged over frames):
 PSNR over the whole frame and over the face box (8-bit levels, :func:`syncanim.metrics.image.psnr`;
@@ -326,6 +328,9 @@ def run_eval(
                                                     subject_spread=spread)
         if model is not None:
             result.inputs["model"] = str(model)
+            footage = _subject_footage(Path(model), result, config, progress)
+            if footage is not None:
+                result.subjects.append(footage)
     result.lpips = lpips_status if result.mode != "video" else "not applicable (no reference)"
     picks = sorted({int(round(v)) for v in np.linspace(0, result.frames - 1, min(config.strip_frames, result.frames))})
     strip = None
@@ -338,6 +343,24 @@ def run_eval(
     result.seconds = time.perf_counter() - t0
     log.info("eval (%s): %d frames, report in %s (%.1f s)", result.mode, result.frames, out_dir, result.seconds)
     return result
+
+
+def _subject_footage(model_dir: Path, result: EvalResult, cfg: EvalConfig, progress: ProgressFn
+                     ) -> SubjectResult | None:
+    """The no-reference figures (blinks, head motion) of the model's own training clip (its frames video),
+    tracked as the evaluated video is: the yardstick for motion driven by new speech. None without the video."""
+    from ..media.video import iter_frames, probe
+    from ..model.folder import ModelLayout
+
+    path = ModelLayout(model_dir).frames_video
+    if not path.is_file():
+        return None
+    info = probe(path)
+    stats, _ = clip_stats(lambda: (img for _, img in iter_frames(path, info.fps, 0, None)), info.fps,
+                          (info.width, info.height), None, sync=cfg.sync, blinks=cfg.blinks,
+                          no_audio_note="subject footage: its blinks and head motion are the yardstick",
+                          progress=progress, stage="track subject footage")
+    return SubjectResult("subject footage", "subject", clip=stats)
 
 
 def _build_metrics(sections: Sequence[PluginSection], registry: Registry | None) -> list[object]:
@@ -372,8 +395,11 @@ def _model_mode(model_dir: Path, dataset: str | os.PathLike[str] | None, baselin
     ids = list(range(data.num_train, data.num_frames))
     if not ids:
         raise DataError(f"the dataset {ds} has no validation frames")
+    from ..model.folder import ModelLayout, load_torso
+
+    torso = load_torso(ModelLayout(model_dir), info, device) if render.torso else None
     rendered, render_fps = render_split(net, data, ids, device, render.chunk_rays, render.frames_per_call, progress,
-                                        render.precision)
+                                        render.precision, torso)
     notes: list[str] = []
     wave: Waveform | None = None
     no_audio = None

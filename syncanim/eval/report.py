@@ -79,7 +79,8 @@ class Fidelity:
 
 @dataclass
 class SubjectResult:
-    """One evaluated frame sequence: ``role`` is "evaluated", "baseline" or "reference"."""
+    """One evaluated frame sequence: ``role`` is "evaluated", "baseline", "reference" or "subject" (a model's own
+    training clip, for the no-reference figures)."""
 
     name: str
     role: str

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..audio.framing import frame_rms  # noqa: F401  (re-exported: the sync score frames audio this way)
 from ..face.mouth import mouth_opening  # noqa: F401  (step 1 of the definition; re-exported)
 
 
@@ -80,28 +81,6 @@ class SyncResult:
 
 
 # --- the two signals ------------------------------------------------------------------------------
-
-
-def frame_rms(samples: np.ndarray, sample_rate: int, fps: float, first_frame: int, num_frames: int) -> np.ndarray:
-    """RMS of ``samples: [T] float`` over one frame's duration centred on each frame's time.
-
-    Frame ``k`` (for ``k = first_frame .. first_frame + num_frames - 1``; ``first_frame`` may be
-    negative) covers samples ``[round((k - 0.5) / fps * rate), round((k + 0.5) / fps * rate))``;
-    samples outside ``[0, T)`` are zeros. Returns ``[num_frames] float64``.
-    """
-    x = np.asarray(samples, dtype=np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"frame_rms: samples must be [T], got {x.shape}")
-    if num_frames < 0 or fps <= 0 or sample_rate <= 0:
-        raise ValueError(f"frame_rms: bad num_frames={num_frames}, fps={fps} or sample_rate={sample_rate}")
-    k = np.arange(first_frame, first_frame + num_frames, dtype=np.float64)  # [F]
-    a = np.round((k - 0.5) / fps * sample_rate).astype(np.int64)  # [F]
-    b = np.round((k + 0.5) / fps * sample_rate).astype(np.int64)
-    c = np.concatenate([[0.0], np.cumsum(x * x)])  # [T + 1]
-    a_in = np.clip(a, 0, len(x))
-    b_in = np.clip(b, 0, len(x))
-    energy = c[b_in] - c[a_in]  # [F]
-    return np.sqrt(energy / np.maximum(b - a, 1))
 
 
 def gaussian_smooth(x: np.ndarray, sigma: float) -> np.ndarray:

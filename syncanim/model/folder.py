@@ -4,6 +4,8 @@
 MODEL/
   model.json              what the model is: architecture, audio backend, camera, version, dataset summary
   model.safetensors       the weights (and geometry buffers)
+  motion.safetensors      the motion syncer: speech -> head pose, brows, blinks (syncanim.motion)
+  torso.safetensors       the torso field and the background plate (syncanim.model.torso)
   assets/replay.npz       head poses, expressions and face outlines of the training frames (pose replay)
   assets/frames.mp4       the original frames (for --portrait)
   assets/backgrounds.mp4  the frames with the head removed (what the head is rendered over)
@@ -29,6 +31,7 @@ from ..data.files import save_npz_atomic, write_atomic, write_json_atomic
 from ..errors import CheckpointError, ConfigError
 from ..registry import Registry, default_registry
 from .base import HeadModel, HeadSetup
+from .torso import TorsoArch, TorsoField
 
 MODEL_FORMAT = 2  # 2: the mouth is driven by a mouth code and its predictor
 
@@ -39,6 +42,8 @@ class ModelLayout:
 
     info = property(lambda self: self.root / "model.json")
     weights = property(lambda self: self.root / "model.safetensors")
+    motion = property(lambda self: self.root / "motion.safetensors")
+    torso = property(lambda self: self.root / "torso.safetensors")
     assets = property(lambda self: self.root / "assets")
     replay = property(lambda self: self.root / "assets" / "replay.npz")
     frames_video = property(lambda self: self.root / "assets" / "frames.mp4")
@@ -70,6 +75,10 @@ class ModelInfo:
     # the mouth code: {"components": C, "points": K, "speaking_spread": the subject's mouth-opening
     # spread while speaking (training frames), "fit": the predictor's calibration report}
     mouth: dict[str, Any]
+    # the motion syncer: {"arch": ..., "blinks": ..., "fit": its report}; None: a model without one
+    motion: dict[str, Any] | None = None
+    # the torso field: {"arch": its shape, "fit": its report}; None: renders show the training frames' bodies
+    torso: dict[str, Any] | None = None
     stage: str = "untrained"
     step: int = 0
 
@@ -177,3 +186,20 @@ def load_replay(layout: ModelLayout) -> Replay:
     except (OSError, KeyError, ValueError) as e:
         raise CheckpointError(f"{layout.replay} is missing or unreadable: {e}",
                               hint="the model folder is incomplete; train it again") from e
+
+
+def load_torso(layout: ModelLayout, info: ModelInfo, device: str | torch.device = "cpu") -> TorsoField | None:
+    """The model's torso field on ``device`` (eval mode); None when the model has none."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if info.torso is None or not layout.torso.is_file():
+        return None
+    try:
+        field = TorsoField(TorsoArch(**info.torso["arch"]))
+        field.load_state_dict(load_file(str(layout.torso)), strict=True)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"model.json has no usable torso section: {e}") from e
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise CheckpointError(f"cannot load {layout.torso}: {str(e).splitlines()[0]}") from e
+    return field.to(device).eval()

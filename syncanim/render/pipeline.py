@@ -1,9 +1,11 @@
 """``syncanim render MODEL --audio speech.wav``: the person saying new speech, as an mp4 with the audio.
 
 Audio of any common format and rate -> features from the backend the model was trained with ->
-one conditioning vector per output frame -> head poses replayed from the training track (looped
-with smooth joins) or held still -> the head rendered over the replayed frame's background (or
-pasted into the original frame with ``--portrait``) -> H.264 with the speech muxed in (AAC).
+one conditioning vector per output frame -> head pose, brows and blinks from the speech (the model's
+motion syncer, :mod:`syncanim.motion`; or replayed from the training track, looped with smooth joins;
+or held still) -> the model's torso for each head pose over the background plate and the head over it
+(models without a torso: the head over the replayed training frames' bodies; ``--portrait``: pasted
+into the original frames, keeping their poses) -> H.264 with the speech muxed in (AAC).
 
 Every call of B frames runs :func:`render_batch` (the model's
 :meth:`~syncanim.model.base.HeadModel.render_frames` under the run's precision): the renderer here,
@@ -23,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..audio.framing import frame_rms
 from ..audio.waveform import Waveform, read_audio
 from ..config import PluginSection, RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
@@ -32,8 +35,12 @@ from ..media.video import VideoWriter, iter_frames, probe
 from ..model.base import HeadModel
 from ..model.camera import Camera
 from ..model.conditioning import Conditioning, FrameBatch
-from ..model.folder import ModelInfo, ModelLayout, load_model, load_replay
+from ..model.folder import ModelInfo, ModelLayout, load_model, load_replay, load_torso
 from ..model.frames import DenseRects, from_uint8, to_uint8
+from ..model.torso import TorsoField
+from ..motion.store import load_motion
+from ..motion.syncer import EXPRESSIONS as MOTION_EXPRESSIONS
+from ..motion.syncer import generate_motion
 from ..registry import Registry, default_registry
 from .replay import ReplayPlan, blend_poses, replay_plan, static_plan
 
@@ -129,6 +136,29 @@ def paste_face(rendered: np.ndarray, original: np.ndarray, outline: np.ndarray) 
     return (m * rendered + (1 - m) * original).round().astype(np.uint8)
 
 
+def pose_mode(render: RenderConfig, layout: ModelLayout, info: ModelInfo) -> str:
+    """The pose a render uses: ``render.pose``, except replay with ``--portrait`` (the face is pasted into the
+    original frames, whose heads keep their poses) and for a model without a motion syncer (a warning)."""
+    if render.portrait and render.pose != "replay":
+        log.info("--portrait keeps the original frames' head poses (pose replay); blinks follow them too")
+        return "replay"
+    if render.pose != "replay" and (info.motion is None or not layout.motion.is_file()):
+        log.warning("this model has no motion syncer (trained by an earlier syncanim): poses and blinks replay "
+                    "the training clip; train it again for motion from the speech")
+        return "replay"
+    return render.pose
+
+
+def expressions_in(values: np.ndarray, order: list[str], fallback: np.ndarray) -> np.ndarray:
+    """The syncer's expressions ``values: [T, 3]`` (:data:`syncanim.motion.syncer.EXPRESSIONS`) in the model's
+    ``order``; a coefficient the syncer does not drive keeps its column of ``fallback: [T, E]``."""
+    out = np.array(fallback, np.float32, copy=True)
+    for j, name in enumerate(order):
+        if name in MOTION_EXPRESSIONS:
+            out[:, j] = values[:, MOTION_EXPRESSIONS.index(name)]
+    return out
+
+
 def render_batch(model: HeadModel, camera: Camera, cond: Conditioning, backgrounds: torch.Tensor, *, precision: str,
                  chunk: int, dense: DenseRects | None = None, autocast_cache: bool = True) -> torch.Tensor:
     """One call: B frames of the head over ``backgrounds`` [B, H, W, 3] float in [0, 1] -> images
@@ -148,6 +178,15 @@ def render_batch_uint8(model: HeadModel, camera: Camera, cond: Conditioning, bac
     images = render_batch(model, camera, cond, from_uint8(backgrounds, camera.rotation.device), precision=precision,
                           chunk=chunk)
     return to_uint8(images).cpu().numpy()
+
+
+def render_person(model: HeadModel, torso: TorsoField, camera: Camera, cond: Conditioning, *, precision: str,
+                  chunk: int) -> np.ndarray:
+    """B frames of the whole person: the torso for each frame's head pose over the background plate, the head
+    over that -> ``[B, H, W, 3] uint8`` on the host."""
+    rotation, translation = camera.poses_numpy()
+    backgrounds = torso.render(torso.codes(rotation, translation), chunk=chunk)
+    return to_uint8(render_batch(model, camera, cond, backgrounds, precision=precision, chunk=chunk)).cpu().numpy()
 
 
 def run_render(
@@ -181,25 +220,37 @@ def run_render(
     t0 = time.perf_counter()
     progress("audio", 0, 1)
     feats = load_features(Path(features), info, n) if features is not None else speech_features(info, wave, n, reg)
-    plan = replay_plan(n, replay.rotation, replay.translation, render.loop_join) if render.pose == "replay" \
-        else static_plan(n)
+    pose = pose_mode(render, layout, info)
+    plan = static_plan(n) if pose == "static" else replay_plan(n, replay.rotation, replay.translation, render.loop_join)
     rot, trans = blend_poses(replay.rotation, replay.translation, plan)
     expr = ((1 - plan.w)[:, None] * replay.expressions[plan.a] + plan.w[:, None] * replay.expressions[plan.b])
+    if pose in ("audio", "static"):
+        syncer = load_motion(layout, info, device)
+        if syncer is not None:
+            rms = frame_rms(wave.samples, wave.sample_rate, info.fps, 0, n)
+            motion = generate_motion(syncer, torch.from_numpy(feats).to(device), rms, seed=render.seed)
+            expr = expressions_in(motion.expressions, info.expressions, expr)
+            if pose == "audio":
+                rot, trans = motion.rotation, motion.translation
     cond = speech_conditioning(model, info, feats, expr.astype(np.float32), device)
     progress("audio", 1, 1)
+    torso = None if render.portrait or not render.torso else load_torso(layout, info, device)
     source = layout.frames_video if render.portrait else layout.backgrounds_video
-    images = iter(PlanFrames(source, info.fps, plan))
+    images = iter(PlanFrames(source, info.fps, plan)) if torso is None else None
     mux = read_audio(audio_path, MUX_RATE)
     s = info.image_size
     t_render = 0.0
     with VideoWriter(out, info.fps, s, s, audio=mux, crf=render.crf) as writer:
         for start in range(0, n, render.frames_per_call):
             idx = np.arange(start, min(n, start + render.frames_per_call))
-            base = [next(images) for _ in idx]
+            base = [next(images) for _ in idx] if images is not None else []
             t1 = time.perf_counter()
             camera = Camera.from_numpy(rot[idx], trans[idx], info.focal, info.cx, info.cy, s, device)
-            frames = render_batch_uint8(model, camera, cond[idx], np.stack(base), precision=precision,
-                                        chunk=render.chunk_rays)
+            if torso is not None:
+                frames = render_person(model, torso, camera, cond[idx], precision=precision, chunk=render.chunk_rays)
+            else:
+                frames = render_batch_uint8(model, camera, cond[idx], np.stack(base), precision=precision,
+                                            chunk=render.chunk_rays)
             t_render += time.perf_counter() - t1
             for j, k in enumerate(idx):
                 img = frames[j]

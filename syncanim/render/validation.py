@@ -1,7 +1,8 @@
 """``syncanim render MODEL --split val``: the held-out frames rendered next to the ground truth, scored.
 
 Each validation frame is rendered from its own head pose, audio and expressions (the lighting latent
-is the training mean, as for new audio) over its own background, then compared with the real frame:
+is the training mean, as for new audio) over the model's torso and background plate (a model without
+a torso: over the frame's own background), then compared with the real frame:
 PSNR over the whole frame and over the face box, SSIM, and LMD (mouth landmarks from MediaPipe
 FaceMesh on both, in pixels at 512x512).
 """
@@ -30,9 +31,10 @@ from ..metrics.lmd import lmd_stats, mouth_landmarks
 from ..model.base import HeadModel
 from ..model.camera import Camera
 from ..model.conditioning import FrameBatch
-from ..model.folder import load_model
+from ..model.folder import ModelLayout, load_model, load_torso
 from ..model.head import EXPRESSIONS
-from .pipeline import render_batch_uint8
+from ..model.torso import TorsoField
+from .pipeline import render_batch_uint8, render_person
 
 
 @dataclass
@@ -49,10 +51,12 @@ class ValResult:
 
 
 def render_split(model: HeadModel, data: HeadData, ids: list[int], device: torch.device, chunk: int,
-                 per_call: int, progress: ProgressFn = no_progress, precision: str = "fp32") -> tuple[np.ndarray, float]:
-    """Render dataset frames ``ids`` from their own poses, speech and expressions over their own
-    backgrounds, ``per_call`` frames at a time (:func:`~syncanim.render.pipeline.render_batch`), the
-    lighting latent the training mean. ``precision``: auto | fp32 | bf16 | fp16
+                 per_call: int, progress: ProgressFn = no_progress, precision: str = "fp32",
+                 torso: TorsoField | None = None) -> tuple[np.ndarray, float]:
+    """Render dataset frames ``ids`` from their own poses, speech and expressions, ``per_call`` frames at a
+    time (:func:`~syncanim.render.pipeline.render_batch`), the lighting latent the training mean: over the
+    model's ``torso`` for each pose and the plate (:func:`~syncanim.render.pipeline.render_person`), or
+    without one over the frames' own backgrounds. ``precision``: auto | fp32 | bf16 | fp16
     (:func:`syncanim.device.resolve_precision`). -> ([B, H, W, 3] uint8, frames/s)."""
     import time
 
@@ -67,7 +71,10 @@ def render_split(model: HeadModel, data: HeadData, ids: list[int], device: torch
         with torch.no_grad():
             cond = model.condition(FrameBatch(torch.from_numpy(data.expressions[idx]).to(device), features=feats,
                                               frames=torch.tensor(idx, device=device)))
-        out.append(render_batch_uint8(model, camera, cond, data.backgrounds[idx], precision=precision, chunk=chunk))
+        if torso is not None:
+            out.append(render_person(model, torso, camera, cond, precision=precision, chunk=chunk))
+        else:
+            out.append(render_batch_uint8(model, camera, cond, data.backgrounds[idx], precision=precision, chunk=chunk))
         spent += time.perf_counter() - t0
         progress("render val", s + len(idx), len(ids))
     return np.concatenate(out), len(ids) / max(spent, 1e-9)
@@ -84,8 +91,9 @@ def run_validation(model_dir: str | os.PathLike[str], out_dir: str | os.PathLike
     ids = list(range(data.num_train, data.num_frames))
     if not ids:
         raise DataError("the dataset has no validation frames")
+    torso = load_torso(ModelLayout(model_dir), info, device) if render.torso else None
     rendered, fps = render_split(model, data, ids, device, render.chunk_rays, render.frames_per_call, progress,
-                                 render.precision)
+                                 render.precision, torso)
     gt = data.frames[ids]
     scores = score_frames(rendered, gt, face_boxes(data.landmarks[ids], (data.size, data.size))).means()
     progress("lmd", 0, 1)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..config import MouthTrainConfig
+from ..config import MotionTrainConfig, MouthTrainConfig
 from ..console import ProgressFn, no_progress
 from ..model.mouth_net import MouthPredictor
 
@@ -47,11 +47,11 @@ class MouthFitReport:
     loss: float = 0.0
 
 
-def _train(net: MouthPredictor, features: torch.Tensor, codes: torch.Tensor, frames: torch.Tensor,
-           weight: torch.Tensor, cfg: MouthTrainConfig, gen: torch.Generator, progress: ProgressFn,
-           stage: str) -> float:
-    """Train ``net`` on the rows ``frames: [M] long`` of ``features: [T, P, F]`` / ``codes: [T, C]``.
-    Returns the mean loss of the last 10 % of the steps."""
+def train_window_net(net: MouthPredictor, features: torch.Tensor, codes: torch.Tensor, frames: torch.Tensor,
+                     weight: torch.Tensor, cfg: MouthTrainConfig | MotionTrainConfig, gen: torch.Generator,
+                     progress: ProgressFn, stage: str) -> float:
+    """Train ``net`` on the rows ``frames: [M] long`` of ``features: [T, P, F]`` / ``codes: [T, C]`` (the
+    mouth predictor, or the motion syncer's network). Returns the mean loss of the last 10 % of the steps."""
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     net.train()
     tail: list[float] = []
@@ -112,7 +112,7 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
 
     cut = int(round(len(train_rows) * (1 - cfg.holdout)))
     if cfg.holdout > 0 and len(train_rows) - cut >= 8 and cut >= 8:
-        _train(net, features, codes, train_rows[:cut], weight, cfg, gen, progress, "mouth calibration")
+        train_window_net(net, features, codes, train_rows[:cut], weight, cfg, gen, progress, "mouth calibration")
         held = train_rows[cut:]
         with torch.no_grad():
             pred = net(features, held).cpu().numpy()  # [H, C]
@@ -124,7 +124,7 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
         net.load_state_dict(start)
     else:
         gain = np.full(codes.shape[1], cfg.render_gain)
-    report.loss = _train(net, features, codes, train_rows, weight, cfg, gen, progress, "mouth")
+    report.loss = train_window_net(net, features, codes, train_rows, weight, cfg, gen, progress, "mouth")
     with torch.no_grad():
         net.gain.copy_(torch.as_tensor(gain, dtype=net.gain.dtype, device=dev))
     report.gain = [float(g) for g in gain]

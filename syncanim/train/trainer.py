@@ -53,9 +53,12 @@ from ..model.folder import (
 from ..model.frames import to_uint8
 from ..model.head import EXPRESSIONS, NerfHead
 from ..model.losses import LossWeights, PerceptualLoss, make_perceptual
+from ..motion.store import motion_section, save_motion
 from ..registry import Registry, default_registry
 from .checkpoint import load_checkpoint, save_checkpoint
+from .motion import fit_motion
 from .mouth import fit_mouth_predictor
+from .torso import fit_torso, person_boxes
 
 log = logging.getLogger(__name__)
 
@@ -159,15 +162,19 @@ def mouth_targets(data: HeadData, dataset: Path, components: int, variance: floa
                   ) -> tuple[MouthBasis, float]:
     """The subject's mouth basis (fitted on the training frames) and the subject's mouth-opening spread
     while speaking in the training frames."""
-    from ..audio.waveform import read_audio
-    from ..eval.sync import frame_rms
-
     n = data.num_train
     basis = MouthBasis.fit(data.landmarks[:n], components, variance)
-    wave = read_audio(DatasetLayout(dataset).audio, data.manifest.sample_rate)
-    rms = frame_rms(wave.samples, wave.sample_rate, data.manifest.fps, 0, n)
-    spread = speaking_spread(mouth_opening(data.landmarks[:n]), speech_frames(rms))
+    spread = speaking_spread(mouth_opening(data.landmarks[:n]), speech_frames(clip_rms(data, dataset)[:n]))
     return basis, spread
+
+
+def clip_rms(data: HeadData, dataset: Path) -> np.ndarray:
+    """The loudness of each of the dataset's frames: [N] float64."""
+    from ..audio.framing import frame_rms
+    from ..audio.waveform import read_audio
+
+    wave = read_audio(DatasetLayout(dataset).audio, data.manifest.sample_rate)
+    return frame_rms(wave.samples, wave.sample_rate, data.manifest.fps, 0, data.manifest.num_frames)
 
 
 def write_assets(layout: ModelLayout, data: HeadData, fps: float, videos: bool = True) -> None:
@@ -227,6 +234,7 @@ def run_train(
     except OSError as e:
         raise ResourceError(f"cannot write to {layout.root}: {e.strerror}") from e
     basis, spread = mouth_targets(data, dataset, model_cfg.mouth.components, model_cfg.mouth.variance)
+    rms = clip_rms(data, dataset)
     mouth_info: dict[str, Any] = {"components": basis.size, "points": len(MOUTH_POINTS), "speaking_spread": spread}
     info = ModelInfo(model={"kind": model_section.kind, **model_cfg.model_dump()}, audio=dataset_audio_section(dataset),
                      audio_per_frame=m.audio_per_frame, audio_dim=m.audio_dim, num_latents=m.num_train,
@@ -239,7 +247,7 @@ def run_train(
             raise CheckpointError(f"{layout.root} holds a run with another model or dataset",
                                   hint="use another --out folder, or delete this one to start over")
         model = build_model(info, reg)
-        info = replace(info, mouth=old.mouth)
+        info = replace(info, mouth=old.mouth, motion=old.motion, torso=old.torso)
     else:
         model = spec.build(model_cfg)(HeadSetup(m.audio_per_frame, m.audio_dim, m.num_train, basis, data.canonical))
     write_info(layout, info)
@@ -273,6 +281,7 @@ def run_train(
     rects = model.head_rects(Camera.from_numpy(data.rotation, data.translation, data.focal, data.cx, data.cy,
                                                data.size, "cpu"))
     d = to_device(data, device, rects, patch, codes)
+    plate, boxes = data.plate, person_boxes(data.labels, margin=data.size // 32)
     del data
     perceptual: PerceptualLoss | None = make_perceptual(train, device) if schedule.lips else None
     weights = LossWeights.from_train(train)
@@ -288,6 +297,15 @@ def run_train(
         log.info("mouth predictor: %.1f s, held-out correlation of the main component %.2f, gain %.2f",
                  report.seconds, corr, report.gain[0] if report.gain else 1.0)
         _log_metrics(layout, {"step": 0, "stage": "mouth", **asdict(report)})
+    if info.motion is None or not layout.motion.is_file():
+        syncer, motion_report = fit_motion(d.audio, rms, d.rotation.cpu().numpy(), d.translation.cpu().numpy(),
+                                           d.expressions.cpu().numpy(), d.num_train, m.fps, train.motion, gen, progress)
+        save_motion(layout, syncer)
+        info = replace(info, motion=motion_section(syncer, asdict(motion_report)))
+        write_info(layout, info)
+        log.info("motion syncer: %.1f s, %d blinks in the clip, %.1f per minute generated",
+                 motion_report.seconds, motion_report.blinks_found, motion_report.blink_rate_per_min)
+        _log_metrics(layout, {"step": 0, "stage": "motion", **asdict(motion_report)})
     t_last, steps_last = t_start, step
     model.train()
     loss_acc, n_acc = 0.0, 0
@@ -353,6 +371,15 @@ def run_train(
     except KeyboardInterrupt:
         checkpoint()
         raise
+    if train.torso.steps > 0 and (info.torso is None or not layout.torso.is_file()):
+        field, torso_report = fit_torso(d.backgrounds, d.rotation.cpu().numpy(), d.translation.cpu().numpy(), plate,
+                                        boxes, d.num_train, train.torso, gen, progress)
+        save_weights(layout.torso, field)
+        info = replace(info, torso={"arch": field.arch.to_json(), "fit": asdict(torso_report)})
+        checkpoint()
+        log.info("torso: %.1f s, held-out PSNR %s dB over the person", torso_report.seconds,
+                 "n/a" if torso_report.holdout_psnr is None else f"{torso_report.holdout_psnr:.2f}")
+        _log_metrics(layout, {"step": step, "stage": "torso", **asdict(torso_report)})
     result.step = step
     result.seconds = time.perf_counter() - t_start
     if step == result.resumed_from:  # nothing left to do: keep the finished folder as it is

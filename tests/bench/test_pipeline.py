@@ -36,7 +36,7 @@ def test_result_has_every_stage_and_consistent_figures(synthetic_result):
     r = synthetic_result
     assert r.model == "synthetic" and r.device == "cpu" and r.resolution == 64 and r.batch == 1
     assert r.precision == "fp32" and r.renderer == "compact" and r.audio_backend == "logmel"
-    assert tuple(r.stages) == STAGES
+    assert tuple(r.stages) == tuple(n for n in STAGES if n != "torso")  # a synthetic subject has no torso
     for name, t in r.stages.items():
         assert 0 < t.min_ms <= t.median_ms <= t.p95_ms, name
         assert t.gpu_median_ms is None  # CUDA events only on CUDA
@@ -48,7 +48,7 @@ def test_result_has_every_stage_and_consistent_figures(synthetic_result):
     assert {"torch", "cuda", "triton", "cpu_cores", "cpu"} <= set(r.environment)
     assert r.environment["torch_threads"] == 1
     rows = r.table_rows()
-    assert len(rows) == len(STAGES) + 1 and all(len(row) == len(BenchResult.table_columns) for row in rows)
+    assert len(rows) == len(STAGES) and all(len(row) == len(BenchResult.table_columns) for row in rows)
     assert rows[-1][0] == "frames per second"
 
 
@@ -70,7 +70,7 @@ def test_batch_figures_are_per_frame(monkeypatch):
 
     monkeypatch.setattr(timing, "time_calls", fake_time_calls)
     r = run_bench(BenchConfig(**FAST, batch=4), CPU, model=SMALL_HEAD)
-    assert len(calls) == len(STAGES) and r.batch == 4
+    assert len(calls) == len(STAGES) - 1 and r.batch == 4
     for t in r.stages.values():
         assert (t.median_ms, t.p95_ms, t.min_ms, t.mean_ms) == (3.0, 4.0, 2.5, 3.25)
     assert r.fps == pytest.approx(1000 / 3.0)
@@ -88,8 +88,12 @@ def test_model_folder(tiny_model):
     assert r.model == tiny_model.layout.root.name and r.resolution == tiny_model.info.image_size
     assert r.audio_backend == tiny_model.info.audio["kind"] and r.notes == []
     assert r.stages["end_to_end"].median_ms > 0 and r.rays_per_frame > 0
+    assert r.stages["torso"].median_ms > 0  # the model has a torso: the head is rendered over it
     p = run_bench(BenchConfig(runs=2, warmup=1, resolution=96, portrait=True, batch=2), CPU, tiny_model.layout.root)
     assert p.resolution == 96 and p.portrait and p.stages["composite"].median_ms > 0
+    assert "torso" not in p.stages  # the face is pasted into the original frames, their bodies included
+    t = run_bench(BenchConfig(runs=2, warmup=1, resolution=96), CPU, tiny_model.layout.root)
+    assert t.stages["torso"].median_ms > 0  # the torso at another size than it was trained at
 
 
 def test_model_folder_problems(tmp_path):

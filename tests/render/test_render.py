@@ -23,7 +23,7 @@ def speech_like(path, seconds=2.3, rate=44100, channels=2):
     return path
 
 
-@pytest.mark.parametrize("portrait,pose", [(False, "replay"), (True, "static")])
+@pytest.mark.parametrize("portrait,pose", [(False, "audio"), (False, "replay"), (True, "static")])
 def test_render_matches_the_audio_duration(tiny_model, tmp_path, portrait, pose):
     wav = speech_like(tmp_path / "speech.wav")
     out = tmp_path / "out.mp4"
@@ -41,7 +41,8 @@ def test_render_matches_the_audio_duration(tiny_model, tmp_path, portrait, pose)
 
 def test_long_audio_loops_the_replayed_poses(tiny_model, tmp_path):
     wav = speech_like(tmp_path / "long.wav", seconds=12.0, rate=16000, channels=1)  # longer than the 10 s clip
-    r = run_render(tiny_model.layout.root, wav, tmp_path / "long.mp4", RenderConfig(), RuntimeConfig(device="cpu"))
+    r = run_render(tiny_model.layout.root, wav, tmp_path / "long.mp4", RenderConfig(pose="replay"),
+                   RuntimeConfig(device="cpu"))
     assert r.frames == 300 and abs(probe(r.path).duration_s - 12.0) <= 1 / 25
 
 
@@ -95,3 +96,50 @@ def test_precomputed_features_render_what_the_backend_would(tiny_model, tmp_path
     np.savez(tmp_path / "several.npz", a=np.zeros(3))
     with pytest.raises(DataError, match="single array"):
         run_render(tiny_model.layout.root, wav, tmp_path / "c.mp4", cfg, rt, features=tmp_path / "several.npz")
+
+
+def _poses_rendered(monkeypatch, model_dir, wav, out, cfg):
+    """Run a render and record the head rotations it renders: [T, 3, 3]."""
+    from syncanim.render import pipeline
+
+    seen = []
+    person, batch = pipeline.render_person, pipeline.render_batch_uint8
+
+    def spy_person(model, torso, camera, *a, **k):
+        seen.append(camera.poses_numpy()[0])
+        return person(model, torso, camera, *a, **k)
+
+    def spy_batch(model, camera, *a, **k):
+        seen.append(camera.poses_numpy()[0])
+        return batch(model, camera, *a, **k)
+
+    monkeypatch.setattr(pipeline, "render_person", spy_person)
+    monkeypatch.setattr(pipeline, "render_batch_uint8", spy_batch)
+    run_render(model_dir, wav, out, cfg, RuntimeConfig(device="cpu"))
+    monkeypatch.undo()
+    return np.concatenate(seen)
+
+
+def test_audio_pose_comes_from_the_speech_and_old_models_replay(tiny_model, tmp_path, monkeypatch, caplog):
+    import shutil
+
+    from syncanim.model.folder import load_replay
+
+    root = tiny_model.layout.root
+    wav = speech_like(tmp_path / "speech.wav", seconds=3.0, rate=16000, channels=1)
+    audio = _poses_rendered(monkeypatch, root, wav, tmp_path / "a.mp4", RenderConfig())
+    again = _poses_rendered(monkeypatch, root, wav, tmp_path / "b.mp4", RenderConfig())
+    other = _poses_rendered(monkeypatch, root, wav, tmp_path / "c.mp4", RenderConfig(seed=3))
+    replay = _poses_rendered(monkeypatch, root, wav, tmp_path / "d.mp4", RenderConfig(pose="replay"))
+    np.testing.assert_array_equal(audio, again)  # the same speech and seed: the same motion
+    assert not np.allclose(audio, other, atol=1e-4)
+    assert not np.allclose(audio, replay, atol=1e-4)
+    np.testing.assert_allclose(replay, load_replay(tiny_model.layout).rotation[:75], atol=1e-5)
+    # a model trained before the motion syncer: the poses replay, with a warning
+    old = tmp_path / "old"
+    shutil.copytree(root, old, ignore=shutil.ignore_patterns("checkpoint"))
+    (old / "motion.safetensors").unlink()
+    with caplog.at_level("WARNING"):
+        legacy = _poses_rendered(monkeypatch, old, wav, tmp_path / "e.mp4", RenderConfig())
+    np.testing.assert_allclose(legacy, replay, atol=1e-6)
+    assert "no motion syncer" in caplog.text

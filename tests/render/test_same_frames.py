@@ -1,5 +1,5 @@
 """``render``, ``eval`` (model mode) and ``bench`` render the same frames of the same model: each runs the
-model's one ``render_frames`` through :func:`syncanim.render.pipeline.render_batch`."""
+model's one ``render_frames`` through :func:`syncanim.render.pipeline.render_batch`, over the same torso."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from syncanim.data.dataset import load_head_data
 from syncanim.eval import pipeline as ep
 from syncanim.model.camera import Camera
 from syncanim.model.conditioning import FrameBatch
-from syncanim.model.folder import load_model
+from syncanim.model.folder import ModelLayout, load_model, load_torso
 from syncanim.model.head import EXPRESSIONS
-from syncanim.render.pipeline import render_batch_uint8
+from syncanim.render.pipeline import render_person
 
 CPU = RuntimeConfig(device="cpu")
 
@@ -24,6 +24,8 @@ CPU = RuntimeConfig(device="cpu")
 def test_render_eval_and_bench_give_identical_frames(tiny_model, tmp_path, monkeypatch):
     root = tiny_model.layout.root
     model, info = load_model(root)
+    torso = load_torso(ModelLayout(root), info)
+    assert torso is not None
     data = load_head_data(info.dataset, EXPRESSIONS)
     ids = list(range(data.num_train, data.num_frames))
     per_call = RenderConfig().frames_per_call
@@ -47,12 +49,12 @@ def test_render_eval_and_bench_give_identical_frames(tiny_model, tmp_path, monke
         # render: the call run_render makes for each batch of frames
         camera = Camera.from_numpy(data.rotation[k], data.translation[k], info.focal, info.cx, info.cy,
                                    info.image_size, "cpu")
-        rendered.append(render_batch_uint8(model, camera, cond, data.backgrounds[k], precision="fp32", chunk=chunk))
+        rendered.append(render_person(model, torso, camera, cond, precision="fp32", chunk=chunk))
         # bench: its head_render and composite stages on the same frames
         subject = bp._Subject("m", model, SimpleNamespace(per_frame=info.audio_per_frame, dim=info.audio_dim), "x",
                               None, info.fps, info.image_size, info.focal, info.cx, info.cy, data.rotation[k],
                               data.translation[k], data.expressions[k], np.zeros((len(k), 3, 2), np.float32),
-                              list(data.backgrounds[k]), [])
+                              list(data.backgrounds[k]), [], torso)
         path = bp._Path(subject, BenchConfig(batch=len(k), chunk_rays=chunk), torch.device("cpu"), "fp32", None)
         benched.append(np.stack(path.download(path.render(cond, path.upload(0), 0), 0)))
 

@@ -1,0 +1,1 @@
+"""[component] Motion from speech: head pose, brow raises and blinks (the pose and emotion syncers)."""

@@ -1,0 +1,241 @@
+"""The motion syncer: speech -> head rotation and translation, brow raises and blinks, causally.
+
+Per frame ``t`` (all in the subject's units: each motion channel divided by its spread on the clip;
+channels: the head rotation as a rotation vector about the clip's mean rotation (3), the translation
+about its mean (3), the brow raise (1)):
+
+1. ``m[t]``: a window network (the architecture of :class:`syncanim.model.mouth_net.MouthPredictor`)
+   reads the speech features of frames ``t - past .. t + future``: the motion the speech predicts.
+2. ``r[t]``: an AR(2) process per channel with the dynamics of the subject's own motion
+   (:func:`syncanim.motion.filters.fit_ar2`), driven by innovations that are partly (``noise_share``
+   of their variance) a random stream, seeded by the stream's seed and its first frame of speech, and
+   for the rest a fixed random projection of the change of the speech features from the frame
+   before: the motion speech does not predict, varied by the speech itself (different speech,
+   different motion), and only the random part in silence (a quieter, still living head).
+3. ``z[t] = lowpass(m[t] + residual * r[t]) * gain``: a critically damped low-pass
+   (:func:`syncanim.motion.filters.lowpass`) makes the motion smooth by construction; ``gain``
+   (calibrated at training) gives it the subject's spread.
+4. Blinks from :class:`syncanim.motion.blinks.BlinkState`, which hears whether frame ``t`` has speech
+   (:class:`SpeechGate`).
+
+Frame ``t`` is known once the features of frame ``t + future`` are: :class:`MotionStream` runs on a
+live stream chunk by chunk and gives the frames of a whole file exactly as one call does
+(:func:`generate_motion`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..geometry import axis_angle_to_matrix, matrix_to_axis_angle
+from ..model.mouth_net import MouthPredictor
+from .blinks import BlinkModel, BlinkState
+from .filters import lowpass_alpha
+
+#: the expression coefficients the syncer drives, in this order
+EXPRESSIONS = ("blink_left", "blink_right", "brow_raise")
+CHANNELS = 7  # rotation (3), translation (3), brow raise (1)
+
+
+def motion_channels(mean_rotation: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
+                    brow: np.ndarray | None = None) -> np.ndarray:
+    """Motion channels of N frames: the rotation vector of ``rotation [N, 3, 3]`` about ``mean_rotation [3, 3]``,
+    ``translation [N, 3]``, and ``brow [N]`` when given -> ``[N, 7]`` (or ``[N, 6]``) float64."""
+    rel = matrix_to_axis_angle(np.asarray(mean_rotation, np.float64).T[None] @ np.asarray(rotation, np.float64))
+    parts = [rel, np.asarray(translation, np.float64)]
+    if brow is not None:
+        parts.append(np.asarray(brow, np.float64)[:, None])
+    return np.concatenate(parts, 1)
+
+
+@dataclass(frozen=True)
+class MotionArch:
+    """The syncer's shape and fixed settings (kept in model.json)."""
+
+    per_frame: int
+    feat_dim: int
+    fps: float
+    hidden: int = 64
+    layers: int = 2
+    past: int = 12
+    future: int = 2
+    cutoff_hz: float = 2.5
+    noise_share: float = 0.3
+
+
+@dataclass(frozen=True)
+class Motion:
+    """T frames of motion: rotation [T, 3, 3], translation [T, 3], expressions [T, 3] (:data:`EXPRESSIONS`)."""
+
+    rotation: np.ndarray
+    translation: np.ndarray
+    expressions: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rotation)
+
+    @staticmethod
+    def concat(parts: list[Motion]) -> Motion:
+        return Motion(*(np.concatenate([getattr(p, k) for p in parts]) if parts else np.zeros((0, *s), np.float32)
+                        for k, s in (("rotation", (3, 3)), ("translation", (3,)), ("expressions", (3,)))))
+
+
+class MotionSyncer(nn.Module):
+    """The fitted syncer (module doc). Buffers (all float32):
+
+    mean_rotation [3, 3]; mean [7] / scale [7]: the channels' mean and spread (the rotation's mean is 0);
+    ar [7, 2] / ar_noise [7]: the residual's AR(2); residual [7]: its weight; gain [7];
+    projection [P*F, 7]: the speech part of the innovations, and proj_scale [7] its spread.
+    """
+
+    def __init__(self, arch: MotionArch, blinks: BlinkModel) -> None:
+        super().__init__()
+        self.arch, self.blinks = arch, blinks
+        self.net = MouthPredictor(arch.per_frame, arch.feat_dim, CHANNELS, hidden=arch.hidden, layers=arch.layers,
+                                  past=arch.past, future=arch.future)
+        fin = arch.per_frame * arch.feat_dim
+        gen = torch.Generator().manual_seed(0)
+        self.register_buffer("mean_rotation", torch.eye(3))
+        self.register_buffer("mean", torch.zeros(CHANNELS))
+        self.register_buffer("scale", torch.ones(CHANNELS))
+        self.register_buffer("ar", torch.zeros(CHANNELS, 2))
+        self.register_buffer("ar_noise", torch.ones(CHANNELS))
+        self.register_buffer("residual", torch.ones(CHANNELS))
+        self.register_buffer("gain", torch.ones(CHANNELS))
+        self.register_buffer("projection", torch.randn(fin, CHANNELS, generator=gen) / fin ** 0.5)
+        self.register_buffer("proj_scale", torch.ones(CHANNELS))
+
+    def project(self, features: torch.Tensor) -> np.ndarray:
+        """The speech innovations' source: features ``[T, P, F]`` -> ``[T, 7]`` float64 (normalised with the
+        network's feature statistics, projected)."""
+        z = (features.flatten(1).float() - self.net.feat_mean) / self.net.feat_std
+        return (z @ self.projection).double().cpu().numpy()
+
+    def stream(self, seed: int = 0) -> MotionStream:
+        return MotionStream(self, seed)
+
+    def to_motion(self, z: np.ndarray, closure: np.ndarray) -> Motion:
+        """Motion of normalised channels ``z: [T, 7]`` and eye closure ``[T, 2]``."""
+        mean = self.mean.cpu().numpy().astype(np.float64)
+        scale = self.scale.cpu().numpy().astype(np.float64)
+        x = mean + z * scale  # [T, 7]
+        rot = self.mean_rotation.cpu().numpy().astype(np.float64) @ axis_angle_to_matrix(x[:, :3])
+        expr = np.concatenate([closure, x[:, 6:7]], 1)
+        return Motion(rot.astype(np.float32), x[:, 3:6].astype(np.float32), expr.astype(np.float32))
+
+
+def speech_hash(features: torch.Tensor) -> int:
+    """A 32-bit number from one frame's features ``[P, F]`` (rounded to 0.01, so tiny numeric differences rarely change it)."""
+    q = np.round(features.float().cpu().numpy().astype(np.float64), 2).astype(np.float16)
+    return zlib.crc32(q.tobytes())
+
+
+class SpeechGate:
+    """Causal speech detection on per-frame loudness: speech when a frame's RMS is above ``ratio`` of the
+    loud level heard so far (a peak follower that decays with a half-life of ``half_life_s``) and above
+    ``floor``."""
+
+    def __init__(self, fps: float, ratio: float = 0.1, half_life_s: float = 5.0, floor: float = 1e-3) -> None:
+        self.decay = 0.5 ** (1.0 / (half_life_s * fps))
+        self.ratio, self.floor, self.level = ratio, floor, 0.0
+
+    def step(self, rms: float) -> bool:
+        self.level = max(rms, self.level * self.decay)
+        return rms > self.floor and rms > self.ratio * self.level
+
+
+class MotionStream:
+    """One stream's state: push speech features (and each frame's loudness) as they come; get the motion of
+    the frames that are now known (``future`` frames behind); :meth:`flush` at the end of the speech."""
+
+    def __init__(self, syncer: MotionSyncer, seed: int = 0) -> None:
+        self.s, self.seed = syncer, seed
+        a = syncer.arch
+        self.rng = np.random.default_rng(seed)  # reseeded with the first frame's speech (push)
+        self.blink = BlinkState(syncer.blinks, a.fps, self.rng)
+        self.gate = SpeechGate(a.fps)
+        self.alpha = lowpass_alpha(a.fps, a.cutoff_hz)
+        self.buf: torch.Tensor | None = None  # features not yet consumed by a full window
+        self.rms: list[float] = []  # loudness of frames not yet given out
+        self.prev_proj: np.ndarray | None = None
+        self.r1 = np.zeros(CHANNELS)
+        self.r2 = np.zeros(CHANNELS)
+        self.lp: tuple[np.ndarray, np.ndarray] | None = None
+        self.coef = syncer.ar.cpu().numpy().astype(np.float64)
+        self.noise = syncer.ar_noise.cpu().numpy().astype(np.float64)
+        self.resid = syncer.residual.cpu().numpy().astype(np.float64)
+        self.gain = syncer.gain.cpu().numpy().astype(np.float64)
+        self.proj_scale = syncer.proj_scale.cpu().numpy().astype(np.float64)
+        self.share = a.noise_share
+
+    def push(self, features: torch.Tensor | np.ndarray, rms: np.ndarray) -> Motion:
+        """features ``[n, P, F]`` and their frames' RMS ``[n]`` -> the motion of the frames now known."""
+        f = torch.as_tensor(np.asarray(features) if isinstance(features, np.ndarray) else features,
+                            dtype=torch.float32, device=self.s.mean.device)
+        r = np.asarray(rms, np.float64).reshape(-1)
+        if f.ndim != 3 or len(f) != len(r):
+            raise ValueError(f"MotionStream.push: features [n, P, F] and rms [n] disagree: {tuple(f.shape)}, {r.shape}")
+        if len(f) == 0:
+            return Motion.concat([])
+        if self.buf is None:  # the first frame's window reaches back past the start: repeat it
+            self.buf = f[:1].expand(self.s.arch.past, *f.shape[1:])
+            if self.prev_proj is None:  # a new stream: its random part also depends on how the speech starts
+                self.rng = np.random.default_rng([self.seed, speech_hash(f[0])])
+                self.blink = BlinkState(self.s.blinks, self.s.arch.fps, self.rng)
+        self.buf = torch.cat([self.buf, f])
+        self.rms.extend(r.tolist())
+        return self._run()
+
+    def flush(self) -> Motion:
+        """The motion of the last ``future`` frames (their windows reach past the end: the last frame repeats)."""
+        if self.buf is None or self.s.arch.future == 0:
+            return Motion.concat([])
+        self.buf = torch.cat([self.buf, self.buf[-1:].expand(self.s.arch.future, *self.buf.shape[1:])])
+        out = self._run()
+        self.buf = None
+        return out
+
+    @torch.no_grad()
+    def _run(self) -> Motion:
+        a = self.s.arch
+        window = a.past + a.future + 1
+        assert self.buf is not None
+        n = len(self.buf) - window + 1
+        if n <= 0:
+            return Motion.concat([])
+        self.s.net.eval()
+        m = self.s.net.forward_runs(self.buf[None])[0].double().cpu().numpy()  # [n, 7]
+        proj = self.s.project(self.buf[a.past:a.past + n])  # [n, 7]: the frames being given out
+        self.buf = self.buf[n:]
+        z = np.empty((n, CHANNELS))
+        closure = np.empty((n, 2))
+        rms, self.rms = self.rms[:n], self.rms[n:]
+        for t in range(n):
+            speech_part = (proj[t] - self.prev_proj) / self.proj_scale if self.prev_proj is not None else 0.0
+            self.prev_proj = proj[t]
+            eps = self.rng.standard_normal(CHANNELS)
+            e = np.sqrt(1 - self.share) * speech_part + np.sqrt(self.share) * eps
+            r = self.coef[:, 0] * self.r1 + self.coef[:, 1] * self.r2 + self.noise * e
+            self.r1, self.r2 = r, self.r1
+            y = m[t] + self.resid * r
+            if self.lp is None:
+                self.lp = (y.copy(), y.copy())
+            s1 = self.lp[0] + self.alpha * (y - self.lp[0])
+            s2 = self.lp[1] + self.alpha * (s1 - self.lp[1])
+            self.lp = (s1, s2)
+            z[t] = s2 * self.gain
+            closure[t] = self.blink.step(self.gate.step(rms[t]))
+        return self.s.to_motion(z, closure)
+
+
+def generate_motion(syncer: MotionSyncer, features: torch.Tensor | np.ndarray, rms: np.ndarray,
+                    seed: int = 0) -> Motion:
+    """The motion of a whole clip: features ``[T, P, F]``, per-frame RMS ``[T]`` -> :class:`Motion` of T frames
+    (the same frames a :class:`MotionStream` gives chunk by chunk)."""
+    st = syncer.stream(seed)
+    return Motion.concat([st.push(features, rms), st.flush()])

@@ -1,0 +1,120 @@
+"""Fitting the torso field (:class:`syncanim.model.torso.TorsoField`) after the head.
+
+Each step takes ``frames_per_step`` random training frames and ``pixels`` pixels among them, most
+inside the box around the person (where the torso changes with the pose), the rest anywhere; the
+field's torso over the background plate is fitted to what the head is trained over (the frame with
+the head replaced by the plate, :func:`syncanim.data.dataset.torso_background`) by mean squared error.
+Adam, feature planes at ``lr_planes`` and MLPs at ``lr_net``, both decaying to a tenth. The held-out
+frames' PSNR over their person boxes is reported.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config import TorsoTrainConfig
+from ..console import ProgressFn, no_progress
+from ..data.labels import TORSO
+from ..model.torso import TorsoArch, TorsoField
+
+
+@dataclass
+class TorsoFitReport:
+    steps: int
+    seconds: float
+    loss: float  # mean squared error of the last 10 % of the steps
+    holdout_psnr: float | None  # over the held-out frames' person boxes (8-bit levels), None without held-out frames
+
+
+def person_boxes(labels: np.ndarray, margin: int) -> np.ndarray:
+    """Boxes ``[N, 4]`` (x0, y0, x1, y1; end exclusive) around the labelled person of each label map ``[N, H, W]``
+    (any label from torso up), grown by ``margin`` pixels; the whole image where no person is labelled."""
+    n, h, w = labels.shape
+    out = np.tile(np.array([0, 0, w, h], np.int64), (n, 1))
+    for k in range(n):
+        person = labels[k] >= TORSO
+        rows, cols = np.flatnonzero(person.any(1)), np.flatnonzero(person.any(0))
+        if len(rows):
+            out[k] = [max(0, cols[0] - margin), max(0, rows[0] - margin), min(w, cols[-1] + 1 + margin),
+                      min(h, rows[-1] + 1 + margin)]
+    return out
+
+
+def sample_pixels(boxes: torch.Tensor, frames: torch.Tensor, count: int, person_share: float, size: int,
+                  gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` pixels spread over ``frames: [B] long``, ``person_share`` of them inside each frame's box
+    (``boxes: [N, 4]``) -> (x ``[B, P]``, y ``[B, P]``) long, P = count // B."""
+    b = len(frames)
+    p = max(1, count // b)
+    inside = int(round(p * person_share))
+    u = torch.rand(b, p, 2, generator=gen, device=gen.device).to(boxes.device)
+    box = boxes[frames].float()  # [B, 4]
+    x = torch.where(torch.arange(p, device=boxes.device) < inside, box[:, None, 0] + u[..., 0] * (box[:, None, 2] - box[:, None, 0]),
+                    u[..., 0] * size)
+    y = torch.where(torch.arange(p, device=boxes.device) < inside, box[:, None, 1] + u[..., 1] * (box[:, None, 3] - box[:, None, 1]),
+                    u[..., 1] * size)
+    return x.long().clamp(0, size - 1), y.long().clamp(0, size - 1)
+
+
+def fit_torso(backgrounds: torch.Tensor, rotation: np.ndarray, translation: np.ndarray, plate: np.ndarray,
+              boxes: np.ndarray, num_train: int, cfg: TorsoTrainConfig, gen: torch.Generator,
+              progress: ProgressFn = no_progress) -> tuple[TorsoField, TorsoFitReport]:
+    """The subject's torso (module doc). backgrounds ``[N, H, W, 3] uint8`` (on the training device);
+    rotation ``[N, 3, 3]``, translation ``[N, 3]``; plate ``[H, W, 3] uint8``; boxes ``[N, 4]``
+    (:func:`person_boxes`); frames ``0 .. num_train - 1`` are the training frames."""
+    t0 = time.perf_counter()
+    dev = backgrounds.device
+    size = backgrounds.shape[1]
+    field = TorsoField(TorsoArch.of(cfg, size))
+    field.set_normalisation(rotation[:num_train], translation[:num_train])
+    with torch.no_grad():
+        field.plate.copy_(torch.from_numpy(np.ascontiguousarray(plate)))
+    field = field.to(dev)
+    codes = field.codes(rotation, translation)  # [N, 6]
+    box_t = torch.from_numpy(boxes).to(dev)
+    plate_f = field.plate.float() / 255
+    opt = torch.optim.Adam([{"params": list(field.planes.parameters()), "lr": cfg.lr_planes},
+                            {"params": [*field.offset.parameters(), *field.colour.parameters()], "lr": cfg.lr_net}])
+    base = [g["lr"] for g in opt.param_groups]
+    tail: list[float] = []
+
+    def batch(frames: torch.Tensor, count: int, share: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, y = sample_pixels(box_t, frames, count, share, size, gen)
+        xy = torch.stack([(x.float() + 0.5) / size, (y.float() + 0.5) / size], -1)  # [B, P, 2]
+        target = backgrounds[frames[:, None], y, x].float() / 255  # [B, P, 3]
+        return xy, target, plate_f[y, x]
+
+    field.train()
+    for step in range(cfg.steps):
+        for g, lr in zip(opt.param_groups, base, strict=True):
+            g["lr"] = lr * 0.1 ** (step / max(1, cfg.steps))
+        frames = torch.randint(0, num_train, (cfg.frames_per_step,), generator=gen, device=gen.device).to(dev)
+        xy, target, under = batch(frames, cfg.pixels, cfg.person_share)
+        loss = ((field.composite(xy, codes[frames], under) - target) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step >= cfg.steps * 0.9:
+            tail.append(float(loss.detach()))
+        if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
+            progress("torso", step + 1, cfg.steps)
+    field.eval()
+    held = None
+    n = backgrounds.shape[0]
+    if n > num_train:
+        frames = torch.arange(num_train, n, device=dev)
+        se, count = 0.0, 0
+        with torch.no_grad():
+            for s in range(0, len(frames), 16):
+                f = frames[s:s + 16]
+                xy, target, under = batch(f, 4096 * len(f), 1.0)
+                se += float(((field.composite(xy, codes[f], under) - target) ** 2).sum())
+                count += target.numel()
+        held = -10 * math.log10(max(se / max(count, 1), 1e-12))
+    report = TorsoFitReport(cfg.steps, time.perf_counter() - t0, float(np.mean(tail)) if tail else 0.0, held)
+    return field, report

@@ -1,0 +1,137 @@
+"""The motion syncer: fitted on a made-up subject, it moves as much as they do, smoothly, causally,
+differently for different speech, streams exactly as it renders, and survives a model folder."""
+
+import numpy as np
+import pytest
+import torch
+
+from syncanim.config import MotionTrainConfig
+from syncanim.geometry import axis_angle_to_matrix, matrix_to_euler
+from syncanim.motion.filters import lowpass, lowpass_alpha
+from syncanim.motion.syncer import Motion, generate_motion
+from syncanim.train.motion import fit_motion
+
+FPS = 25.0
+BASE = np.array([[1, 0, 0], [0, -1, 0], [0, 0, -1.0]])  # the head facing the camera
+
+
+def _speech(n, seed):
+    """Features [n, 2, 8] (smooth in time, like speech) and each frame's loudness [n]."""
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(n, 2, 8, generator=g)
+    f = (f + torch.roll(f, 1, 0) + torch.roll(f, 2, 0)) / 3
+    rms = np.where((np.arange(n) // 40) % 3 == 2, 0.0, 0.1)  # 1.6 s of speech, 0.8 s of pause
+    return f, rms
+
+
+def _subject(n=1500, seed=0):
+    """A made-up subject: head yaw partly follows the speech, everything sways slowly, blinks every ~3 s."""
+    feats, rms = _speech(n, seed)
+    rng = np.random.default_rng(seed)
+    alpha = lowpass_alpha(FPS, 1.0)
+    drive = lowpass(feats.flatten(1).numpy() @ rng.standard_normal((16, 1)), lowpass_alpha(FPS, 3.0))[:, 0]
+    sway = lowpass(np.cumsum(rng.standard_normal((n, 6)), 0) * 0.02, alpha)
+    sway -= lowpass(sway, lowpass_alpha(FPS, 0.1))  # no slow drift
+    rotvec = np.stack([sway[:, 0] * 0.5, drive / drive.std() * 0.05 + sway[:, 1], sway[:, 2] * 0.5], 1)
+    rotation = BASE @ axis_angle_to_matrix(rotvec)
+    translation = np.array([0.0, 0.0, 0.6]) + sway[:, 3:6] * 0.1
+    closure = np.full((n, 2), 0.1)
+    for p in range(40, n - 8, 70):
+        closure[p:p + 7] += np.array([0.2, 0.5, 0.9, 1.0, 0.8, 0.4, 0.1])[:, None]
+    expressions = np.concatenate([closure, sway[:, :1] * 3], 1)
+    return feats, rms, rotation.astype(np.float32), translation.astype(np.float32), expressions.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    feats, rms, rot, trans, expr = _subject()
+    cfg = MotionTrainConfig(steps=200, batch=256, run=32, hidden=16, past=6, future=2)
+    syncer, report = fit_motion(feats, rms, rot, trans, expr, 1500, FPS, cfg, torch.Generator().manual_seed(0))
+    return syncer, report, (feats, rms, rot, trans, expr)
+
+
+def _amplitude_jitter(rotation):
+    """Total spread of the angles (degrees) and mean |second difference| (degrees / frame^2), about the
+    camera-facing base rotation (so no angle wraps)."""
+    e = np.degrees(matrix_to_euler(BASE.T @ rotation.astype(np.float64)))
+    return np.sqrt(e.var(0).sum()), np.abs(np.diff(e, 2, axis=0)).sum(1).mean()
+
+
+def test_new_speech_moves_the_head_like_the_subject(fitted):
+    syncer, report, (_, _, rot, _, expr) = fitted
+    assert report.holdout_correlation[1] > 0.3  # the yaw that follows the speech is found on unseen frames
+    assert report.blinks_found == len(range(40, 1500 - 8, 70))
+    feats, rms = _speech(3000, seed=7)  # speech the syncer never heard
+    motion = generate_motion(syncer, feats, rms)
+    assert len(motion) == 3000 and motion.expressions.shape == (3000, 3)
+    amp, jitter = _amplitude_jitter(motion.rotation)
+    amp0, jitter0 = _amplitude_jitter(rot)
+    assert 0.7 * amp0 < amp < 1.3 * amp0
+    assert jitter <= jitter0
+    blinks_per_min = (np.diff((motion.expressions[:, :2].min(1) > 0.5).astype(int)) == 1).sum() / 2.0
+    assert 0.7 * report.blink_rate_per_min < blinks_per_min < 1.3 * report.blink_rate_per_min
+    assert 0.5 * expr[:, 2].std() < motion.expressions[:, 2].std() < 1.5 * expr[:, 2].std()
+
+
+def test_different_speech_gives_different_motion_and_the_same_speech_the_same(fitted):
+    syncer = fitted[0]
+    a = generate_motion(syncer, *_speech(1000, seed=1))
+    b = generate_motion(syncer, *_speech(1000, seed=2))
+    again = generate_motion(syncer, *_speech(1000, seed=1))
+    np.testing.assert_array_equal(a.rotation, again.rotation)
+    ya, yb = (matrix_to_euler(BASE.T @ m.rotation.astype(np.float64))[:, 1] for m in (a, b))
+    assert abs(np.corrcoef(ya, yb)[0, 1]) < 0.5
+    other_seed = generate_motion(syncer, *_speech(1000, seed=1), seed=5)
+    assert not np.allclose(other_seed.rotation, a.rotation)
+
+
+def test_streaming_in_chunks_gives_the_same_frames_and_is_causal(fitted):
+    syncer = fitted[0]
+    feats, rms = _speech(400, seed=3)
+    whole = generate_motion(syncer, feats, rms)
+    stream = syncer.stream()
+    parts, k = [], 0
+    for size in [1, 5, 2, 30, 7, 100, 255]:
+        parts.append(stream.push(feats[k:k + size], rms[k:k + size]))
+        k += size
+    parts.append(stream.flush())
+    chunked = Motion.concat(parts)
+    for name in ("rotation", "translation", "expressions"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), atol=1e-5, err_msg=name)
+    # frame t depends on speech up to t + future only
+    future = syncer.arch.future
+    changed = feats.clone()
+    changed[200 + future + 1:] = torch.randn_like(changed[200 + future + 1:])
+    other = generate_motion(syncer, changed, rms)
+    np.testing.assert_allclose(other.rotation[:201], whole.rotation[:201], atol=1e-6)
+    assert not np.allclose(other.rotation[260:], whole.rotation[260:])
+
+
+def test_silence_still_blinks_and_moves_a_little(fitted):
+    syncer, _, (feats0, _, rot, _, _) = fitted
+    speech, rms = _speech(250, seed=4)
+    silent = torch.cat([speech, feats0[:1].expand(375, 2, 8)])  # 10 s of speech, then 15 s of silence
+    motion = generate_motion(syncer, silent, np.r_[rms, np.zeros(375)])
+    quiet = motion.expressions[250:, :2].min(1) > 0.5
+    assert (np.diff(quiet.astype(int)) == 1).sum() >= 2  # blinks in the silence
+    amp, _ = _amplitude_jitter(motion.rotation[250:])
+    amp0, _ = _amplitude_jitter(rot)
+    assert 0.05 * amp0 < amp < 1.3 * amp0  # the head still lives, not more than when speaking
+
+
+def test_a_model_folder_keeps_the_syncer(fitted, tmp_path):
+    from syncanim.model.folder import ModelInfo, ModelLayout
+    from syncanim.motion.store import load_motion, motion_section, save_motion
+
+    syncer = fitted[0]
+    layout = ModelLayout(tmp_path)
+    info = ModelInfo(model={}, audio={}, audio_per_frame=2, audio_dim=8, num_latents=1, expressions=[],
+                     image_size=64, fps=FPS, focal=1.0, cx=0.0, cy=0.0, dataset="", sample_rate=16000, mouth={})
+    assert load_motion(layout, info) is None  # a model without a syncer
+    save_motion(layout, syncer)
+    info = ModelInfo(**{**info.__dict__, "motion": motion_section(syncer, {})})
+    loaded = load_motion(layout, info)
+    feats, rms = _speech(300, seed=9)
+    a, b = generate_motion(syncer, feats, rms), generate_motion(loaded, feats, rms)
+    np.testing.assert_array_equal(a.expressions, b.expressions)
+    np.testing.assert_allclose(a.rotation, b.rotation, atol=1e-6)
