@@ -49,7 +49,7 @@ def test_a_fresh_field_shows_the_plate_half_covered_and_renders_whole_frames():
 @pytest.fixture(scope="module")
 def fitted():
     frames, rot, trans, plate, labels = _clip()
-    cfg = TorsoTrainConfig(steps=300, frames_per_step=4, pixels=2048, max_res=64, base_res=8, levels=3, hidden=32,
+    cfg = TorsoTrainConfig(steps=600, frames_per_step=4, pixels=2048, max_res=64, base_res=8, levels=3, hidden=32,
                            lr_planes=5e-2, lr_net=5e-3)
     field, report = fit_torso(torch.from_numpy(frames), rot, trans, plate, person_boxes(labels, 2), 50, cfg,
                               torch.Generator().manual_seed(0))
@@ -58,7 +58,8 @@ def fitted():
 
 def test_learns_a_body_that_follows_the_pose(fitted):
     field, report, (frames, rot, trans) = fitted
-    assert report.holdout_psnr is not None and report.holdout_psnr > 24  # held-out frames: poses it never saw
+    # held-out frames, poses it never saw (26.4 dB with 1 or 2 threads; 300 steps gave 22-23 dB)
+    assert report.holdout_psnr is not None and report.holdout_psnr > 24
     img = (field.render(field.codes(rot[50:], trans[50:])) * 255).round().byte().numpy()
     err = np.abs(img.astype(int) - frames[50:].astype(int)).mean()
     assert err < 8, err
