@@ -2,12 +2,15 @@
 
 Each chunk of frames averages the background pixels of every n-th frame (the person mask grown by
 a margin, so the soft edge of the person never leaks in). The plate is the per-pixel median of the
-chunk averages (robust to a passing change), and pixels no frame ever showed are inpainted.
+chunk averages (robust to a passing change), and pixels no frame ever showed are filled in: by
+default smoothly from the seen pixels around them (:func:`smooth_fill`, a push-pull pyramid: no
+streaks fanning out from the edge, as a pixel-marching inpainter leaves across a large hole).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -20,7 +23,8 @@ from ..registry import Spec
 class MedianPlateConfig(Frozen):
     every: int = Field(5, ge=1)  # sample every n-th frame
     margin_px: int = Field(9, ge=0)  # grow the person mask by this much (at output size) before sampling
-    inpaint_radius: int = Field(5, ge=1)
+    fill: Literal["smooth", "telea"] = "smooth"  # never-seen pixels: push-pull pyramid, or OpenCV's Telea inpainting
+    inpaint_radius: int = Field(5, ge=1)  # for fill = "telea"
 
 
 @dataclass
@@ -38,8 +42,33 @@ class ChunkPlate:
         return m
 
 
-def merge_plates(means: list[np.ndarray], radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel median of chunk means, then inpainting of never-seen pixels.
+def smooth_fill(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``image [H, W, C]`` float32 with its unknown pixels (``known [H, W]`` bool false) filled by push-pull:
+    the known pixels are averaged down a Gaussian pyramid (each level the weighted mean of the finer one),
+    then each level's holes take the coarser level's estimate on the way up, blended by how much of a
+    pixel was known. Known pixels keep their values; with no known pixel the result is zeros."""
+    w = known.astype(np.float32)
+    v = np.where(known[..., None], image, 0).astype(np.float32)
+    levels = [(v, w)]
+    while min(levels[-1][1].shape[:2]) > 2:
+        v, w = levels[-1]
+        levels.append((cv2.pyrDown(v), cv2.pyrDown(w)))
+    v, w = levels[-1]
+    est = _weighted(v, w)
+    for v, w in reversed(levels[:-1]):
+        up = cv2.pyrUp(est, dstsize=(v.shape[1], v.shape[0])).reshape(v.shape)
+        a = np.clip(w, 0, 1)[..., None]
+        est = a * _weighted(v, w) + (1 - a) * up
+    return np.where(known[..., None], image, est).astype(np.float32)
+
+
+def _weighted(v: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return (v.reshape(*w.shape, -1) / np.maximum(w, 1e-6)[..., None]).reshape(v.shape)
+
+
+def merge_plates(means: list[np.ndarray], radius: int, fill: str = "smooth") -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel median of chunk means, then the never-seen pixels filled (``fill``: "smooth", :func:`smooth_fill`;
+    "telea", OpenCV's inpainting over ``radius`` px).
 
     means: list of [H, W, 3] float32 with NaN where unseen. Returns (plate [H, W, 3] uint8,
     unseen [H, W] bool).
@@ -58,8 +87,10 @@ def merge_plates(means: list[np.ndarray], radius: int) -> tuple[np.ndarray, np.n
     unseen = ~seen
     if unseen.all():
         return plate, unseen
-    if unseen.any():
+    if unseen.any() and fill == "telea":
         plate = cv2.inpaint(plate, unseen.astype(np.uint8), radius, cv2.INPAINT_TELEA)
+    elif unseen.any():
+        plate = smooth_fill(plate.astype(np.float32), seen).round().clip(0, 255).astype(np.uint8)
     return plate, unseen
 
 
@@ -86,12 +117,12 @@ class MedianPlate:
         acc.count += bg
 
     def merge(self, means: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        return merge_plates(means, self.config.inpaint_radius)
+        return merge_plates(means, self.config.inpaint_radius, self.config.fill)
 
 
 SPEC = Spec(
     name="median-inpaint",
     config_model=MedianPlateConfig,
     build=MedianPlate,
-    description="background plate: median over time of unoccupied pixels, never-seen pixels inpainted",
+    description="background plate: median over time of unoccupied pixels, never-seen pixels filled smoothly",
 )

@@ -224,7 +224,7 @@ def run_prep(
                              {"unseen_fraction": float(unseen.mean())})
     unseen_frac = float(bg_info["unseen_fraction"])
     if unseen_frac > 0.25:
-        warnings.append(f"{100 * unseen_frac:.0f} % of the background was never visible and was inpainted")
+        warnings.append(f"{100 * unseen_frac:.0f} % of the background was never visible and was filled in from around it")
 
     # -- head pose ----------------------------------------------------------------------
     from ..data.track import load_track, save_track

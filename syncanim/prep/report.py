@@ -67,11 +67,12 @@ def contact_sheet(layout: DatasetLayout, manifest: Manifest, landmarks: np.ndarr
         labels = cv2.imread(str(layout.parsing(int(k))), cv2.IMREAD_UNCHANGED)
         t = f"frame {k} ({k / manifest.fps:.1f} s)"
         cells = [
-            _label(landmark_overlay(rgb, landmarks[k], bool(found[k])), t + ("" if found[k] else " no face")),
-            _label(label_overlay(rgb, labels), "masks"),
-            _label(pose_overlay(rgb, track.rotation[k], track.translation[k], track.focal, track.cx, track.cy), "head pose"),
+            (landmark_overlay(rgb, landmarks[k], bool(found[k])), t + ("" if found[k] else " no face")),
+            (label_overlay(rgb, labels), "masks"),
+            (pose_overlay(rgb, track.rotation[k], track.translation[k], track.focal, track.cx, track.cy),
+             "pose x:red y:green z:blue"),
         ]
-        grid.append([cv2.resize(c, (THUMB, THUMB), interpolation=cv2.INTER_AREA) for c in cells])
+        grid.append([_label(cv2.resize(c, (THUMB, THUMB), interpolation=cv2.INTER_AREA), text) for c, text in cells])
     plate = _read_rgb(layout.background)
     unseen = cv2.imread(str(layout.background_unseen), cv2.IMREAD_GRAYSCALE) > 0
     marked = plate.copy()
@@ -88,6 +89,37 @@ def contact_sheet(layout: DatasetLayout, manifest: Manifest, landmarks: np.ndarr
         legend,
     ])
     return np.concatenate([np.concatenate(r, axis=1) for r in grid], axis=0)
+
+
+def head_box(points: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A square ``(x0, y0, x1, y1)`` around the head, hair and neck of face landmarks ``[478, 3]`` (pixels),
+    inside an image of ``shape`` (H, W)."""
+    p = points[list(FACE_OVAL), :2]
+    (x0, y0), (x1, y1) = p.min(0), p.max(0)
+    side = 2.2 * max(x1 - x0, y1 - y0)
+    cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1) + 0.2 * (y1 - y0)
+    side = min(side, shape[0], shape[1])
+    bx0 = int(np.clip(cx - side / 2, 0, shape[1] - side))
+    by0 = int(np.clip(cy - side / 2, 0, shape[0] - side))
+    return bx0, by0, bx0 + int(side), by0 + int(side)
+
+
+def mask_closeups(layout: DatasetLayout, manifest: Manifest, landmarks: np.ndarray, found: np.ndarray,
+                  count: int = 4) -> np.ndarray:
+    """Head, hair and neck of ``count`` frames spread over the clip, close up: the frame above, its labels
+    blended over it below (the boundaries between labels drawn white)."""
+    n = manifest.num_frames
+    cols = []
+    for k in np.unique(np.linspace(0, n - 1, count).round().astype(int)):
+        rgb = _read_rgb(layout.frame(int(k)))
+        labels = cv2.imread(str(layout.parsing(int(k))), cv2.IMREAD_UNCHANGED)
+        x0, y0, x1, y1 = head_box(landmarks[k], labels.shape) if found[k] else (0, 0, *labels.shape[::-1])
+        ov = label_overlay(rgb, labels, alpha=0.4)
+        edges = cv2.morphologyEx(labels, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+        ov[edges] = 255
+        crop = [cv2.resize(im[y0:y1, x0:x1], (THUMB, THUMB), interpolation=cv2.INTER_AREA) for im in (rgb, ov)]
+        cols.append(np.concatenate([_label(crop[0], f"frame {k} ({k / manifest.fps:.1f} s)"), crop[1]], 0))
+    return np.concatenate(cols, 1)
 
 
 def _save_png(path, rgb: np.ndarray) -> None:
@@ -162,7 +194,7 @@ def report_markdown(manifest: Manifest, motion: dict[str, float]) -> str:
                           f"{m.reprojection_error_all_px:.2f} px (all 478)"),
         ("head motion", f"rotation range {motion['rotation_range_deg']:.1f} deg, "
                         f"movement {motion['translation_range_faces']:.2f} face widths"),
-        ("background", f"{100 * m.background_unseen_fraction:.1f} % never seen (inpainted)"),
+        ("background", f"{100 * m.background_unseen_fraction:.1f} % never seen (filled in from around)"),
         ("expressions", f"{m.expression_backend}: {', '.join(m.expressions[:8])}"),
         ("audio features", f"{m.audio_backend}: {m.audio_per_frame} x {m.audio_dim} per frame"),
     ]
@@ -171,7 +203,9 @@ def report_markdown(manifest: Manifest, motion: dict[str, float]) -> str:
     out += [f"- {w}" for w in m.warnings] or ["- none"]
     out += ["", "## Timings (s)", "", "| stage | seconds |", "|---|---|"]
     out += [f"| {k} | {v:.2f} |" for k, v in m.timings.items()]
-    out += ["", "## Pictures", "", "![contact sheet](contact_sheet.png)", "", "![head pose](head_pose.png)", "",
+    out += ["", "## Pictures", "", "![contact sheet](contact_sheet.png)", "",
+            "Head, hair and neck close up (labels: face red, head and hair purple, neck yellow, torso blue):", "",
+            "![masks](masks.png)", "", "![head pose](head_pose.png)", "",
             "![expressions](expressions.png)", ""]
     return "\n".join(out)
 
@@ -181,6 +215,7 @@ def write_pictures(layout: DatasetLayout, manifest: Manifest, *, landmarks: np.n
     """The contact sheet and the plots, under ``report/``."""
     layout.report_dir.mkdir(exist_ok=True)
     _save_png(layout.report_dir / "contact_sheet.png", contact_sheet(layout, manifest, landmarks, found, track))
+    _save_png(layout.report_dir / "masks.png", mask_closeups(layout, manifest, landmarks, found))
     _plots(layout, manifest, euler_deg, track, expressions, found, cuts)
 
 
