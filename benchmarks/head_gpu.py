@@ -34,7 +34,7 @@ from syncanim.model.folder import load_model
 from syncanim.model.frames import from_uint8, to_uint8
 from syncanim.model.head import EXPRESSIONS
 from syncanim.render.pipeline import render_batch, render_batch_uint8
-from syncanim.render.validation import render_split
+from syncanim.render.validation import plate_bound, render_split
 from syncanim.train.trainer import run_train
 
 
@@ -195,9 +195,17 @@ def main() -> int:
     if torso is not None:
         person, _ = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision,
                                  torso=torso)
-        ps = score_frames(person, gt, face_boxes(data.landmarks[ids], (data.size, data.size))).means()
+        boxes = face_boxes(data.landmarks[ids], (data.size, data.size))
+        ps = score_frames(person, gt, boxes).means()
+        # the same person over each held-out frame's own background pixels: the body alone, not the plate
+        own, _ = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision,
+                              torso=torso, backdrop="frame")
+        po = score_frames(own, gt, boxes).means()
         result["val_person"] = {"frames": len(ids), "psnr": ps["psnr"], "psnr_face_box": ps["psnr_face"],
-                                "ssim": ps["ssim"], "torso_fit": info.torso.get("fit") if info.torso else None}
+                                "ssim": ps["ssim"], "plate_bound_psnr": plate_bound(gt, data.labels[ids], data.plate),
+                                "own_background": {"psnr": po["psnr"], "psnr_face_box": po["psnr_face"],
+                                                   "ssim": po["ssim"]},
+                                "torso_fit": info.torso.get("fit") if info.torso else None}
         print(json.dumps(result["val_person"]), flush=True)
         strip = np.concatenate([np.concatenate([person[i], rendered[i], gt[i]], 0) for i in picks], 1)
         cv2.imwrite(str(out / "val_person_stills.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))

@@ -229,6 +229,9 @@ def render(
         err_console.print(f"{val.frames} validation frames: PSNR {val.psnr:.2f} dB (face box {val.psnr_face:.2f} dB), "
                           f"SSIM {val.ssim:.4f}, LMD {val.lmd:.2f} px ({val.lmd_frames} frames); "
                           f"side by side: {val.video}")
+        if val.plate_bound is not None:
+            err_console.print(f"the background plate against these frames' backgrounds: {val.plate_bound:.2f} dB "
+                              "(the whole-frame PSNR a perfect person over the plate would reach)")
         return
     if audio is None:
         raise ConfigError("render needs --audio SPEECH (or --split val)")

@@ -401,6 +401,12 @@ def _model_mode(model_dir: Path, dataset: str | os.PathLike[str] | None, baselin
     rendered, render_fps = render_split(net, data, ids, device, render.chunk_rays, render.frames_per_call, progress,
                                         render.precision, torso)
     notes: list[str] = []
+    if torso is not None:
+        from ..render.validation import plate_bound
+
+        notes.append(f"model: person rendered over the background plate, which scores "
+                     f"{plate_bound(data.frames[ids], data.labels[ids], data.plate):.2f} dB against these frames' "
+                     "own backgrounds (the whole-frame PSNR a perfect person over it would reach)")
     wave: Waveform | None = None
     no_audio = None
     if layout.audio.is_file():

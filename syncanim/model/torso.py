@@ -137,19 +137,24 @@ class TorsoField(nn.Module):
         return alpha * rgb + (1 - alpha) * plate
 
     @torch.no_grad()
-    def render(self, code: torch.Tensor, chunk: int = 1 << 16, size: int | None = None) -> torch.Tensor:
+    def render(self, code: torch.Tensor, chunk: int = 1 << 16, size: int | None = None,
+               under: torch.Tensor | None = None) -> torch.Tensor:
         """Whole frames of pose codes ``code: [B, 6]`` -> images ``[B, S, S, 3]`` float in [0, 1] (torso over the
-        plate), ``S = size`` or the training size (the plate resampled bilinearly to another size)."""
+        plate), ``S = size`` or the training size (the plate resampled bilinearly to another size). ``under``
+        ``[B, S, S, 3]`` float in [0, 1] replaces the plate (scoring over held-out frames' own backgrounds)."""
         s = size or self.arch.image_size
         dev = self.pose_mean.device
         ys, xs = torch.meshgrid(torch.arange(s, device=dev), torch.arange(s, device=dev), indexing="ij")
         xy = (torch.stack([xs, ys], -1).reshape(1, -1, 2).float() + 0.5) / s  # [1, S*S, 2]
-        plate = self.plate.float() / 255  # [H, W, 3]
-        if s != self.arch.image_size:
-            plate = F.interpolate(plate.permute(2, 0, 1)[None], size=(s, s), mode="bilinear", align_corners=False,
-                                  antialias=True)[0].permute(1, 2, 0)
-        plate = plate.reshape(1, -1, 3)
+        if under is not None:
+            plate = under.to(dev).float().reshape(len(code), -1, 3)
+        else:
+            plate = self.plate.float() / 255  # [H, W, 3]
+            if s != self.arch.image_size:
+                plate = F.interpolate(plate.permute(2, 0, 1)[None], size=(s, s), mode="bilinear", align_corners=False,
+                                      antialias=True)[0].permute(1, 2, 0)
+            plate = plate.reshape(1, -1, 3).expand(len(code), -1, -1)
         rows = max(1, chunk // max(1, len(code)))
-        out = [self.composite(xy[:, i:i + rows].expand(len(code), -1, -1), code,
-                              plate[:, i:i + rows].expand(len(code), -1, -1)) for i in range(0, s * s, rows)]
+        out = [self.composite(xy[:, i:i + rows].expand(len(code), -1, -1), code, plate[:, i:i + rows])
+               for i in range(0, s * s, rows)]
         return torch.cat(out, 1).reshape(len(code), s, s, 3)

@@ -181,11 +181,12 @@ def render_batch_uint8(model: HeadModel, camera: Camera, cond: Conditioning, bac
 
 
 def render_person(model: HeadModel, torso: TorsoField, camera: Camera, cond: Conditioning, *, precision: str,
-                  chunk: int) -> np.ndarray:
-    """B frames of the whole person: the torso for each frame's head pose over the background plate, the head
-    over that -> ``[B, H, W, 3] uint8`` on the host."""
+                  chunk: int, under: np.ndarray | None = None) -> np.ndarray:
+    """B frames of the whole person: the torso for each frame's head pose over the background plate (or over
+    ``under [B, H, W, 3] uint8``), the head over that -> ``[B, H, W, 3] uint8`` on the host."""
     rotation, translation = camera.poses_numpy()
-    backgrounds = torso.render(torso.codes(rotation, translation), chunk=chunk)
+    below = None if under is None else from_uint8(under, camera.rotation.device)
+    backgrounds = torso.render(torso.codes(rotation, translation), chunk=chunk, under=below)
     return to_uint8(render_batch(model, camera, cond, backgrounds, precision=precision, chunk=chunk)).cpu().numpy()
 
 

@@ -78,3 +78,18 @@ def test_background_stays_the_plate(fitted):
     field, _, (_, rot, trans) = fitted
     img = field.render(field.codes(rot[:2], trans[:2]))
     np.testing.assert_allclose(img[:, :20].numpy(), 128 / 255, atol=0.03)  # above the body: the plate
+
+
+def test_render_over_other_backdrops(fitted):
+    """``under`` replaces the plate: the plate itself gives the usual frame; a changed backdrop shows through
+    where the body is transparent and not where it is opaque."""
+    field, _, (frames, rot, trans) = fitted
+    code = field.codes(rot[:2], trans[:2])
+    plate = field.plate.float()[None].expand(2, -1, -1, -1) / 255
+    assert torch.allclose(field.render(code, chunk=500, under=plate), field.render(code, chunk=700), atol=1e-6)
+    white = torch.ones(2, S, S, 3)
+    over = field.render(code, chunk=500, under=white)
+    assert over[:, 2:10, 2:10].min() > 0.9  # background: the backdrop
+    x0 = int(round(16 + 80 * float(_yaw(rot[:1])[0])))
+    body = over[0, 36:44, x0 + 4:x0 + 12]
+    assert (body[..., 1] < 0.5).float().mean() > 0.8  # body: still the red block
