@@ -33,9 +33,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help="Preset name (see presets/) or a .toml file.",
                                                rich_help_panel="Configuration")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", metavar="KEY=VALUE",
-                                                  help="Override any setting, e.g. --set prep.masks.pose_every=5.",
-                                                  rich_help_panel="Configuration")]
+
+
+def _set_opt(example: str) -> Any:
+    """The ``--set KEY=VALUE`` option, its help showing a setting the command actually reads."""
+    return Annotated[list[str] | None, typer.Option("--set", "-s", metavar="KEY=VALUE",
+                                                    help=f"Override any setting, e.g. --set {example}.",
+                                                    rich_help_panel="Configuration")]
+
+
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and stop.",
                                          rich_help_panel="Configuration")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
@@ -114,7 +120,7 @@ def prep(
     audio: Annotated[str | None, typer.Option("--audio-backend", help="Audio features: whisper | logmel | hubert | wav2vec2 [whisper].")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes [one per core].")] = None,
     preset: PresetOpt = None,
-    set_: SetOpt = None,
+    set_: _set_opt("prep.masks.pose_every=5") = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -167,7 +173,7 @@ def train(
     minutes: Annotated[float | None, typer.Option(help="Wall-time budget; the step counts shrink to fit it.")] = None,
     device: DeviceOpt = None,
     preset: PresetOpt = None,
-    set_: SetOpt = None,
+    set_: _set_opt("train.lips_steps=500") = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -206,7 +212,7 @@ def render(
                                              "(the training poses, looped) | static [audio].")] = None,
     device: DeviceOpt = None,
     preset: PresetOpt = None,
-    set_: SetOpt = None,
+    set_: _set_opt("render.seed=3") = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -271,7 +277,7 @@ def features(
 @_run
 def demo(
     folder: Annotated[Path, typer.Argument(help="Where the demo's files go.")] = Path("demo"),
-    set_: SetOpt = None,
+    set_: _set_opt("train.head_steps=1200") = None,
     dry_run: DryRunOpt = False,
 ) -> None:
     """The whole workflow on the built-in sample: generate it, prep, train, and render a new sentence
@@ -298,7 +304,7 @@ def sample(
     out: Annotated[Path, typer.Argument(help="Where to write the clip.")] = Path("sample.mp4"),
     seconds: Annotated[float | None, typer.Option(help="Length of the clip [10].")] = None,
     preset: PresetOpt = None,
-    set_: SetOpt = None,
+    set_: _set_opt("sample.voice=en-gb") = None,
     dry_run: DryRunOpt = False,
 ) -> None:
     """Generate the built-in sample: a short talking clip (a public-domain photo, animated, with synthesized speech)."""
@@ -329,7 +335,7 @@ def eval_(
     syncnet: Annotated[Path | None, typer.Option(help="SyncNet_color weights (Wav2Lip's lipsync_expert.pth): adds LSE-D / LSE-C.")] = None,
     device: DeviceOpt = None,
     preset: PresetOpt = None,
-    set_: SetOpt = None,
+    set_: _set_opt("eval.sync.max_lag=15") = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -391,7 +397,7 @@ def bench(
     portrait: Annotated[bool | None, typer.Option("--portrait/--no-portrait", help="Also time the paste into the original frame.")] = None,
     save: Annotated[Path | None, typer.Option("--save", help="Also write the result as JSON to this file.")] = None,
     preset: PresetOpt = None,
-    set_: SetOpt = None,
+    set_: _set_opt("bench.runs=50") = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -449,7 +455,7 @@ def plugins(
     rows = []
     for e in default_registry().entries():
         if e.spec is None:
-            status = ("not installed: " if e.source == "not installed" else "broken: ") + str(e.error)
+            status = f"broken: {e.error}"
             ok = False
         else:
             missing = e.spec.check(e.spec.config_model())
@@ -464,15 +470,25 @@ def plugins(
     from rich.table import Table
 
     t = Table(title="syncanim components")
-    for col in ("group", "name", "status", "source") + (("description",) if long else ()):
-        t.add_column(col, overflow="fold")
+    # the table holds only short words, so names never break; what a component still needs (settings and file
+    # names to copy) is printed below it as whole lines
+    for col in ("group", "name", "status", "source"):
+        t.add_column(col, no_wrap=True)
+    if long:
+        t.add_column("description", overflow="fold", ratio=1)
+    needs = []
     for r in rows:
-        colour = "green" if r["available"] else "yellow" if r["status"].startswith(("unavailable", "not installed")) else "red"
-        cells = [r["group"], r["name"], f"[{colour}]{r['status']}[/]", r["source"]]
-        t.add_row(*cells, *([r["description"]] if long else []))
+        word, _, detail = r["status"].partition(": ")
+        colour = "green" if r["available"] else "yellow" if word == "unavailable" else "red"
+        if detail:
+            needs.append((r["name"], word, detail))
+            word += f" ({len(needs)})"
+        t.add_row(r["group"], r["name"], f"[{colour}]{word}[/]", r["source"], *([r["description"]] if long else []))
     from rich.console import Console
 
     Console().print(t)
+    for i, (name, word, detail) in enumerate(needs, 1):
+        Console().print(f"({i}) {name} {word}: {detail}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -34,15 +34,8 @@ GROUPS: dict[str, str] = {
     "syncanim.expressions": "expression coefficient extractors (blinks, brows, mouth)",
     "syncanim.asr": "audio feature backends",
     "syncanim.renderers": "head / torso model families",
-    "syncanim.outputs": "live frame outputs",
     "syncanim.metrics": "evaluation metrics",
 }
-
-#: Components that are known but ship in separate packages: name -> (group, package to install).
-KNOWN_EXTERNAL: dict[str, tuple[str, str]] = {
-    "tcnn-hashgrid": ("syncanim.renderers", "syncanim-tcnn (needs tiny-cuda-nn)"),
-}
-
 
 def _always_available(config: BaseModel) -> str | None:
     return None
@@ -70,7 +63,7 @@ class Entry:
 
     group: str
     name: str
-    source: str  # distribution name and version, or "not installed"
+    source: str  # distribution name and version
     spec: Spec | None = None
     error: str | None = None
 
@@ -121,9 +114,6 @@ class Registry:
                 table[ep.group][ep.name] = Entry(ep.group, ep.name, source, error=err)
             else:
                 table[ep.group][ep.name] = Entry(ep.group, ep.name, source, spec=obj)
-        for name, (group, package) in KNOWN_EXTERNAL.items():
-            if name not in table[group]:
-                table[group][name] = Entry(group, name, "not installed", error=f"install {package}")
         self._table = table
         return table
 

@@ -18,7 +18,7 @@ import pytest
 
 from syncanim.config import PluginSection
 from syncanim.errors import ConfigError, PluginError
-from syncanim.registry import GROUPS, KNOWN_EXTERNAL, Registry, Spec, _allow_from_env
+from syncanim.registry import GROUPS, Registry, Spec, _allow_from_env
 
 ASR = "syncanim.asr"
 RENDERERS = "syncanim.renderers"
@@ -318,35 +318,6 @@ def test_allow_list_from_environment(raw, expected):
     got = _allow_from_env({"SYNCANIM_PLUGINS": raw})
     assert got == (frozenset(expected) if expected is not None else None)
     assert _allow_from_env({}) is None
-
-
-# --- known external placeholders -----------------------------------------------------------
-
-
-def test_known_external_components_appear_as_not_installed():
-    reg = registry()
-    for name, (group, package) in KNOWN_EXTERNAL.items():
-        e = entry(reg, group, name)
-        assert e.broken
-        assert e.source == "not installed"
-        assert package in e.error
-        with pytest.raises(PluginError, match=f"component '{name}'.*unusable.*install"):
-            reg.get(group, name)
-
-
-def test_installed_component_replaces_its_placeholder(plugin_mod, tmp_path):
-    (tmp_path / f"{plugin_mod}_tcnn.py").write_text(
-        "from syncanim.config import Frozen\nfrom syncanim.registry import Spec\n"
-        "class C(Frozen):\n    pass\n"
-        "SPEC = Spec('tcnn-hashgrid', C, lambda c: 'grid', 'tiny-cuda-nn hash grid')\n"
-    )
-    try:
-        reg = registry(ep("tcnn-hashgrid", f"{plugin_mod}_tcnn:SPEC", group=RENDERERS))
-        e = entry(reg, RENDERERS, "tcnn-hashgrid")
-        assert not e.broken and e.source != "not installed"
-        assert reg.build(RENDERERS, PluginSection(kind="tcnn-hashgrid")) == "grid"
-    finally:
-        sys.modules.pop(f"{plugin_mod}_tcnn", None)
 
 
 # --- the real, installed registry ----------------------------------------------------------

@@ -153,7 +153,7 @@ def test_plugins_lists_every_group():
     assert not by_name[("asr", "hubert")]["available"]
     assert "prep.audio.path" in by_name[("asr", "hubert")]["status"]
     assert not by_name[("expressions", "mediapipe-blendshapes")]["available"]
-    assert by_name[("renderers", "tcnn-hashgrid")]["status"].startswith("not installed")
+    assert ("renderers", "tcnn-hashgrid") not in by_name  # nothing is advertised that does not ship
     table = invoke("plugins")
     assert table.exit_code == 0 and "mediapipe-facemesh" in table.output
 
@@ -169,3 +169,15 @@ def test_sample_command(tmp_path):
 def test_version():
     r = invoke("--version")
     assert r.exit_code == 0 and r.output.startswith("syncanim ")
+
+
+def test_plugins_table_keeps_names_whole_at_80_columns():
+    rows = json.loads(invoke("plugins", "--json").stdout)
+    r = CliRunner().invoke(app, ["plugins"], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    assert max(len(line) for line in r.output.splitlines() if line.startswith(("┃", "│"))) <= 80
+    table_names = {line.split("│")[2].strip() for line in r.output.splitlines() if line.startswith("│")}
+    assert {x["name"] for x in rows} <= table_names
+    for x in rows:  # what an unavailable component needs is printed whole, to be copied
+        if not x["available"]:
+            assert x["status"].partition(": ")[2] in r.output
