@@ -20,15 +20,15 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def resolve_device(runtime: RuntimeConfig):
-    """``runtime.device`` -> a ``torch.device``; "auto" takes CUDA when present and says which it took."""
+    """``runtime.device`` -> a ``torch.device``; "auto" takes CUDA when present (logged at debug level)."""
     import torch
 
     if runtime.device == "cuda" or (runtime.device == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise ResourceError("runtime.device is cuda but no CUDA device is available")
-        log.info("device: cuda (%s)", torch.cuda.get_device_name(0))
+        log.debug("device: cuda (%s)", torch.cuda.get_device_name(0))
         return torch.device("cuda")
-    log.info("device: cpu")
+    log.debug("device: cpu")
     return torch.device("cpu")
 
 

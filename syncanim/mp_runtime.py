@@ -36,13 +36,13 @@ def mediapipe_missing() -> str | None:
 def native_stderr_to(path: str | os.PathLike[str]) -> Iterator[None]:
     """Point file descriptor 2 at ``path`` (appending) for the block: native libraries' notices go
     there instead of the terminal. Python's own ``sys.stderr`` writes are redirected too."""
+    fd = 2  # native code writes to the descriptor, whatever Python's sys.stderr is now (a progress display's proxy)
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real descriptor (e.g. captured in tests)
+        saved = os.dup(fd)
+    except OSError:  # no descriptor 2 at all
         yield
         return
     sys.stderr.flush()
-    saved = os.dup(fd)
     target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         os.dup2(target, fd)

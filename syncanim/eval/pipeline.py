@@ -203,7 +203,7 @@ def _evaluate(subjects: list[_Subject], reference: _Subject | None, *, num_frame
     if reference is not None:
         stats, sig = clip_stats(reference.frames, fps, (w, h), reference.audio, first_frame=first_frame,
                                 sync=cfg.sync, blinks=cfg.blinks, no_audio_note=reference.no_audio_note,
-                                progress=progress, stage=f"track {reference.name}")
+                                progress=progress, stage=f"track {reference.name}", total=num_frames)
         signals[reference.name] = sig
         ref_result = SubjectResult(reference.name, "reference", clip=stats, notes=list(stats.notes))
         if boxes is None:
@@ -213,7 +213,7 @@ def _evaluate(subjects: list[_Subject], reference: _Subject | None, *, num_frame
     for sub in subjects:
         stats, sig = clip_stats(sub.frames, fps, (w, h), sub.audio, first_frame=first_frame, sync=cfg.sync,
                                 blinks=cfg.blinks, no_audio_note=sub.no_audio_note, progress=progress,
-                                stage=f"track {sub.name}")
+                                stage=f"track {sub.name}", total=num_frames)
         if len(sig.points) != num_frames:
             raise DataError(f"{sub.name}: {len(sig.points)} frames decoded, expected {num_frames}")
         signals[sub.name] = sig
@@ -359,7 +359,7 @@ def _subject_footage(model_dir: Path, result: EvalResult, cfg: EvalConfig, progr
     stats, _ = clip_stats(lambda: (img for _, img in iter_frames(path, info.fps, 0, None)), info.fps,
                           (info.width, info.height), None, sync=cfg.sync, blinks=cfg.blinks,
                           no_audio_note="subject footage: its blinks and head motion are the yardstick",
-                          progress=progress, stage="track subject footage")
+                          progress=progress, stage="track subject footage", total=info.num_frames)
     return SubjectResult("subject footage", "subject", clip=stats)
 
 

@@ -52,8 +52,9 @@ FrameSource = Callable[[], Iterator[np.ndarray]]
 
 
 def track_landmarks(frames: Iterable[np.ndarray], progress: ProgressFn = no_progress,
-                    stage: str = "landmarks") -> tuple[np.ndarray, np.ndarray]:
-    """FaceMesh (tracking mode) over ``frames`` (``[H, W, 3] uint8`` RGB each).
+                    stage: str = "landmarks", total: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """FaceMesh (tracking mode) over ``frames`` (``[H, W, 3] uint8`` RGB each); ``total``: how many there
+    are, when known (the progress bar's length).
 
     Returns ``(points [N, 478, 3] float32`` (x, y pixels; z = MediaPipe depth times the width; NaN rows
     where no face), ``found [N] bool)``.
@@ -63,18 +64,19 @@ def track_landmarks(frames: Iterable[np.ndarray], progress: ProgressFn = no_prog
 
     tracker = FaceMeshTracker(FaceMeshConfig())
     rows: list[np.ndarray] = []
+    it = iter(frames)
     try:
-        tracker.start()
-        for i, rgb in enumerate(frames):
+        for i, rgb in enumerate(it):
             if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
                 raise DataError(f"frame {i}: expected [H, W, 3] uint8 RGB, got {rgb.shape} {rgb.dtype}")
-            if i == 0:  # the graph starts on the first frame and prints its notices then
+            if i == 0:  # the graph prints its start-up notices from its own threads until the first frame is out
                 with silenced_stderr():
+                    tracker.start()
                     pts, _ = tracker.track(np.ascontiguousarray(rgb))
             else:
                 pts, _ = tracker.track(np.ascontiguousarray(rgb))
             rows.append(pts if pts is not None else np.full((NUM_LANDMARKS, 3), np.nan, np.float32))
-            progress(stage, i + 1, None)
+            progress(stage, i + 1, max(total, i + 1) if total else None)
     finally:
         with silenced_stderr():
             tracker.close()
@@ -277,14 +279,14 @@ class VideoMetric(Protocol):
 def clip_stats(frames: FrameSource, fps: float, image_size: tuple[int, int], audio: Waveform | None, *,
                first_frame: int = 0, sync: SyncConfig = SyncConfig(), blinks: BlinkConfig = BlinkConfig(),
                no_audio_note: str | None = None, progress: ProgressFn = no_progress,
-               stage: str = "landmarks") -> tuple[ClipStats, ClipSignals]:
+               stage: str = "landmarks", total: int | None = None) -> tuple[ClipStats, ClipSignals]:
     """Track the clip's face and measure sync, blinks and head motion.
 
     frames: a :data:`FrameSource`; image_size: ``(W, H)``; audio: 16 kHz mono speech or None (sync is
     then skipped with ``no_audio_note``); frame ``k`` of the clip is at time ``(first_frame + k) / fps``
-    of ``audio``.
+    of ``audio``. ``total``: the number of frames, when known (for the progress bar).
     """
-    points, found = track_landmarks(frames(), progress, stage)
+    points, found = track_landmarks(frames(), progress, stage, total)
     n = len(points)
     stats = ClipStats(frames=n, fps=fps, faces_found=int(found.sum()))
     mouth = mouth_opening(points) if n else np.zeros(0)

@@ -64,13 +64,7 @@ def mouth_landmarks(
     the :data:`MOUTH` points; x, y in pixels of that frame), with NaN rows for frames without a face.
     """
     mp = import_mediapipe()
-    with silenced_stderr():
-        mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True,
-            max_num_faces=1,
-            refine_landmarks=True,
-            min_detection_confidence=min_detection_confidence,
-        )
+    mesh = None
     rows: list[np.ndarray] = []
     missing = 0
     try:
@@ -78,8 +72,10 @@ def mouth_landmarks(
             if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
                 raise ValueError(f"frame {i}: expected [H, W, 3] uint8 RGB, got {frame.shape} {frame.dtype}")
             h, w = frame.shape[:2]
-            if i == 0:  # the graph starts on the first frame and prints its notices then
+            if mesh is None:  # the graph prints its start-up notices from its own threads until the first frame is out
                 with silenced_stderr():
+                    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                                           min_detection_confidence=min_detection_confidence)
                     res = mesh.process(np.ascontiguousarray(frame))
             else:
                 res = mesh.process(np.ascontiguousarray(frame))
@@ -93,8 +89,9 @@ def mouth_landmarks(
             rows.append(pts)
             progress("mouth landmarks", i + 1, None)
     finally:
-        with silenced_stderr():  # worker threads may still report their start-up here
-            mesh.close()
+        if mesh is not None:
+            with silenced_stderr():  # worker threads may still report their start-up here
+                mesh.close()
     if missing:
         log.info("no face found in %d of %d frames", missing, len(rows))
     if not rows:

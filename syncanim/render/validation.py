@@ -23,8 +23,8 @@ import torch
 from ..config import RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
 from ..data.dataset import HeadData, load_head_data
-from ..data.labels import BACKGROUND
 from ..data.files import write_json_atomic
+from ..data.labels import BACKGROUND
 from ..device import resolve_device, resolve_precision
 from ..errors import DataError
 from ..face.boxes import face_boxes

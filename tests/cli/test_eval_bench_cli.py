@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from typer.testing import CliRunner
 
@@ -70,3 +71,17 @@ def test_bench_options_this_machine_cannot_do_are_one_line():
 def test_bench_dry_run_shows_the_settings():
     r = runner.invoke(app, ["bench", "--batch", "4", "--dry-run"])
     assert r.exit_code == 0 and "[bench]" in r.output and "batch = 4" in r.output
+
+
+def test_eval_prints_no_native_notices_and_counts_frames(sample_clip, tmp_path):
+    """MediaPipe's start-up notices (TensorFlow Lite, absl) never reach the terminal; the tracking bar knows its length."""
+    import subprocess
+    import sys
+
+    path, truth = sample_clip
+    r = subprocess.run([sys.executable, "-m", "syncanim.cli", "eval", "--video", str(path), "--out", str(tmp_path / "e")],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "120"})
+    assert r.returncode == 0, r.stderr
+    for noise in ("TensorFlow Lite", "absl", "inference_feedback_manager", "INFO     device"):
+        assert noise not in r.stderr, r.stderr
+    assert f"{truth.num_frames}/{truth.num_frames}" in r.stderr or "/?" not in r.stderr, r.stderr
