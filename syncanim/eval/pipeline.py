@@ -332,6 +332,13 @@ def run_eval(
             if footage is not None:
                 result.subjects.append(footage)
     result.lpips = lpips_status if result.mode != "video" else "not applicable (no reference)"
+    early = [s.name for s in result.subjects if s.clip is not None and s.clip.sync is not None
+             and (s.clip.sync.offset_frames or 0) <= -2]  # one frame either way is in sync
+    if early:
+        result.notes.append(f"sync offset negative ({', '.join(early)}): the mouth leads the sound, as it does in real "
+                            "speech (speakers open the mouth before the voice starts; real footage often reads a few "
+                            "frames negative): compare a generated video's offset with its reference's, not with 0 "
+                            "(docs/eval.md)")
     picks = sorted({int(round(v)) for v in np.linspace(0, result.frames - 1, min(config.strip_frames, result.frames))})
     strip = None
     if picks:

@@ -87,6 +87,10 @@ def test_audio_delayed_200ms_reads_minus_5_frames(clips, sample_eval, tmp_path):
     assert abs(sync.offset_frames - (-5)) <= 1
     assert abs(sync.offset_s + 0.2) <= 0.04
     assert sync.confidence > 0.5
+    # a negative offset is explained where it is shown, in the notes and report.md
+    assert any("mouth leads the sound" in n for n in res.notes)
+    assert "mouth leads the sound" in (tmp_path / "late" / "report.md").read_text()
+    assert not any("mouth leads the sound" in n for n in sample_eval.notes)
 
 
 def test_frozen_mouth_scores_clearly_worse(clips, sample_eval, tmp_path):
