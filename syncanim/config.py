@@ -57,6 +57,7 @@ class PrepConfig(Frozen):
     jpeg_quality: int = Field(95, ge=50, le=100)
     min_face_px: int = Field(80, ge=16)  # warn when the face is smaller than this at output size
     min_duration_s: float = Field(60.0, ge=0)  # warn below this: too short for good results
+    min_train_s: float = Field(5.0, ge=0)  # refuse below this: too short to train (held-out frames, speech windows)
     decoder: PluginSection = PluginSection(kind="pyav")
     landmarks: PluginSection = PluginSection(kind="mediapipe-facemesh")
     masks: PluginSection = PluginSection(kind="mediapipe-geometric")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..media.input_file import check_input_file, ffmpeg_reason
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,7 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> Wavefo
     Raises DataError for a missing or unreadable file, or one without an audio stream.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"audio file not found: {p}")
+    check_input_file(p, "audio file")
     if p.suffix.lower() == ".wav":
         wave = _read_wav_at(p, sample_rate)
         if wave is not None:
@@ -68,7 +68,7 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> Wavefo
     except DataError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise DataError(f"cannot decode audio from {p.name}: {e}") from e
+        raise DataError(f"cannot decode audio from {p.name}: {ffmpeg_reason(e)}") from e
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     if samples.size == 0:
         raise DataError(f"{p.name}: the audio track is empty or could not be decoded")

@@ -381,14 +381,14 @@ def _model_mode(model_dir: Path, dataset: str | os.PathLike[str] | None, baselin
                 out_dir: Path, common: dict) -> tuple[EvalResult, dict, dict, list]:
     from ..data.dataset import load_head_data
     from ..data.manifest import DatasetLayout
-    from ..model.folder import load_model, read_info
+    from ..model.folder import dataset_path, load_model, read_info
     from ..model.head import EXPRESSIONS
     from ..render.validation import render_split
     from .baselines import baseline_indices
 
     progress: ProgressFn = common["progress"]
     info = read_info(model_dir)
-    ds = Path(dataset) if dataset is not None else Path(info.dataset)
+    ds = Path(dataset) if dataset is not None else dataset_path(model_dir, info)
     if not ds.is_dir():
         raise DataError(f"the dataset of model {model_dir} is not at {ds}",
                         hint="give the prepared dataset with --data DATASET")

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..audio.waveform import Waveform
 from ..errors import DataError, ResourceError
+from .input_file import check_input_file, ffmpeg_reason
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,11 @@ def _open(path: Path, need_video: bool = True):
     """Open a container; with ``need_video`` it must hold a decodable video stream."""
     import av
 
-    if not path.exists():
-        raise DataError(f"file not found: {path}")
-    if not path.is_file():
-        raise DataError(f"not a file: {path}")
+    check_input_file(path)
     try:
         c = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as e:
-        raise _not_readable(path, f"{type(e).__name__}: {e}") from e
+        raise _not_readable(path, ffmpeg_reason(e)) from e
     if not need_video:
         return c
     fmt = getattr(c.format, "name", "") or ""

@@ -18,6 +18,7 @@ MODEL/
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ class ModelInfo:
     focal: float
     cx: float
     cy: float
-    dataset: str
+    dataset: str  # the training dataset: relative to the model folder where it can be (see dataset_path)
     sample_rate: int
     # the mouth code: {"components": C, "points": K, "speaking_spread": the subject's mouth-opening
     # spread while speaking (training frames), "fit": the predictor's calibration report}
@@ -93,10 +94,31 @@ def write_info(layout: ModelLayout, info: ModelInfo) -> None:
     write_json_atomic(layout.info, info.to_json())
 
 
+def dataset_reference(dataset: Path, model_root: Path) -> str:
+    """How model.json records its dataset: the path relative to the model folder (a model and its dataset
+    moved together, e.g. to another machine, still find each other), absolute where no relative path exists."""
+    try:
+        return os.path.relpath(dataset.resolve(), model_root.resolve())
+    except ValueError:  # another drive
+        return str(dataset.resolve())
+
+
+def dataset_path(model_root: str | Path, info: ModelInfo) -> Path:
+    """The training dataset of the model in ``model_root``: ``info.dataset`` read relative to the model
+    folder (models from older versions record it absolute)."""
+    p = Path(info.dataset)
+    return p if p.is_absolute() else Path(os.path.normpath(Path(model_root).resolve() / p))
+
+
 def read_info(root: str | Path) -> ModelInfo:
     """model.json of a model folder; CheckpointError if missing, unreadable or of another format."""
     layout = ModelLayout(root)
     if not layout.info.is_file():
+        if not layout.root.exists():
+            raise CheckpointError(f"model folder not found: {layout.root}")
+        if (layout.root / "manifest.json").is_file():
+            raise CheckpointError(f"{layout.root} is a prepared dataset, not a model folder",
+                                  hint=f"train a model on it first: `syncanim train {layout.root} --out MODEL`")
         raise CheckpointError(f"{layout.root} is not a model folder (no model.json)",
                               hint="train one with `syncanim train DATASET --out MODEL`")
     try:

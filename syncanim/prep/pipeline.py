@@ -122,6 +122,11 @@ def run_prep(
         raise DataError(f"{video.name} is {info.width}x{info.height}; at least {MIN_SIDE} px on the short side is needed")
     if not info.has_audio:
         raise DataError(f"{video.name} has no audio track", hint="prep needs the speech that goes with the video")
+    seconds = info.frames_at(prep.fps) / prep.fps
+    if seconds + 1e-6 < prep.min_train_s:
+        raise DataError(f"{video.name} is {seconds:.1f} s long; training needs at least {prep.min_train_s:g} s "
+                        f"(ideally 3-5 minutes) of the person speaking",
+                        hint="use a longer clip (prep.min_train_s sets this minimum)")
     _prepare_out(layout)
     write_text_atomic(layout.config, dump_toml({"runtime": runtime.model_dump(mode="json"),
                                                 "prep": prep.model_dump(mode="json")}))

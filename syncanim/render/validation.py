@@ -34,7 +34,7 @@ from ..metrics.lmd import lmd_stats, mouth_landmarks
 from ..model.base import HeadModel
 from ..model.camera import Camera
 from ..model.conditioning import FrameBatch
-from ..model.folder import ModelLayout, load_model, load_torso
+from ..model.folder import ModelLayout, dataset_path, load_model, load_torso
 from ..model.head import EXPRESSIONS
 from ..model.torso import TorsoField
 from .pipeline import render_batch_uint8, render_person
@@ -107,7 +107,7 @@ def run_validation(model_dir: str | os.PathLike[str], out_dir: str | os.PathLike
                    progress: ProgressFn = no_progress) -> ValResult:
     device = resolve_device(runtime)
     model, info = load_model(model_dir, device)
-    data = load_head_data(dataset or info.dataset, EXPRESSIONS)
+    data = load_head_data(dataset or dataset_path(model_dir, info), EXPRESSIONS)
     if data.size != info.image_size:
         raise DataError(f"the dataset is {data.size} px, the model was trained at {info.image_size} px")
     ids = list(range(data.num_train, data.num_frames))

@@ -45,6 +45,8 @@ from ..model.folder import (
     ModelLayout,
     Replay,
     build_model,
+    dataset_path,
+    dataset_reference,
     read_info,
     save_replay,
     save_weights,
@@ -239,11 +241,12 @@ def run_train(
     info = ModelInfo(model={"kind": model_section.kind, **model_cfg.model_dump()}, audio=dataset_audio_section(dataset),
                      audio_per_frame=m.audio_per_frame, audio_dim=m.audio_dim, num_latents=m.num_train,
                      expressions=list(EXPRESSIONS), image_size=m.image_size, fps=m.fps, focal=data.focal, cx=data.cx,
-                     cy=data.cy, dataset=str(dataset.resolve()), sample_rate=m.sample_rate, mouth=mouth_info)
+                     cy=data.cy, dataset=dataset_reference(dataset, layout.root), sample_rate=m.sample_rate, mouth=mouth_info)
     resume = layout.state_info.is_file()
     if resume:
         old = read_info(layout.root)
-        if old.model != info.model or old.dataset != info.dataset or old.audio != info.audio:
+        same_data = dataset_path(layout.root, old).resolve() == dataset.resolve()
+        if old.model != info.model or not same_data or old.audio != info.audio:
             raise CheckpointError(f"{layout.root} holds a run with another model or dataset",
                                   hint="use another --out folder, or delete this one to start over")
         model = build_model(info, reg)

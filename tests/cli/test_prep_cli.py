@@ -65,7 +65,26 @@ def test_no_face(tmp_path):
     rng = np.random.default_rng(0)
     frames = [np.full((256, 256, 3), 90, np.uint8) + rng.integers(0, 30, (256, 256, 3), dtype=np.uint8) for _ in range(30)]
     clip = write_clip(tmp_path / "wall.mp4", frames, tone(1.2))
-    assert_one_line_error(invoke("prep", str(clip), "--out", str(tmp_path / "o")), 4, "no face")
+    r = invoke("prep", str(clip), "--out", str(tmp_path / "o"), "--set", "prep.min_train_s=1")
+    assert_one_line_error(r, 4, "no face")
+
+
+def test_too_short_to_train(tmp_path, sample_clip):
+    from syncanim.media.video import iter_frames
+
+    src, _ = sample_clip
+    clip = write_clip(tmp_path / "short.mp4", [f for _, f in iter_frames(src, 25, 0, 25)], tone(1.0))
+    out = tmp_path / "o"
+    assert_one_line_error(invoke("prep", str(clip), "--out", str(out)), 4, "1.0 s long", "at least 5 s")
+    assert not out.exists()  # refused before anything is written
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.mp4"
+    p.write_bytes(b"")
+    r = invoke("prep", str(p), "--out", str(tmp_path / "o"))
+    assert_one_line_error(r, 4, "empty.mp4", "is empty")
+    assert "errno" not in r.output.lower()
 
 
 def test_tiny_resolution(tmp_path):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from dataclasses import replace
 from importlib.metadata import EntryPoint
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +69,37 @@ def test_unknown_renderers_and_foreign_settings_are_refused(tiny_model, probe):
         build_model(replace(info, model={**info.model, "kind": "probe-head", "samples": 1}), probe)
     with pytest.raises(CheckpointError, match="no usable model or mouth section"):
         build_model(replace(info, mouth={}), probe)
+
+
+def test_the_dataset_is_recorded_relative_and_found_after_a_move(tiny_model, tmp_path):
+    import json
+    import shutil
+
+    from syncanim.model.folder import dataset_path, read_info
+
+    root = tiny_model.layout.root
+    recorded = json.loads((root / "model.json").read_text())["dataset"]
+    assert not Path(recorded).is_absolute()
+    original = dataset_path(root, read_info(root))
+    assert (original / "manifest.json").is_file()
+    # the model and its dataset moved together (another machine, another folder) still find each other
+    base = Path(os.path.commonpath([root.resolve(), original.resolve()]))
+    moved = tmp_path / "elsewhere"
+    for folder in (root.resolve(), original.resolve()):
+        shutil.copytree(folder, moved / folder.relative_to(base))
+    new_root = moved / root.resolve().relative_to(base)
+    found = dataset_path(new_root, read_info(new_root))
+    assert found == moved / original.resolve().relative_to(base) and (found / "manifest.json").is_file()
+    # models of earlier versions recorded an absolute path: still read as it is
+    assert dataset_path(tmp_path, replace(read_info(root), dataset=str(original))) == original
+
+
+def test_a_dataset_given_as_a_model_is_named_as_such(tiny_dataset, tmp_path):
+    from syncanim.errors import CheckpointError
+    from syncanim.model.folder import read_info
+
+    with pytest.raises(CheckpointError, match="is a prepared dataset, not a model folder") as info:
+        read_info(tiny_dataset.layout.root)
+    assert "syncanim train" in info.value.hint
+    with pytest.raises(CheckpointError, match="model folder not found"):
+        read_info(tmp_path / "nothing-here")

@@ -27,12 +27,12 @@ def test_empty_space_is_skipped_without_changing_the_image(tiny_model):
     from syncanim.data.dataset import load_head_data
     from syncanim.model.camera import Camera
     from syncanim.model.conditioning import FrameBatch
-    from syncanim.model.folder import load_model
+    from syncanim.model.folder import dataset_path, load_model
     from syncanim.model.frames import from_uint8
     from syncanim.model.head import EXPRESSIONS
 
     model, info = load_model(tiny_model.layout.root)
-    data = load_head_data(info.dataset, EXPRESSIONS)
+    data = load_head_data(dataset_path(tiny_model.layout.root, info), EXPRESSIONS)
     k = [data.num_train]
     camera = Camera.from_numpy(data.rotation[k], data.translation[k], data.focal, data.cx, data.cy, data.size, "cpu")
     feats = torch.from_numpy(data.audio)

@@ -198,7 +198,7 @@ def test_other_frame_rates_are_resampled(tmp_path):
     clip = tmp_path / "thirty.mp4"
     generate_sample(clip, SampleConfig(seconds=3.0, fps=30, size=256))
     cfg = Config()
-    result = run_prep(clip, tmp_path / "ds", cfg.prep.model_copy(update={"size": 256}), cfg.runtime)
+    result = run_prep(clip, tmp_path / "ds", cfg.prep.model_copy(update={"size": 256, "min_train_s": 2.0}), cfg.runtime)
     m = result.manifest
     assert m.num_frames == 75 and m.fps == 25.0 and m.image_size == 256
     assert any("30.00 fps" in w for w in m.warnings)

@@ -14,7 +14,7 @@ from syncanim.data.dataset import load_head_data
 from syncanim.eval import pipeline as ep
 from syncanim.model.camera import Camera
 from syncanim.model.conditioning import FrameBatch
-from syncanim.model.folder import ModelLayout, load_model, load_torso
+from syncanim.model.folder import ModelLayout, dataset_path, load_model, load_torso
 from syncanim.model.head import EXPRESSIONS
 from syncanim.render.pipeline import render_person
 
@@ -26,7 +26,7 @@ def test_render_eval_and_bench_give_identical_frames(tiny_model, tmp_path, monke
     model, info = load_model(root)
     torso = load_torso(ModelLayout(root), info)
     assert torso is not None
-    data = load_head_data(info.dataset, EXPRESSIONS)
+    data = load_head_data(dataset_path(root, info), EXPRESSIONS)
     ids = list(range(data.num_train, data.num_frames))
     per_call = RenderConfig().frames_per_call
     chunk = RenderConfig().chunk_rays

@@ -11,7 +11,12 @@ from safetensors.torch import load_file
 
 from syncanim.config import PluginSection, RuntimeConfig, TrainConfig
 from syncanim.errors import CheckpointError, ConfigError, DataError
+from syncanim.model.folder import dataset_path
 from syncanim.train.trainer import Schedule, run_train
+
+
+def tiny_dataset_of(model):
+    return dataset_path(model.layout.root, model.info)
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +71,7 @@ def test_a_finished_model_is_left_as_it_is(tiny_model, tmp_path):
     out = tmp_path / "m"
     shutil.copytree(tiny_model.layout.root, out)
     before = (out / "model.safetensors").read_bytes()
-    again = _train(tiny_model.info.dataset, out, eval_every=20)
+    again = _train(tiny_dataset_of(tiny_model), out, eval_every=20)
     assert again.step == again.resumed_from == 50
     assert (out / "model.safetensors").read_bytes() == before
 
@@ -86,14 +91,14 @@ def test_model_folder_of_another_version_is_refused(tiny_model, tmp_path):
     info["format"] = 99
     (out / "model.json").write_text(json.dumps(info))
     with pytest.raises(CheckpointError, match="format 99"):
-        _train(tiny_model.info.dataset, out)
+        _train(tiny_dataset_of(tiny_model), out)
 
 
 def test_model_folder_of_another_model_is_refused(tiny_model, tmp_path):
     out = tmp_path / "m"
     shutil.copytree(tiny_model.layout.root, out)
     with pytest.raises(CheckpointError, match="another model"):
-        run_train(tiny_model.info.dataset, out, PluginSection(**{**TINY_MODEL, "hidden": 16}), TrainConfig(**TINY_TRAIN),
+        run_train(tiny_dataset_of(tiny_model), out, PluginSection(**{**TINY_MODEL, "hidden": 16}), TrainConfig(**TINY_TRAIN),
                   RuntimeConfig(device="cpu"))
 
 
