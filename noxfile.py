@@ -34,7 +34,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def tests_gpu(session: nox.Session) -> None:
     """Only the GPU tests (fast paths against their torch references); needs CUDA."""
-    session.install("-e", ".[dev,gpu]")
+    session.install("-e", ".[dev]")
     session.run("pytest", "-q", "-m", "gpu", *session.posargs)
 
 

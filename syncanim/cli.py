@@ -80,6 +80,15 @@ def _run(fn: F) -> F:
             if e.hint:
                 err_console.print(f"[dim]hint: {e.hint}[/]", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
+        except (MemoryError, RuntimeError) as e:  # host memory, or torch's OutOfMemoryError (device memory)
+            text = str(e)
+            if not isinstance(e, MemoryError) and type(e).__name__ != "OutOfMemoryError" and "out of memory" not in text:
+                raise
+            first = text.splitlines()[0] if text else "host memory"
+            err_console.print(f"[bold red]error:[/] out of memory ({first})", highlight=False, soft_wrap=True)
+            err_console.print("[dim]hint: lower the work per step (docs/troubleshooting.md, \"Out of memory\"); "
+                              "finished stages and checkpoints are kept[/]", highlight=False, soft_wrap=True)
+            raise typer.Exit(8) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: finished stages are kept; run the same command again to resume")
             raise typer.Exit(130) from None
@@ -151,7 +160,10 @@ def _print_prep_summary(result: Any) -> None:
     t.add_row("camera", f"focal {m.focal:.0f} px; reprojection error {m.reprojection_error_px:.2f} px")
     t.add_row("face", f"{m.face_height_px:.0f} px tall; missing in {m.frames_without_face} frames")
     t.add_row("background", f"{100 * m.background_unseen_fraction:.1f} % never seen")
-    t.add_row("time", ", ".join(f"{k} {v:.1f}s" for k, v in m.timings.items()))
+    from .data.manifest import STAGE_LABELS, crop_words
+
+    t.add_row("framing", crop_words(m.crop))
+    t.add_row("time", ", ".join(f"{STAGE_LABELS.get(k, k)} {v:.1f} s" for k, v in m.timings.items()))
     if result.skipped:
         t.add_row("resumed", "skipped up-to-date stages: " + ", ".join(result.skipped))
     t.add_row("report", str(result.layout.report_dir / "report.md"))

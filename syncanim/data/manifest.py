@@ -19,6 +19,27 @@ from .files import write_text_atomic
 MANIFEST_SCHEMA = 1
 
 
+#: What each prep stage timed in ``Manifest.timings`` did, in words (summaries and the report).
+STAGE_LABELS: dict[str, str] = {
+    "scan": "framing scan",
+    "audio": "audio + speech features",
+    "stream": "decode + landmarks + masks",
+    "landmarks": "landmark gap filling",
+    "background": "background plate",
+    "head_pose": "head pose",
+    "expressions": "expressions",
+    "report": "report",
+    "total": "total",
+}
+
+
+def crop_words(crop: list[int] | None) -> str:
+    """The framing crop ``[x0, y0, side]`` in words."""
+    if not crop:
+        return "whole frame"
+    x0, y0, side = crop
+    return f"a {side} px square from x={x0}, y={y0} of the source frame"
+
 class SourceInfo(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     path: str

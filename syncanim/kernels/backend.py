@@ -27,6 +27,8 @@ from types import ModuleType
 
 import torch
 
+from ..errors import KernelUnavailable
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "ref", "torch", "triton", "cuda")
@@ -38,8 +40,8 @@ _triton_checked = False
 _chosen: dict[str, str] = {}
 
 
-class BackendUnavailable(Exception):
-    """A named kernel backend cannot run here; the message is one line saying why."""
+class BackendUnavailable(KernelUnavailable):
+    """A named kernel backend cannot run here; the message is one line saying why (exit code 6 on the command line)."""
 
 
 def triton_unavailable_reason() -> str | None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data.files import write_atomic, write_text_atomic
 from ..data.labels import COLOURS, NAMES
-from ..data.manifest import DatasetLayout, Manifest
+from ..data.manifest import STAGE_LABELS, DatasetLayout, Manifest, crop_words
 from ..face.landmarks import FACE_OVAL
 
 THUMB = 256
@@ -186,7 +186,7 @@ def report_markdown(manifest: Manifest, motion: dict[str, float]) -> str:
         ("source", f"{m.source.width}x{m.source.height}, {m.source.fps:.2f} fps, {m.source.duration_s:.1f} s, {m.source.codec}"),
         ("dataset", f"{m.num_frames} frames at {m.fps:g} fps ({m.duration_s:.1f} s), {m.image_size}x{m.image_size}"),
         ("split", f"{m.num_train} train / {m.num_val} val (the last frames)"),
-        ("framing", f"crop {m.crop} (source pixels)" if m.crop else "whole frame"),
+        ("framing", crop_words(m.crop)),
         ("face", f"{m.face_height_px:.0f} px tall; no face in {m.frames_without_face} frames "
                  f"({m.frames_interpolated} interpolated); at most {m.max_faces_seen} face(s) per frame"),
         ("camera", f"focal {m.focal:.1f} px, centre ({m.cx:.1f}, {m.cy:.1f})"),
@@ -202,7 +202,7 @@ def report_markdown(manifest: Manifest, motion: dict[str, float]) -> str:
     out += ["", "## Warnings", ""]
     out += [f"- {w}" for w in m.warnings] or ["- none"]
     out += ["", "## Timings (s)", "", "| stage | seconds |", "|---|---|"]
-    out += [f"| {k} | {v:.2f} |" for k, v in m.timings.items()]
+    out += [f"| {STAGE_LABELS.get(k, k)} | {v:.2f} |" for k, v in m.timings.items()]
     out += ["", "## Pictures", "", "![contact sheet](contact_sheet.png)", "",
             "Head, hair and neck close up (labels: face red, head and hair purple, neck yellow, torso blue):", "",
             "![masks](masks.png)", "", "![head pose](head_pose.png)", "",

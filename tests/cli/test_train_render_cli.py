@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from syncanim.cli import app
@@ -44,3 +45,35 @@ def test_demo_dry_run_picks_the_cpu_preset():
     r = runner.invoke(app, ["demo", "--dry-run"])
     assert r.exit_code == 0
     assert "size = 256" in r.output and 'crop = "subject"' in r.output
+
+
+def test_out_of_memory_is_one_line_and_exit_8(tiny_dataset, tmp_path, monkeypatch):
+    import torch
+
+    import syncanim.train.trainer as trainer
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore details")
+
+    monkeypatch.setattr(trainer, "run_train", oom)
+    r = CliRunner().invoke(app, ["train", str(tiny_dataset.layout.root), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 8, r.output
+    assert "Traceback" not in r.output and "out of memory (CUDA out of memory. Tried to allocate 2.00 GiB)" in r.output
+
+    def other(*args, **kwargs):
+        raise RuntimeError("some other failure")
+
+    monkeypatch.setattr(trainer, "run_train", other)
+    r = CliRunner().invoke(app, ["train", str(tiny_dataset.layout.root), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 1 and isinstance(r.exception, RuntimeError)  # a bug stays a bug, with its traceback
+
+
+def test_a_kernel_backend_that_cannot_run_is_exit_6():
+    import torch
+
+    from syncanim.errors import KernelUnavailable
+    from syncanim.kernels.backend import resolve_backend
+
+    with pytest.raises(KernelUnavailable) as info:
+        resolve_backend("triplane_encode", "triton", torch.device("meta"), ("torch", "triton"), ("triton", "torch"))
+    assert info.value.exit_code == 6

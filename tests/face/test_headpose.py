@@ -93,6 +93,7 @@ def test_recovers_known_poses_and_focal(face, focal):
     assert track.rotation.shape == (150, 3, 3) and track.translation.shape == (150, 3)
     assert track.cx == 256.0 and track.cy == 256.0
     assert abs(track.focal / focal - 1) < 0.10
+    assert not any("focal" in n for n in track.notes)  # a clip that moves determines its focal: no warning
 
     q = frame_rotation_offset(rot, track.rotation)
     assert math.degrees(g.rotation_angle(q)) < 2.0  # the same canonical convention on both shapes
@@ -199,3 +200,10 @@ def test_rigid_landmarks_leave_out_the_moving_parts(face):
     assert 100 <= len(rigid) <= 250
     assert (shape[rigid, 1] <= shape[hp.SUBNASALE, 1] + 1e-9).all()  # nothing below the nose
     assert {1, 4, 6, 168} <= set(rigid.tolist())  # nose tip and bridge
+
+
+def test_a_still_head_leaves_the_focal_undetermined_and_says_so(face):
+    shape, _ = face
+    lm, _, _ = render(shape, n=25, focal=1200.0, amp_deg=0.3)  # one second of a head that barely turns
+    track = hp.LandmarkBATracker(hp.LandmarkBAConfig()).fit(lm, np.ones(len(lm), bool), SIZE)
+    assert any("focal length is poorly determined" in n for n in track.notes)
