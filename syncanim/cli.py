@@ -18,7 +18,8 @@ import typer
 from . import __version__
 from .config import Config, build_config, to_toml
 from .console import err_console, progress_bars, setup_logging
-from .errors import SyncanimError
+from .errors import DataError, SyncanimError
+from .inputs import check_input_file, check_model_folder
 
 app = typer.Typer(
     name="syncanim",
@@ -138,6 +139,7 @@ def prep(
     explicit = _nested(prep={"fps": fps, "size": size, "crop": crop, "audio": {"kind": audio} if audio else None},
                        runtime={"workers": workers})
     config = _config(preset, set_, explicit, dry_run)
+    check_input_file(video, "video")  # before the heavy imports: a wrong path fails at once
     from .prep.pipeline import run_prep
 
     out = out or Path.cwd() / f"{video.stem}-prep"
@@ -192,6 +194,8 @@ def train(
     """Train the audio-driven head model of a prepared dataset: the head, then the lips."""
     config = _config(preset, set_, _nested(train={"head_steps": steps, "lips_steps": lips_steps, "max_minutes": minutes},
                                            runtime={"device": device}), dry_run)
+    if not dataset.is_dir():
+        raise DataError(f"dataset folder not found: {dataset}", hint="make one with `syncanim prep VIDEO --out DATASET`")
     from .train.trainer import run_train
 
     with progress_bars(enabled=not _state["quiet"]) as progress:
@@ -236,6 +240,7 @@ def render(
     if split is not None:
         if split != "val":
             raise ConfigError(f"--split takes only 'val', got {split!r}")
+        check_model_folder(model)  # before the heavy imports
         from .render.validation import result_json, run_validation
 
         with progress_bars(enabled=not _state["quiet"]) as progress:
@@ -253,6 +258,8 @@ def render(
         return
     if audio is None:
         raise ConfigError("render needs --audio SPEECH (or --split val)")
+    check_model_folder(model)  # before the heavy imports
+    check_input_file(audio, "audio file")
     from .render.pipeline import run_render
 
     with progress_bars(enabled=not _state["quiet"]) as progress:
@@ -354,6 +361,11 @@ def eval_(
     """Score a talking head: PSNR, SSIM, LPIPS, mouth landmark distance, lip sync, blinks and head motion,
     with a report folder (JSON, plots, a strip of frames)."""
     config = _config(preset, set_, _nested(runtime={"device": device}), dry_run)
+    for path, what in ((video, "video"), (reference, "reference video"), (audio, "audio file")):
+        if path is not None:
+            check_input_file(path, what)  # before the heavy imports
+    if model is not None:
+        check_model_folder(model)
     from .config import PluginSection
     from .eval.pipeline import run_eval
 
@@ -420,6 +432,8 @@ def bench(
         bench={"resolution": resolution, "batch": batch, "precision": precision, "compile": compile_,
                "cuda_graphs": cuda_graphs, "renderer": renderer, "runs": runs, "warmup": warmup,
                "portrait": portrait}), dry_run)
+    if model is not None:
+        check_model_folder(model)
     from .bench.pipeline import run_bench
 
     with progress_bars(enabled=not _state["quiet"]) as progress:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..media.input_file import check_input_file, ffmpeg_reason
+from ..inputs import check_input_file, ffmpeg_reason
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..audio.waveform import Waveform
 from ..errors import DataError, ResourceError
-from .input_file import check_input_file, ffmpeg_reason
+from ..inputs import check_input_file, ffmpeg_reason
 
 
 @dataclass(frozen=True)

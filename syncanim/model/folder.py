@@ -30,6 +30,7 @@ from .. import __version__
 from ..config import PluginSection
 from ..data.files import save_npz_atomic, write_atomic, write_json_atomic
 from ..errors import CheckpointError, ConfigError
+from ..inputs import check_model_folder
 from ..registry import Registry, default_registry
 from .base import HeadModel, HeadSetup
 from .torso import TorsoArch, TorsoField
@@ -113,14 +114,7 @@ def dataset_path(model_root: str | Path, info: ModelInfo) -> Path:
 def read_info(root: str | Path) -> ModelInfo:
     """model.json of a model folder; CheckpointError if missing, unreadable or of another format."""
     layout = ModelLayout(root)
-    if not layout.info.is_file():
-        if not layout.root.exists():
-            raise CheckpointError(f"model folder not found: {layout.root}")
-        if (layout.root / "manifest.json").is_file():
-            raise CheckpointError(f"{layout.root} is a prepared dataset, not a model folder",
-                                  hint=f"train a model on it first: `syncanim train {layout.root} --out MODEL`")
-        raise CheckpointError(f"{layout.root} is not a model folder (no model.json)",
-                              hint="train one with `syncanim train DATASET --out MODEL`")
+    check_model_folder(layout.root)
     try:
         data = json.loads(layout.info.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
