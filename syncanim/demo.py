@@ -32,6 +32,10 @@ class DemoResult:
     device: str = "cpu"
 
 
+#: The CPU demo's training budget (minutes): sample, prep, the torso and the render take about 2.5 more.
+DEMO_CPU_TRAIN_MINUTES = 7.0
+
+
 def demo_config(gpu: bool | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """The preset the demo trains with: GPU-default on a GPU, CPU-quick on a CPU (``gpu`` None: whether
     this machine has a CUDA device). On a CPU the sample is framed tighter and smaller (256 px around
@@ -43,7 +47,12 @@ def demo_config(gpu: bool | None = None, overrides: list[str] | tuple[str, ...] 
     cfg = build_config("gpu-default" if gpu else "cpu-quick", list(overrides))
     if not gpu:
         prep = cfg.prep.model_copy(update={"size": 256, "crop": "subject"})
-        cfg = cfg.model_copy(update={"prep": prep})
+        # a budget for the trained stages, so the whole demo stays within 10 minutes on a slower CPU too (on
+        # the 2-core machines measured, the cpu-quick step counts take 6-11 minutes); --set train.max_minutes=...
+        # overrides it
+        train = cfg.train if cfg.train.max_minutes is not None else \
+            cfg.train.model_copy(update={"max_minutes": DEMO_CPU_TRAIN_MINUTES})
+        cfg = cfg.model_copy(update={"prep": prep, "train": train})
     return cfg
 
 

@@ -367,3 +367,11 @@ def test_base_preset_is_exactly_the_defaults():
     from syncanim.config import Config, build_config
 
     assert build_config("base") == Config()
+
+
+def test_the_cpu_demo_trains_within_a_budget_unless_told_otherwise():
+    from syncanim.demo import DEMO_CPU_TRAIN_MINUTES, demo_config
+
+    assert demo_config(gpu=False).train.max_minutes == DEMO_CPU_TRAIN_MINUTES
+    assert demo_config(gpu=False, overrides=["train.max_minutes=3"]).train.max_minutes == 3
+    assert demo_config(gpu=False).prep.size == 256
