@@ -64,9 +64,8 @@ def track_landmarks(frames: Iterable[np.ndarray], progress: ProgressFn = no_prog
 
     tracker = FaceMeshTracker(FaceMeshConfig())
     rows: list[np.ndarray] = []
-    it = iter(frames)
     try:
-        for i, rgb in enumerate(it):
+        for i, rgb in enumerate(frames):
             if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
                 raise DataError(f"frame {i}: expected [H, W, 3] uint8 RGB, got {rgb.shape} {rgb.dtype}")
             if i == 0:  # the graph prints its start-up notices from its own threads until the first frame is out

@@ -709,9 +709,9 @@ class LandmarkBATracker:
             log.debug("head pose: focal profile %s",
                       ", ".join(f"{f:.0f}:{c:.6g}" for f, c in zip(grid, costs_a, strict=True)))
             focal, kappa = float(grid[ib]), kappas[ib]
-            flat = 0 < ib < len(grid) - 1 and (min(costs_a[ib - 1], costs_a[ib + 1]) - costs_a[ib]) < \
-                cfg.focal_flatness * costs_a[ib]
-            if 0 < ib < len(grid) - 1 and not flat:
+            interior = 0 < ib < len(grid) - 1
+            flat = interior and min(costs_a[ib - 1], costs_a[ib + 1]) - costs_a[ib] < cfg.focal_flatness * costs_a[ib]
+            if interior and not flat:
                 c3 = costs_a[ib - 1:ib + 2]
                 den = c3[0] - 2 * c3[1] + c3[2]
                 if den > 0:  # vertex of the parabola through the three costs, in log focal
