@@ -106,10 +106,12 @@ def render_speech(model, info, data, features: Path, out: Path, device, cfg, mod
     """Render new speech (precomputed features) over the training frames' backgrounds, in order, with head
     pose, brows and blinks from the model's motion syncer when ``NAME.rms.txt`` (each frame's loudness) is
     beside the features (else the training frames' poses and expressions)."""
+    from syncanim.model.conditioning import FrameBatch
     from syncanim.model.folder import ModelLayout, load_torso
     from syncanim.motion.store import load_motion
     from syncanim.motion.syncer import generate_motion
-    from syncanim.render.pipeline import expressions_in, load_features, speech_conditioning
+    from syncanim.render.pipeline import load_features
+    from syncanim.stream.poses import expressions_in
 
     n = int(np.load(features, mmap_mode="r").shape[0])
     k = np.arange(n) % data.num_train
@@ -124,7 +126,10 @@ def render_speech(model, info, data, features: Path, out: Path, device, cfg, mod
         expr = expressions_in(motion.expressions, info.expressions, expr)
         rot, trans = motion.rotation, motion.translation
         extra = {"rotation": rot, "translation": trans, "expressions": motion.expressions}
-    cond = speech_conditioning(model, info, feats, expr, device)
+    with torch.no_grad():
+        codes = model.predictor.predict(torch.from_numpy(feats).to(device))  # [T, C]
+        cond = model.condition(FrameBatch(torch.from_numpy(np.ascontiguousarray(expr, np.float32)).to(device),
+                                          codes=codes))
     t0 = time.perf_counter()
     frames = render_conditioned(model, info, data, cond, k, device, cfg, rot, trans, torso)
     seconds = time.perf_counter() - t0

@@ -2,7 +2,7 @@
 feature backend's weights (``syncanim features`` here, ``syncanim render --features`` there).
 
 The features come from the backend that prepared a model's dataset, at the model's frame rate, so they
-are exactly what ``syncanim render --audio`` would compute.
+are exactly what ``syncanim render --audio`` would compute (:func:`syncanim.stream.speech.stream_features`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def speech_features_file(folder: Path, audio: Path, out: Path, registry: Registr
     if wave.rms() < 1e-4:
         raise DataError(f"{Path(audio).name} is silent", hint="give speech")
     n = max(1, math.ceil(wave.duration_s * fps - 1e-6))
-    feats = registry.build("syncanim.asr", PluginSection(**section)).extract(wave, fps, num_frames=n)
+    from ..stream.speech import stream_features
+
+    feats = stream_features(registry.build("syncanim.asr", PluginSection(**section)), wave, fps, n).features
     try:
         save_npy_atomic(out, np.ascontiguousarray(feats, np.float32))
     except OSError as e:

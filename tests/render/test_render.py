@@ -100,10 +100,10 @@ def test_precomputed_features_render_what_the_backend_would(tiny_model, tmp_path
 
 def _poses_rendered(monkeypatch, model_dir, wav, out, cfg):
     """Run a render and record the head rotations it renders: [T, 3, 3]."""
-    from syncanim.render import pipeline
+    from syncanim.stream import avatar
 
     seen = []
-    person, batch = pipeline.render_person, pipeline.render_batch_uint8
+    person, batch = avatar.render_person, avatar.render_batch_uint8
 
     def spy_person(model, torso, camera, *a, **k):
         seen.append(camera.poses_numpy()[0])
@@ -113,8 +113,8 @@ def _poses_rendered(monkeypatch, model_dir, wav, out, cfg):
         seen.append(camera.poses_numpy()[0])
         return batch(model, camera, *a, **k)
 
-    monkeypatch.setattr(pipeline, "render_person", spy_person)
-    monkeypatch.setattr(pipeline, "render_batch_uint8", spy_batch)
+    monkeypatch.setattr(avatar, "render_person", spy_person)
+    monkeypatch.setattr(avatar, "render_batch_uint8", spy_batch)
     run_render(model_dir, wav, out, cfg, RuntimeConfig(device="cpu"))
     monkeypatch.undo()
     return np.concatenate(seen)

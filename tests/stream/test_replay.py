@@ -1,7 +1,7 @@
 import numpy as np
 
 from syncanim.geometry import euler_to_matrix, rotation_angle
-from syncanim.render.replay import blend_poses, loop_length, replay_plan, static_plan
+from syncanim.stream.replay import blend_poses, loop_length, replay_plan, static_plan
 
 
 def _track(n=100):
