@@ -185,6 +185,28 @@ class RenderConfig(Frozen):
     precision: Literal["auto", "fp32", "bf16"] = "fp32"
 
 
+class LiveConfig(Frozen):
+    """Settings of ``syncanim live`` (``[live]``)."""
+
+    host: str = "127.0.0.1"  # the viewer page's address; any other than 127.0.0.1 / localhost needs a token
+    port: int = Field(8765, ge=0, le=65535)  # 0: any free port
+    token: str | None = None  # required in the page's URL (?token=...) when set; generated for a non-local host
+    pose: Literal["audio", "replay", "static"] = "audio"  # as [render]
+    torso: bool = True
+    seed: int = 0
+    # frames of speech the mouth reads after the frame drawn (the predictor's own is 8): each one adds 40 ms of
+    # latency at 25 fps; the motion syncer waits 2 frames in any case
+    lookahead: int = Field(2, ge=0, le=16)
+    frames_per_call: int = Field(1, ge=1, le=16)  # frames drawn together (1: lowest latency)
+    block_ms: int = Field(20, ge=5, le=200)  # microphone / file blocks
+    max_behind_ms: int = Field(300, ge=40)  # a frame whose speech is older than this is not drawn (its sound still plays)
+    viewer_queue: int = Field(25, ge=1, le=250)  # frames queued per viewer (25: 1 s); a slow viewer loses its oldest
+    jpeg_quality: int = Field(85, ge=10, le=100)
+    chunk_rays: int = Field(1 << 16, ge=1024)
+    loop_join: int = Field(12, ge=0)
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # as [render]
+
+
 class SampleConfig(Frozen):
     seconds: float = Field(10.0, gt=1.0, le=60.0)
     fps: int = Field(25, ge=10, le=60)
@@ -261,6 +283,7 @@ class Config(Frozen):
     model: PluginSection = PluginSection(kind="nerf-head")
     train: TrainConfig = TrainConfig()
     render: RenderConfig = RenderConfig()
+    live: LiveConfig = LiveConfig()
     sample: SampleConfig = SampleConfig()
     eval: EvalConfig = EvalConfig()
     bench: BenchConfig = BenchConfig()

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..audio.framing import frame_rms
 from ..audio.waveform import read_audio
-from ..config import PluginSection, RenderConfig, RuntimeConfig
+from ..config import RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
 from ..device import resolve_device, resolve_precision
 from ..errors import DataError
@@ -35,7 +35,7 @@ from ..model.folder import ModelInfo, ModelLayout, read_info
 from ..registry import Registry, default_registry
 from ..stream.avatar import AvatarStream, StreamSettings, load_avatar
 from ..stream.draw import render_batch, render_batch_uint8, render_person
-from ..stream.speech import FeatureBlock, stream_features
+from ..stream.speech import FeatureBlock, build_extractor, stream_features
 
 __all__ = ["RenderResult", "load_features", "paste_face", "pose_mode", "render_batch", "render_batch_uint8",
            "render_person", "run_render"]
@@ -140,7 +140,7 @@ def run_render(
         feats = load_features(Path(features), info, n)
         speech = FeatureBlock(0, feats, frame_rms(wave.samples, wave.sample_rate, info.fps, 0, n))
     else:
-        extractor = reg.build("syncanim.asr", PluginSection(**info.audio))
+        extractor = build_extractor(dict(info.audio), reg, device)
         speech = stream_features(extractor, wave, info.fps, n)
     progress("audio", 1, 1)
     settings = StreamSettings(pose=pose, seed=render.seed, loop_join=render.loop_join,

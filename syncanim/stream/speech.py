@@ -137,6 +137,18 @@ def _rms_abs(x: np.ndarray, origin: int, rate: int, fps: float, k0: int, k1: int
     return np.sqrt(energy / np.maximum(b - a, 1))
 
 
+def build_extractor(section: dict, registry, device) -> FeatureExtractor:
+    """The model's feature backend (its ``audio`` section), on the run's ``device`` where the backend has a
+    ``device`` setting the section leaves unset."""
+    from ..config import PluginSection
+
+    spec = registry.get("syncanim.asr", section["kind"])
+    fields = getattr(spec.config_model, "model_fields", {})
+    if "device" in fields and "device" not in section:
+        section = {**section, "device": str(device)}
+    return registry.build("syncanim.asr", PluginSection(**section))
+
+
 def stream_features(extractor: FeatureExtractor, wave: Waveform, fps: float, num_frames: int,
                     block_s: float = 1.0) -> FeatureBlock:
     """A whole signal through a :class:`SpeechStream` in blocks of ``block_s`` seconds: the features and

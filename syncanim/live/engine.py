@@ -1,0 +1,189 @@
+"""The live loop: a source's blocks -> speech features -> frames -> JPEG -> every viewer, with each frame's
+latency measured from the moment its speech arrived.
+
+Frame ``k``'s speech has arrived when the sample at its end, ``(k + 1) / fps``, has (the wall time the
+source gives with each block). Its latency is the time from then to the moment its message is handed
+to the viewers; the stages it is split into:
+
+- ``lookahead``: waiting for the audio after the frame that its features, mouth and motion read (the
+  stream's lag plus the feature backend's own look-ahead: speech cannot be drawn before it is heard);
+- ``queue``: the block that completed it waiting to be processed (zero unless the loop falls behind);
+- ``features``, ``motion``, ``conditioning``, ``render``, ``encode`` (JPEG): the work.
+
+A frame whose speech is older than ``max_behind_ms`` when its turn comes is not drawn (its sound is still
+sent): a slow machine shows fewer frames, never later ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..config import LiveConfig
+from ..stream.avatar import AvatarStream
+from ..stream.speech import SpeechStream
+from .protocol import pack
+from .sources import AudioSource
+
+log = logging.getLogger(__name__)
+
+STAGES = ("lookahead", "queue", "features", "motion", "conditioning", "render", "encode")
+KEEP = 30_000  # frames of figures kept (20 minutes at 25 fps)
+
+
+@dataclass
+class FrameRecord:
+    index: int
+    drawn: bool
+    out: float  # monotonic time the message was handed on
+    latency_ms: float
+    stages: dict[str, float]
+
+
+class LiveStats:
+    """The figures of the last :data:`KEEP` frames, thread-safe."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.records: deque[FrameRecord] = deque(maxlen=KEEP)
+        self.frames = 0
+        self.drawn = 0
+        self.started = time.monotonic()
+
+    def add(self, r: FrameRecord) -> None:
+        with self.lock:
+            self.records.append(r)
+            self.frames += 1
+            self.drawn += int(r.drawn)
+
+    def summary(self, since: float | None = None) -> dict:
+        """p50 / p95 of the latency and of each stage (ms), frames out and drawn, fps; only the frames handed
+        on after ``since`` (monotonic) when given."""
+        with self.lock:
+            recs = [r for r in self.records if since is None or r.out >= since]
+        drawn = [r for r in recs if r.drawn]
+        out: dict = {"frames": len(recs), "drawn": len(drawn), "skipped": len(recs) - len(drawn)}
+        if len(recs) > 1:
+            span = recs[-1].out - recs[0].out
+            out["fps_out"] = (len(recs) - 1) / span if span > 0 else None
+            out["fps_drawn"] = (len(drawn) - 1) / span if span > 0 and len(drawn) > 1 else 0.0
+        if drawn:
+            out["latency_ms"] = percentiles([r.latency_ms for r in drawn])
+            out["stages_ms"] = {s: percentiles([r.stages.get(s, 0.0) for r in drawn]) for s in STAGES}
+        return out
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    v = np.asarray(values, np.float64)
+    return {"p50": round(float(np.percentile(v, 50)), 2), "p95": round(float(np.percentile(v, 95)), 2),
+            "max": round(float(v.max()), 2)}
+
+
+class Arrivals:
+    """When each sample of the source arrived: reads' (end sample, monotonic time), oldest dropped. A read
+    that returns several blocks (the loop fell behind) got them in real time: earlier samples arrived
+    earlier, one sample period each."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.ends: deque[tuple[int, float]] = deque()
+
+    def add(self, end: int, t: float) -> None:
+        self.ends.append((end, t))
+
+    def at(self, sample: int) -> float:
+        """The arrival time of absolute sample ``sample - 1``."""
+        while len(self.ends) > 1 and self.ends[0][0] < sample:
+            self.ends.popleft()
+        end, t = self.ends[0]
+        return t - max(0, end - sample) / self.rate
+
+
+class LiveEngine:
+    """Runs the loop of one stream on its own thread (:meth:`start`), handing each frame's message to
+    ``publish(message, index, drawn)``."""
+
+    def __init__(self, stream: AvatarStream, speech: SpeechStream, source: AudioSource, live: LiveConfig,
+                 publish: Callable[[bytes, int, bool], None], max_frames: int | None = None) -> None:
+        self.stream, self.speech, self.source, self.cfg, self.publish = stream, speech, source, live, publish
+        self.fps = stream.a.info.fps
+        self.rate = speech.rate
+        self.max_frames = max_frames
+        self.stats = LiveStats()
+        self.stop_event = threading.Event()
+        self.finished = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._main, name="syncanim-live", daemon=True)
+        self.arrivals = Arrivals(self.rate)
+        self.audio = np.zeros(0, np.float32)  # samples [audio0, received) for the frames' sound
+        self.audio0 = 0
+        self.received = 0
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout)
+
+    def _main(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:  # handed to the caller (the server or the bench), which reports it
+            self.error = e
+            log.debug("live loop failed", exc_info=True)
+        finally:
+            self.finished.set()
+
+    def _speech_time(self, k: int) -> float:
+        return self.arrivals.at(int(np.ceil((k + 1) / self.fps * self.rate)))
+
+    def _loop(self) -> None:
+        behind = self.cfg.max_behind_ms / 1e3
+        while not self.stop_event.is_set():
+            block, arrived = self.source.read()
+            t0 = time.monotonic()
+            self.received += len(block)
+            self.arrivals.add(self.received, arrived)
+            self.audio = np.concatenate([self.audio, block])
+            feats = self.speech.push(block)
+            t1 = time.monotonic()
+            frames = self.stream.push(feats, keep=lambda k: time.monotonic() - self._speech_time(k) <= behind)
+            for f in frames:
+                t2 = time.monotonic()
+                jpeg = None
+                if f.image is not None:
+                    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(f.image, cv2.COLOR_RGB2BGR),
+                                           [cv2.IMWRITE_JPEG_QUALITY, self.cfg.jpeg_quality])
+                    jpeg = buf.tobytes() if ok else None
+                t3 = time.monotonic()
+                msg = pack(f.index, f.index / self.fps, time.time(), self.rate, self._sound(f.index), jpeg)
+                self.publish(msg, f.index, jpeg is not None)
+                t_out = time.monotonic()
+                spoken = self._speech_time(f.index)
+                stages = {"lookahead": (arrived - spoken) * 1e3, "queue": (t0 - arrived) * 1e3,
+                          "features": (t1 - t0) * 1e3, "encode": (t3 - t2) * 1e3,
+                          "motion": f.ms.get("motion", 0.0), "conditioning": f.ms.get("conditioning", 0.0),
+                          "render": f.ms.get("render", 0.0)}
+                self.stats.add(FrameRecord(f.index, jpeg is not None, t_out, (t_out - spoken) * 1e3, stages))
+                if self.max_frames is not None and f.index + 1 >= self.max_frames:
+                    return
+            self._trim()
+
+    def _sound(self, k: int) -> np.ndarray:
+        a = int(round(k / self.fps * self.rate)) - self.audio0
+        b = int(round((k + 1) / self.fps * self.rate)) - self.audio0
+        return self.audio[max(0, a):max(0, b)]
+
+    def _trim(self) -> None:
+        keep_from = int(round(self.stream.done / self.fps * self.rate)) - self.audio0
+        if keep_from > self.rate:  # in steps of a second, not every block
+            self.audio = self.audio[keep_from:]
+            self.audio0 += keep_from
