@@ -466,6 +466,116 @@ def bench(
         err_console.print(f"[dim]note: {note}[/]", highlight=False, soft_wrap=True)
 
 
+# --- live --------------------------------------------------------------------------------------
+
+
+@app.command()
+@_run
+def live(
+    model: Annotated[Path, typer.Argument(help="A model folder written by `syncanim train`.")],
+    mic: Annotated[bool, typer.Option("--mic", help="Speech from the default microphone (PortAudio).")] = False,
+    audio: Annotated[Path | None, typer.Option("--audio", "-a", help="Speech from a file, played in real time (then silence).")] = None,
+    loop: Annotated[bool, typer.Option("--loop", help="With --audio: play the file again and again.")] = False,
+    host: Annotated[str | None, typer.Option(help="Address of the viewer page [127.0.0.1]; any other needs a token (one is made up and printed).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port of the viewer page [8765]; 0: any free port.")] = None,
+    token: Annotated[str | None, typer.Option(help="The token the page's URL must carry (?token=...).")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds [run until Ctrl-C; with --bench: the file's length].")] = None,
+    bench: Annotated[bool, typer.Option("--bench", help="Measure: watch with viewers inside the process, then report latency per stage, frame rates and drops.")] = False,
+    viewers: Annotated[int, typer.Option(help="With --bench: viewers watching [1].")] = 1,
+    throttle_ms: Annotated[float, typer.Option(help="With --bench: the first viewer reads this much slower per frame [0].")] = 0.0,
+    reconnect_s: Annotated[float | None, typer.Option(help="With --bench: viewers reconnect after this many seconds, again and again.")] = None,
+    device: DeviceOpt = None,
+    preset: PresetOpt = None,
+    set_: _set_opt("live.lookahead=1") = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The person answering speech in real time: open the printed URL; speak into --mic, play --audio, or use
+    the page's microphone button. Ctrl-C stops."""
+    import time
+
+    from .errors import ConfigError
+
+    config = _config(preset, set_, _nested(live={"host": host, "port": port, "token": token},
+                                           runtime={"device": device}), dry_run)
+    check_model_folder(model)
+    if audio is not None:
+        check_input_file(audio, "audio file")
+    if bench and audio is None and not mic:
+        raise ConfigError("--bench needs speech: give --audio FILE (or --mic)")
+    if viewers < 1 or throttle_ms < 0:
+        raise ConfigError("--viewers must be at least 1 and --throttle-ms not negative")
+    from .live.pipeline import run_live_bench, start_live
+
+    with progress_bars(enabled=not _state["quiet"]) as progress:
+        session = start_live(model, config.live, config.runtime, audio=audio, mic=mic, loop_audio=loop,
+                             progress=progress)
+    try:
+        if bench:
+            length = seconds
+            if length is None:
+                from .audio.waveform import read_audio
+
+                length = 30.0 if audio is None or loop else read_audio(audio, 16000).duration_s + 1.0
+            with progress_bars(enabled=not _state["quiet"]) as progress:
+                report = run_live_bench(session, length, viewers=viewers, throttle_ms=throttle_ms,
+                                        reconnect_s=reconnect_s, progress=progress)
+            if as_json:
+                typer.echo(json.dumps(report, indent=2))
+            _print_live_report(report)
+            return
+        err_console.print(f"syncanim live: open [bold]{session.url}[/] (Ctrl-C stops)", highlight=False, soft_wrap=True)
+        t0 = last = time.monotonic()
+        while seconds is None or time.monotonic() - t0 < seconds:
+            time.sleep(0.5)
+            if session.engine.finished.is_set():
+                break
+            if time.monotonic() - last >= 10 and not _state["quiet"]:
+                last = time.monotonic()
+                s = session.engine.stats.summary(since=last - 10)
+                lat = s.get("latency_ms", {})
+                err_console.print(f"{s.get('fps_drawn', 0):.1f} fps drawn, latency p50 {lat.get('p50', 0):.0f} ms "
+                                  f"p95 {lat.get('p95', 0):.0f} ms, {len(session.server.hub.viewers)} watching",
+                                  highlight=False)
+        if session.engine.error is not None:
+            raise session.engine.error
+    except KeyboardInterrupt:
+        err_console.print("stopped")
+    finally:
+        session.stop()
+
+
+def _print_live_report(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    e = r["engine"]
+    t = Table(title=f"syncanim live: {r['size']} px on {r['device']} ({r['precision']}), {r['seconds']} s")
+    t.add_column("stage")
+    for c in ("p50 ms", "p95 ms", "max ms"):
+        t.add_column(c, justify="right")
+    for name, v in e.get("stages_ms", {}).items():
+        t.add_row(name, f"{v['p50']:.1f}", f"{v['p95']:.1f}", f"{v['max']:.1f}")
+    if "latency_ms" in e:
+        v = e["latency_ms"]
+        t.add_row("[bold]speech in -> frame out[/]", f"{v['p50']:.1f}", f"{v['p95']:.1f}", f"{v['max']:.1f}")
+    Console(stderr=True).print(t)
+    err_console.print(f"frames: {e.get('frames', 0)} out at {e.get('fps_out') or 0:.2f} fps, {e.get('drawn', 0)} drawn "
+                      f"({e.get('fps_drawn') or 0:.2f} fps), {e.get('skipped', 0)} not drawn (late)", highlight=False)
+    for v in r["viewers"]:
+        drift = v.get("delay_drift_ms_per_minute") or []
+        d = f", delay drift p95 by minute: {[m['p95'] for m in drift]} ms" if drift else ""
+        gone = next((s for s in r.get("server_viewers", []) if s["name"] == v["name"]), {})
+        slow = f" (throttled {v['throttle_ms']:g} ms)" if v["throttle_ms"] else ""
+        err_console.print(f"{v['name']}{slow}: "
+                          f"{v['images']} frames at {v.get('fps') or 0:.2f} fps, {gone.get('dropped', 0)} dropped "
+                          f"for it, {v['connects']} connection(s){d}", highlight=False)
+    rss = r.get("rss_mb") or {}
+    if rss:
+        err_console.print(f"memory: {rss['first_tenth']:.0f} MB in the first tenth, {rss['last_tenth']:.0f} MB in "
+                          f"the last ({100 * rss['change']:+.1f} %)", highlight=False)
+
+
 # --- plugins -----------------------------------------------------------------------------------
 
 

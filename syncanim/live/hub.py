@@ -23,6 +23,7 @@ class Viewer:
         self.sent = 0
         self.dropped = 0
         self.page: dict = {}
+        self.ws = None  # the connection, for closing it
 
     def offer(self, msg: bytes) -> None:
         """Queue ``msg`` (on the event loop's thread), dropping the oldest when full."""

@@ -77,6 +77,16 @@ class LiveServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 
+    def disconnect_all(self) -> None:
+        """Close every viewer's connection (their pages reconnect by themselves)."""
+
+        async def close() -> None:
+            for v in list(self.hub.viewers.values()):
+                if v.ws is not None:
+                    await v.ws.close()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=10)
+
     def _allowed(self, request) -> bool:
         if self.token is None:
             return True
@@ -106,6 +116,7 @@ class LiveServer:
         ws = web.WebSocketResponse(max_msg_size=1 << 20, heartbeat=20)
         await ws.prepare(request)
         viewer = self.hub.add(request.query.get("name", ""))
+        viewer.ws = ws
         log.info("live: %s connected (%d watching)", viewer.name, len(self.hub.viewers))
 
         async def send() -> None:

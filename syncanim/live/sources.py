@@ -156,6 +156,12 @@ class MicSource:
                 self.overflows += 1
 
         try:
+            sd.query_devices(device, kind="input")
+        except Exception as e:  # PortAudioError / ValueError: no input device at all
+            raise ResourceError("no microphone found on this machine",
+                                hint="plug one in (check `python -m sounddevice`), or use --audio FILE or the page's "
+                                     "microphone button") from e
+        try:
             self.stream = sd.InputStream(samplerate=rate, channels=1, blocksize=block, dtype="float32",
                                          callback=callback, device=device)
             self.stream.start()

@@ -87,7 +87,8 @@ class StreamSettings:
 @dataclass
 class Frame:
     """Frame ``index`` of a stream: ``image [H, W, 3] uint8`` (None: not drawn, ``keep`` said so), what it was
-    drawn over without a torso (``backdrop``), and the milliseconds per stage of the call that drew it."""
+    drawn over without a torso (``backdrop``), and the milliseconds of the stages it waited for: ``motion``
+    (the push that completed it), ``conditioning`` and ``render`` (the call that drew it, with its other frames)."""
 
     index: int
     image: np.ndarray | None
@@ -169,7 +170,6 @@ class AvatarStream:
         while self.done < stop:
             k0, k1 = self.done, min(stop, self.done + self.s.frames_per_call)
             out.extend(self._call(np.arange(k0, k1), keep, ms))
-            ms = {}
             self.done = k1
         self._trim()
         return out
@@ -185,7 +185,7 @@ class AvatarStream:
                 rot, trans = m.rotation, m.translation
         backdrops = [next(self.backdrops) for _ in idx] if self.backdrops is not None else [None] * len(idx)
         wanted = np.array([keep is None or bool(keep(int(k))) for k in idx])
-        frames = [Frame(int(k), None, backdrops[j], dict(ms) if j == 0 else {}) for j, k in enumerate(idx)]
+        frames = [Frame(int(k), None, backdrops[j], dict(ms)) for j, k in enumerate(idx)]
         if not wanted.any():
             return frames
         sel = idx[wanted]
@@ -208,8 +208,7 @@ class AvatarStream:
         t2 = time.perf_counter()
         for j, i in enumerate(np.flatnonzero(wanted)):
             frames[i].image = images[j]
-        first = frames[int(np.flatnonzero(wanted)[0])]
-        first.ms.update(conditioning=(t1 - t0) * 1e3, render=(t2 - t1) * 1e3)
+            frames[i].ms.update(conditioning=(t1 - t0) * 1e3, render=(t2 - t1) * 1e3)
         return frames
 
     def _trim(self) -> None:

@@ -1,0 +1,76 @@
+"""The parts of ``syncanim live`` that need no model: messages, sources, arrival times, viewer queues."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from syncanim.live.engine import Arrivals
+from syncanim.live.hub import Hub
+from syncanim.live.protocol import pack, unpack
+from syncanim.live.sources import Clock, FileSource, PushBuffer
+
+
+def test_a_message_carries_index_time_sound_and_image():
+    sound = np.sin(np.linspace(0, 20, 640)).astype(np.float32) * 0.5
+    m = unpack(pack(7, 0.28, 123.5, 16000, sound, b"\xff\xd8jpeg"))
+    assert (m.index, m.pts, m.sent, m.rate, m.jpeg) == (7, 0.28, 123.5, 16000, b"\xff\xd8jpeg")
+    np.testing.assert_allclose(m.pcm / 32767, sound, atol=1 / 32767)
+    assert unpack(pack(8, 0.32, 0.0, 16000, sound, None)).jpeg == b""  # a frame not drawn: sound only
+    with pytest.raises(ValueError):
+        unpack(b"XX" + pack(1, 0, 0, 16000, sound, None)[2:])
+    with pytest.raises(ValueError):
+        unpack(pack(1, 0, 0, 16000, sound, b"abc")[:-1])
+
+
+def test_the_clock_keeps_real_time_and_hands_over_what_a_late_caller_missed():
+    c = Clock(16000, 320)
+    t0 = time.monotonic()
+    assert c.wait()[0] == 1
+    assert time.monotonic() - t0 >= 0.019
+    time.sleep(0.1)
+    n, _ = c.wait()
+    assert 4 <= n <= 7  # the blocks that fell due while the caller was away
+
+
+def test_a_file_plays_then_silence(tmp_path):
+    sf.write(tmp_path / "a.wav", np.full(800, 0.25, np.float32), 16000)
+    src = FileSource(tmp_path / "a.wav", 16000, 320)
+    got = np.concatenate([src.read()[0] for _ in range(4)])
+    assert got[:800].min() == pytest.approx(0.25, abs=1e-4) and not got[800:].any()
+
+
+def test_pushed_audio_waits_for_a_cushion_and_is_bounded():
+    p = PushBuffer(16000, cushion_s=0.01, max_s=0.1)
+    p.feed(np.ones(100))
+    assert p.take(320) is None  # less than the cushion: silence for now
+    p.feed(np.ones(200))
+    assert p.take(320)[:300].all()
+    p.feed(np.ones(5000))
+    assert p.dropped == 5000 - 1600 and len(p.buf) == 1600
+
+
+def test_arrival_of_samples_inside_a_late_read():
+    a = Arrivals(16000)
+    a.add(320, 10.0)
+    a.add(3200, 12.0)  # a read of many blocks: its samples arrived in real time before 12.0
+    assert a.at(3200) == 12.0 and a.at(1600) == pytest.approx(12.0 - 1600 / 16000)
+
+
+def test_a_slow_viewer_loses_its_oldest_frames_and_no_one_else_does():
+    async def main():
+        hub = Hub(asyncio.get_running_loop(), maxlen=3)
+        slow, fast = hub.add("slow"), hub.add("fast")
+        got = []
+        for i in range(10):
+            hub._offer(bytes([i]))
+            got.append(await fast.next())
+        return slow, fast, got
+
+    slow, fast, got = asyncio.run(main())
+    assert got == [bytes([i]) for i in range(10)] and fast.dropped == 0
+    assert list(slow.q) == [bytes([7]), bytes([8]), bytes([9])] and slow.dropped == 7
