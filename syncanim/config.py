@@ -194,13 +194,15 @@ class LiveConfig(Frozen):
     pose: Literal["audio", "replay", "static"] = "audio"  # as [render]
     torso: bool = True
     seed: int = 0
-    # frames of speech the mouth reads after the frame drawn (the predictor's own is 8): each one adds 40 ms of
-    # latency at 25 fps; the motion syncer waits 2 frames in any case
-    lookahead: int = Field(2, ge=0, le=16)
+    # frames of speech the mouth reads after the frame drawn (render: the predictor's own 8); each one adds 40 ms of
+    # latency at 25 fps. 1: speech in -> frame out 109 ms p50 / 131 ms p95 on an H200 at 512 px; 2: 157 / 198 ms,
+    # mouth codes closer to render's (docs/live.md). Below the motion syncer's 2 its pose is carried on.
+    lookahead: int = Field(1, ge=0, le=16)
     frames_per_call: int = Field(1, ge=1, le=16)  # frames drawn together (1: lowest latency)
     block_ms: int = Field(20, ge=5, le=200)  # microphone / file blocks
     max_behind_ms: int = Field(300, ge=40)  # a frame whose speech is older than this is not drawn (its sound still plays)
     viewer_queue: int = Field(25, ge=1, le=250)  # frames queued per viewer (25: 1 s); a slow viewer loses its oldest
+    viewer_window: int = Field(12, ge=0, le=250)  # frames on their way to a viewer, not yet acknowledged (0: any)
     jpeg_quality: int = Field(85, ge=10, le=100)
     chunk_rays: int = Field(1 << 16, ge=1024)
     loop_join: int = Field(12, ge=0)

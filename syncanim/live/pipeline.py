@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..config import LiveConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
 from ..device import resolve_device, resolve_precision
@@ -97,7 +99,7 @@ def start_live(model_dir: str | os.PathLike[str], live: LiveConfig, runtime: Run
     token = access_token(live)
     engine_box: list[LiveEngine] = []
     server = LiveServer(live.host, live.port, token, live.viewer_queue, push,
-                        lambda: engine_box[0].stats.summary() if engine_box else {})
+                        lambda: engine_box[0].stats.summary() if engine_box else {}, live.viewer_window)
     engine = LiveEngine(stream, speech, source, live, lambda msg, k, drawn: server.hub.publish(msg),  # type: ignore[arg-type]
                         max_frames=max_frames)
     engine_box.append(engine)
@@ -136,7 +138,8 @@ class ViewerFigures:
             span = self.arrivals[-1] - self.arrivals[0]
             out["fps"] = round((len(self.arrivals) - 1) / span, 2) if span > 0 else None
         if self.delays:
-            d = [1000 * (x - self.delays[0]) for x in self.delays]  # ms, relative to the first frame
+            mid = float(np.median(self.delays))
+            d = [1000 * (x - mid) for x in self.delays]  # ms, relative to the run's median delay
             minute = int(60 * fps)
             out["delay_drift_ms_per_minute"] = [percentiles(d[i:i + minute]) for i in range(0, len(d), minute)]
         if self.error:
@@ -166,6 +169,7 @@ async def _viewer(url: str, fig: ViewerFigures, stop: asyncio.Event, reconnect_s
                         fig.delays.append(t - m.pts)
                     if fig.throttle_ms:
                         await asyncio.sleep(fig.throttle_ms / 1000)
+                    await ws.send_str(f"ack {m.index}")
         except (OSError, aiohttp.ClientError) as e:
             fig.error = str(e)
             await asyncio.sleep(0.5)

@@ -5,8 +5,9 @@ Little-endian: ``magic b"SA"``, ``version u8``, ``flags u8`` (bit 0: an image fo
 rate), ``samples u32``, ``image_bytes u32``; then ``samples`` int16 PCM (the frame's
 ``[index / fps, (index + 1) / fps)`` of sound) and the JPEG. Sound and image of a frame travel together, so
 a viewer that plays each frame's sound at its ``pts`` shows lips and sound in sync by construction.
-From the page to the server: binary messages are its microphone (int16 PCM at 16 kHz), text messages
-JSON (``{"type": "stats", ...}``: what the page measured).
+From the page to the server: binary messages are its microphone (int16 PCM at 16 kHz); text messages
+are ``ack INDEX`` (the page has received frame INDEX: the server keeps at most ``live.viewer_window``
+frames on their way) or JSON (``{"type": "stats", ...}``: what the page measured).
 """
 
 from __future__ import annotations
@@ -50,3 +51,4 @@ def unpack(data: bytes) -> FrameMessage:
         raise ValueError("message length disagrees with its header")
     pcm = np.frombuffer(data, "<i2", n, HEADER.size)
     return FrameMessage(index, pts, sent, rate, pcm, bytes(data[HEADER.size + 2 * n:]))
+

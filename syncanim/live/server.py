@@ -32,10 +32,10 @@ class LiveServer:
     """Serves the page and the stream on ``host:port`` from a background thread (:meth:`start`, :meth:`stop`)."""
 
     def __init__(self, host: str, port: int, token: str | None, queue: int, push: PushBuffer | None,
-                 stats: Callable[[], dict]) -> None:
+                 stats: Callable[[], dict], window: int = 0) -> None:
         self.host, self.port, self.token, self.queue, self.push, self.stats = host, port, token, queue, push, stats
         self.loop = asyncio.new_event_loop()
-        self.hub = Hub(self.loop, queue)
+        self.hub = Hub(self.loop, queue, window)
         self.thread = threading.Thread(target=self.loop.run_forever, name="syncanim-server", daemon=True)
         self.runner = None
 
@@ -130,6 +130,9 @@ class LiveServer:
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY and self.push is not None:
                     self.push.feed(np.frombuffer(msg.data, "<i2").astype(np.float32) / 32768.0)
+                elif msg.type == WSMsgType.TEXT and msg.data.startswith("ack "):
+                    with contextlib.suppress(ValueError):
+                        viewer.ack(int(msg.data[4:]))
                 elif msg.type == WSMsgType.TEXT:
                     with contextlib.suppress(ValueError):
                         viewer.page = json.loads(msg.data)

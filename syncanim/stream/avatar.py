@@ -8,14 +8,20 @@ Per frame ``k`` (all on the run's device):
    sees its whole window), fewer for ``live`` (lower latency).
 2. Motion: head pose, brows and blinks from the model's motion syncer run causally
    (:class:`~syncanim.motion.syncer.MotionStream`, its own ``future`` frames behind), or the training
-   clip replayed or held (:class:`~syncanim.stream.poses.ReplayTrack`).
+   clip replayed or held (:class:`~syncanim.stream.poses.ReplayTrack`). With a ``lookahead`` shorter
+   than the syncer's ``future``, frame ``k`` takes the motion of frame ``k - shift`` (``shift`` = the
+   difference), its head pose carried on at its last velocity for ``shift`` frames: the motion is
+   low-passed at a few hertz, so one or two frames (40-80 ms) of extrapolation are invisible, and blinks
+   and brows come ``shift`` frames late.
 3. Drawing, per call of up to ``frames_per_call`` frames: the torso for the frames' head poses over the
    background plate, or the replayed background frames, and the head over it
    (:mod:`syncanim.stream.draw`) -> ``[H, W, 3] uint8`` on the host.
 
 Frame ``k`` therefore comes out once the features of frame ``k + lag`` have been pushed
-(:attr:`AvatarStream.lag`), or at :meth:`AvatarStream.flush`. A frame the caller does not want (``keep``)
-is not drawn, but the stream's state moves past it as for any other.
+(:attr:`AvatarStream.lag`), or at :meth:`AvatarStream.flush`. Steps 1-2 (:meth:`AvatarStream.prepare`) and
+step 3 (:meth:`AvatarStream.draw`) may run on two threads, one call's drawing beside the next call's
+preparation. A frame the caller does not want (``keep``) is not drawn, but the stream's state moves
+past it as for any other.
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from ..model.base import HeadModel
 from ..model.camera import Camera
-from ..model.conditioning import FrameBatch
+from ..model.conditioning import Conditioning, FrameBatch
 from ..model.folder import ModelInfo, ModelLayout, Replay, load_model, load_replay, load_torso
 from ..model.torso import TorsoField
 from ..motion.store import load_motion
@@ -96,13 +103,34 @@ class Frame:
     ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class Call:
+    """What one call draws: frames ``idx [B]``, their head poses (rotation [B, 3, 3], translation [B, 3]),
+    their conditioning (on the device), what they are drawn over without a torso, the stages' ms so far."""
+
+    idx: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    cond: Conditioning
+    backdrops: list[np.ndarray | None]
+    ms: dict[str, float]
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
+def carry_on(prev: Motion, last: Motion, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Head poses ``frames`` frames after ``last`` (one frame each), moving on at the velocity from ``prev`` to
+    ``last``: rotation [B, 3, 3], translation [B, 3] (pure)."""
+    step = matrix_to_axis_angle(np.swapaxes(prev.rotation, -1, -2) @ last.rotation)  # [B, 3]
+    rot = last.rotation @ axis_angle_to_matrix(frames * step)
+    return rot.astype(np.float32), (last.translation + frames * (last.translation - prev.translation)).astype(np.float32)
+
+
 class AvatarStream:
-    """One stream of one :class:`Avatar` (module doc). Not thread-safe: one caller pushes."""
+    """One stream of one :class:`Avatar` (module doc). One thread prepares, one (the same or another) draws."""
 
     def __init__(self, avatar: Avatar, settings: StreamSettings) -> None:
         a, s = avatar, settings
@@ -113,7 +141,9 @@ class AvatarStream:
         self.past = pred.past
         self.mouth_lag = pred.future if s.lookahead is None else max(0, min(s.lookahead, pred.future))
         self.motion = a.syncer.stream(s.seed) if a.syncer is not None and s.pose in ("audio", "static") else None
-        self.lag = max(self.mouth_lag, a.syncer.arch.future if self.motion is not None else 0)
+        future = a.syncer.arch.future if self.motion is not None else 0
+        self.shift = max(0, future - self.mouth_lag)  # frames the motion is carried on (module doc, step 2)
+        self.lag = self.mouth_lag if self.motion is None else max(self.mouth_lag, future - self.shift)
         self.track = ReplayTrack(a.replay, s.pose == "static", s.loop_join)
         self.torso = None if s.portrait else a.torso
         source = a.layout.frames_video if s.portrait else a.layout.backgrounds_video
@@ -122,9 +152,9 @@ class AvatarStream:
         self.ring: torch.Tensor | None = None  # features of frames [ring0, known)
         self.ring0 = 0
         self.known = 0  # frames whose features have been pushed
-        self.done = 0  # frames given out
-        self.moved: list[Motion] = []  # motion of frames [done, done + moved frames)
-        self.moved_n = 0
+        self.done = 0  # frames prepared
+        self.moved: Motion | None = None  # the syncer's motion of frames [moved0, moved0 + len)
+        self.moved0 = 0
 
     @property
     def size(self) -> int:
@@ -132,6 +162,14 @@ class AvatarStream:
 
     def push(self, block: FeatureBlock, keep: Callable[[int], bool] | None = None) -> list[Frame]:
         """The features of the next frames (``block.first`` must be the next frame) -> the frames now complete."""
+        return [f for c in self.prepare(block) for f in self.draw(c, keep)]
+
+    def flush(self, keep: Callable[[int], bool] | None = None) -> list[Frame]:
+        """The end of the speech: the frames still held back for their look-ahead."""
+        return [f for c in self.finish() for f in self.draw(c, keep)]
+
+    def prepare(self, block: FeatureBlock) -> list[Call]:
+        """Steps 1-2 for the frames ``block`` completes: their calls, ready to draw, in order."""
         if len(block) == 0:
             return []
         if block.first != self.known:
@@ -145,77 +183,94 @@ class AvatarStream:
         ms = {"motion": (time.perf_counter() - t0) * 1e3}
         stop = self.known - self.mouth_lag
         if self.motion is not None:
-            stop = min(stop, self.done + self.moved_n)
-        return self._draw(stop, keep, ms)
+            stop = min(stop, self.moved0 + (len(self.moved) if self.moved is not None else 0) + self.shift)
+        return self._calls(stop, ms)
 
-    def flush(self, keep: Callable[[int], bool] | None = None) -> list[Frame]:
-        """The end of the speech: the frames still held back for their look-ahead."""
+    def finish(self) -> list[Call]:
+        """The end of the speech: the calls of the frames still held back for their look-ahead."""
         if self.motion is not None:
             self._add_motion(self.motion.flush())
-        return self._draw(self.known, keep, {})
+        return self._calls(self.known, {})
 
     def _add_motion(self, m: Motion) -> None:
         if len(m):
-            self.moved.append(m)
-            self.moved_n += len(m)
+            self.moved = m if self.moved is None else Motion.concat([self.moved, m])
 
-    def _take_motion(self, n: int) -> Motion:
-        m = Motion.concat(self.moved)
-        self.moved = [Motion(m.rotation[n:], m.translation[n:], m.expressions[n:])] if len(m) > n else []
-        self.moved_n = len(m) - n
-        return Motion(m.rotation[:n], m.translation[:n], m.expressions[:n])
+    def _motion_of(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The syncer's rotation [B, 3, 3], translation [B, 3] and expressions [B, 3] of frames ``idx``."""
+        m, j = self.moved, idx - self.shift
+        if m is None or len(m) == 0:  # the very first frames of a shifted stream: the syncer's rest pose
+            rest = self.a.syncer.to_motion(np.zeros((len(idx), 7)), np.zeros((len(idx), 2)))  # type: ignore[union-attr]
+            return rest.rotation, rest.translation, rest.expressions
+        r = np.clip(j - self.moved0, 0, len(m) - 1)  # rows of the frames the motion comes from
+        rot, trans, expr = m.rotation[r], m.translation[r], m.expressions[r]
+        if self.shift and len(m) > 1:
+            prev = Motion(m.rotation[np.maximum(r - 1, 0)], m.translation[np.maximum(r - 1, 0)], expr)
+            rot, trans = carry_on(prev, Motion(rot, trans, expr), self.shift)
+        return rot, trans, expr
 
-    def _draw(self, stop: int, keep: Callable[[int], bool] | None, ms: dict[str, float]) -> list[Frame]:
-        out: list[Frame] = []
+    def _calls(self, stop: int, ms: dict[str, float]) -> list[Call]:
+        out: list[Call] = []
         while self.done < stop:
             k0, k1 = self.done, min(stop, self.done + self.s.frames_per_call)
-            out.extend(self._call(np.arange(k0, k1), keep, ms))
+            out.append(self._prepare_call(np.arange(k0, k1), ms))
             self.done = k1
         self._trim()
         return out
 
-    def _call(self, idx: np.ndarray, keep: Callable[[int], bool] | None, ms: dict[str, float]) -> list[Frame]:
+    def _prepare_call(self, idx: np.ndarray, ms: dict[str, float]) -> Call:
         a, info = self.a, self.a.info
         t0 = time.perf_counter()
         rot, trans, expr = self.track.poses(idx)
         if self.motion is not None:
-            m = self._take_motion(len(idx))
-            expr = expressions_in(m.expressions, info.expressions, expr)
+            mrot, mtrans, mexpr = self._motion_of(idx)
+            expr = expressions_in(mexpr, info.expressions, expr)
             if self.s.pose == "audio":
-                rot, trans = m.rotation, m.translation
+                rot, trans = mrot, mtrans
         backdrops = [next(self.backdrops) for _ in idx] if self.backdrops is not None else [None] * len(idx)
-        wanted = np.array([keep is None or bool(keep(int(k))) for k in idx])
-        frames = [Frame(int(k), None, backdrops[j], dict(ms)) for j, k in enumerate(idx)]
-        if not wanted.any():
-            return frames
-        sel = idx[wanted]
         assert self.ring is not None
-        lo = max(0, int(sel[0]) - self.past)  # the window's first frame (clamped at the clip's start)
+        lo = max(0, int(idx[0]) - self.past)  # the window's first frame (clamped at the clip's start)
         feats = self.ring[lo - self.ring0:self.known - self.ring0]  # [W, P, F]: through the newest frame
         with torch.no_grad():
-            cond = a.model.condition(FrameBatch(torch.from_numpy(np.ascontiguousarray(expr[wanted])).to(a.device),
-                                                features=feats, frames=torch.from_numpy(sel - lo).to(a.device)))
-        _sync(a.device)
+            cond = a.model.condition(FrameBatch(torch.from_numpy(np.ascontiguousarray(expr, np.float32)).to(a.device),
+                                                features=feats, frames=torch.from_numpy(idx - lo).to(a.device)))
+        return Call(idx, rot, trans, cond, backdrops, {**ms, "conditioning": (time.perf_counter() - t0) * 1e3})
+
+    def draw(self, call: Call, keep: Callable[[int], bool] | None = None) -> list[Frame]:
+        """Step 3: the frames of ``call`` (those ``keep`` wants drawn; all without it)."""
+        a, info = self.a, self.a.info
+        wanted = np.array([keep is None or bool(keep(int(k))) for k in call.idx])
+        frames = [Frame(int(k), None, call.backdrops[j], dict(call.ms)) for j, k in enumerate(call.idx)]
+        if not wanted.any():
+            return frames
         t1 = time.perf_counter()
-        camera = Camera.from_numpy(rot[wanted], trans[wanted], info.focal, info.cx, info.cy, info.image_size, a.device)
+        camera = Camera.from_numpy(call.rotation[wanted], call.translation[wanted], info.focal, info.cx, info.cy,
+                                   info.image_size, a.device)
+        cond = call.cond[torch.from_numpy(np.flatnonzero(wanted)).to(a.device)]
         if self.torso is not None:
             images = render_person(a.model, self.torso, camera, cond, precision=self.s.precision,
                                    chunk=self.s.chunk_rays)
         else:
-            images = render_batch_uint8(a.model, camera, cond, np.stack([b for b, w in zip(backdrops, wanted, strict=True)
-                                                                         if w]),
-                                        precision=self.s.precision, chunk=self.s.chunk_rays)
+            under = np.stack([b for b, w in zip(call.backdrops, wanted, strict=True) if w])
+            images = render_batch_uint8(a.model, camera, cond, under, precision=self.s.precision,
+                                        chunk=self.s.chunk_rays)
         t2 = time.perf_counter()
         for j, i in enumerate(np.flatnonzero(wanted)):
             frames[i].image = images[j]
-            frames[i].ms.update(conditioning=(t1 - t0) * 1e3, render=(t2 - t1) * 1e3)
+            frames[i].ms["render"] = (t2 - t1) * 1e3
         return frames
 
     def _trim(self) -> None:
-        """Drop features no frame to come reads (those before ``done - past``)."""
-        if self.ring is None:
-            return
-        cut = max(0, self.done - self.past) - self.ring0
-        if cut > 0:
-            self.ring = self.ring[cut:]
-            self.ring0 += cut
+        """Drop features no frame to come reads (those before ``done - past``), and motion no frame to come takes
+        (keeping one before, for the velocity)."""
+        if self.ring is not None:
+            cut = max(0, self.done - self.past) - self.ring0
+            if cut > 0:
+                self.ring = self.ring[cut:]
+                self.ring0 += cut
+        if self.moved is not None:
+            cut = self.done - self.shift - 1 - self.moved0
+            if cut > 0 and cut < len(self.moved):
+                m = self.moved
+                self.moved = Motion(m.rotation[cut:], m.translation[cut:], m.expressions[cut:])
+                self.moved0 += cut

@@ -74,3 +74,26 @@ def test_a_slow_viewer_loses_its_oldest_frames_and_no_one_else_does():
     slow, fast, got = asyncio.run(main())
     assert got == [bytes([i]) for i in range(10)] and fast.dropped == 0
     assert list(slow.q) == [bytes([7]), bytes([8]), bytes([9])] and slow.dropped == 7
+
+
+def test_a_viewer_that_acknowledges_gets_only_a_window_of_frames_on_their_way():
+    from syncanim.live.hub import Viewer
+
+    async def main():
+        v = Viewer(maxlen=3, name="v", window=2)
+        v.ack(0)
+        got = []
+        for i in range(1, 4):
+            v.offer(pack(i, i / 25, 0.0, 16000, np.zeros(640), b"x"))
+        got += [unpack(await v.next()).index for _ in range(2)]  # frames 1 and 2: within the window
+        waiting = asyncio.ensure_future(v.next())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # frame 3 waits for an acknowledgement
+        for i in range(4, 9):  # meanwhile the queue keeps the newest three
+            v.offer(pack(i, i / 25, 0.0, 16000, np.zeros(640), b"x"))
+        v.ack(5)
+        got.append(unpack(await waiting).index)
+        return got, v.dropped
+
+    got, dropped = asyncio.run(main())
+    assert got == [1, 2, 6] and dropped == 3  # 3, 4 and 5 fell out of the queue while the viewer lagged

@@ -52,9 +52,38 @@ def test_less_lookahead_comes_out_sooner_and_skipped_frames_leave_the_rest(tiny_
     avatar = load_avatar(tiny_model.layout.root, torch.device("cpu"))
     speech = _features(avatar.info)
     st, frames, seen = _run(avatar, speech, StreamSettings(frames_per_call=1, lookahead=0), 1)
-    assert st.lag == avatar.syncer.arch.future < avatar.model.predictor.future
+    # no look-ahead at all: each frame as soon as its own features are in, the motion carried on 2 frames
+    assert st.lag == 0 and st.shift == avatar.syncer.arch.future
+    assert all(not idx or idx[-1] == known - 1 for known, idx in seen)
     _, skipped, _ = _run(avatar, speech, StreamSettings(frames_per_call=1, lookahead=0), 1, keep=lambda k: k % 3 == 0)
     assert [f.image is None for f in skipped] == [k % 3 != 0 for k in range(len(frames))]
     for a, b in zip(frames, skipped, strict=True):
         if b.image is not None:
             np.testing.assert_array_equal(a.image, b.image)
+
+
+def test_carried_on_motion_continues_a_steady_turn():
+    from syncanim.geometry import axis_angle_to_matrix
+    from syncanim.motion.syncer import Motion
+    from syncanim.stream.avatar import carry_on
+
+    w = np.array([0.01, -0.02, 0.005])  # rad per frame
+    rot = axis_angle_to_matrix(np.stack([w * k for k in range(5)]))
+    trans = np.stack([np.array([0.1, 0.0, 1.0]) + k * np.array([0.002, -0.001, 0.0]) for k in range(5)])
+    e = np.zeros((1, 3))
+    r, t = carry_on(Motion(rot[1:2], trans[1:2], e), Motion(rot[2:3], trans[2:3], e), 2)
+    np.testing.assert_allclose(r[0], rot[4], atol=1e-6)
+    np.testing.assert_allclose(t[0], trans[4], atol=1e-6)
+
+
+def test_silence_keeps_the_person_moving(tiny_model):
+    avatar = load_avatar(tiny_model.layout.root, torch.device("cpu"))
+    info = avatar.info
+    n = int(3 * info.fps)
+    ex = build_extractor(dict(info.audio), default_registry(), "cpu")
+    silence = stream_features(ex, Waveform(np.zeros(3 * info.sample_rate, np.float32), info.sample_rate), info.fps, n)
+    st = AvatarStream(avatar, StreamSettings(frames_per_call=1, lookahead=2))
+    calls = [c for s in range(n) for c in st.prepare(FeatureBlock(s, silence.features[s:s + 1], silence.rms[s:s + 1]))]
+    rot = np.stack([c.rotation[0] for c in calls])  # [T, 3, 3]
+    steps = np.linalg.norm((rot[1:] - rot[:-1]).reshape(len(rot) - 1, -1), axis=1)
+    assert len(calls) == n - st.lag and (steps > 0).mean() > 0.9  # a living head, not a frozen one
