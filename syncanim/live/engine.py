@@ -52,39 +52,52 @@ class FrameRecord:
 
 
 class LiveStats:
-    """The figures of the last :data:`KEEP` frames, thread-safe."""
+    """The figures of the last :data:`KEEP` frames in a ring of preallocated rows (memory does not grow over
+    a long session), thread-safe."""
 
-    def __init__(self) -> None:
+    COLS = ("out", "drawn", "latency_ms", *STAGES)
+
+    def __init__(self, keep: int = KEEP) -> None:
         self.lock = threading.Lock()
-        self.records: deque[FrameRecord] = deque(maxlen=KEEP)
-        self.frames = 0
+        self.rows = np.zeros((keep, len(self.COLS)), np.float64)  # [KEEP, 3 + stages]
+        self.frames = 0  # frames recorded in all
         self.drawn = 0
-        self.started = time.monotonic()
 
     def add(self, r: FrameRecord) -> None:
+        row = [r.out, float(r.drawn), r.latency_ms, *(r.stages.get(s, 0.0) for s in STAGES)]
         with self.lock:
-            self.records.append(r)
+            self.rows[self.frames % len(self.rows)] = row
             self.frames += 1
             self.drawn += int(r.drawn)
+
+    def table(self) -> np.ndarray:
+        """The kept rows, oldest first: ``[N, len(COLS)] float64``."""
+        with self.lock:
+            n, k = self.frames, len(self.rows)
+            if n <= k:
+                return self.rows[:n].copy()
+            i = n % k
+            return np.concatenate([self.rows[i:], self.rows[:i]])
 
     def summary(self, since: float | None = None) -> dict:
         """p50 / p95 of the latency and of each stage (ms), frames out and drawn, fps; only the frames handed
         on after ``since`` (monotonic) when given."""
-        with self.lock:
-            recs = [r for r in self.records if since is None or r.out >= since]
-        drawn = [r for r in recs if r.drawn]
-        out: dict = {"frames": len(recs), "drawn": len(drawn), "skipped": len(recs) - len(drawn)}
-        if len(recs) > 1:
-            span = recs[-1].out - recs[0].out
-            out["fps_out"] = (len(recs) - 1) / span if span > 0 else None
+        t = self.table()
+        if since is not None:
+            t = t[t[:, 0] >= since]
+        drawn = t[t[:, 1] > 0]
+        out: dict = {"frames": len(t), "drawn": len(drawn), "skipped": len(t) - len(drawn)}
+        if len(t) > 1:
+            span = t[-1, 0] - t[0, 0]
+            out["fps_out"] = (len(t) - 1) / span if span > 0 else None
             out["fps_drawn"] = (len(drawn) - 1) / span if span > 0 and len(drawn) > 1 else 0.0
-        if drawn:
-            out["latency_ms"] = percentiles([r.latency_ms for r in drawn])
-            out["stages_ms"] = {s: percentiles([r.stages.get(s, 0.0) for r in drawn]) for s in STAGES}
+        if len(drawn):
+            out["latency_ms"] = percentiles(drawn[:, 2])
+            out["stages_ms"] = {s: percentiles(drawn[:, 3 + j]) for j, s in enumerate(STAGES)}
         return out
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
+def percentiles(values) -> dict[str, float]:
     v = np.asarray(values, np.float64)
     return {"p50": round(float(np.percentile(v, 50)), 2), "p95": round(float(np.percentile(v, 95)), 2),
             "max": round(float(v.max()), 2)}

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,21 +128,21 @@ class ViewerFigures:
     received: int = 0
     images: int = 0
     connects: int = 0
-    arrivals: list[float] = field(default_factory=list)  # monotonic arrival of each image
-    delays: list[float] = field(default_factory=list)  # arrival - pts (s): the stream's delay over time
+    arrivals: array = field(default_factory=lambda: array("d"))  # monotonic arrival of each image
+    delays: array = field(default_factory=lambda: array("d"))  # arrival - pts (s): the stream's delay over time
     error: str | None = None
 
-    def report(self, fps: float) -> dict:
+    def report(self) -> dict:
         out: dict = {"name": self.name, "throttle_ms": self.throttle_ms, "messages": self.received,
                      "images": self.images, "connects": self.connects}
         if len(self.arrivals) > 1:
             span = self.arrivals[-1] - self.arrivals[0]
             out["fps"] = round((len(self.arrivals) - 1) / span, 2) if span > 0 else None
         if self.delays:
-            mid = float(np.median(self.delays))
-            d = [1000 * (x - mid) for x in self.delays]  # ms, relative to the run's median delay
-            minute = int(60 * fps)
-            out["delay_drift_ms_per_minute"] = [percentiles(d[i:i + minute]) for i in range(0, len(d), minute)]
+            d = np.asarray(self.delays)
+            d = 1000 * (d - np.median(d))  # ms, relative to the run's median delay
+            minute = ((np.asarray(self.arrivals) - self.arrivals[0]) // 60).astype(int)  # [N]
+            out["delay_drift_ms_per_minute"] = [percentiles(d[minute == m]) for m in np.unique(minute)]
         if self.error:
             out["error"] = self.error
         return out
@@ -208,10 +209,9 @@ def run_live_bench(session: LiveSession, seconds: float, viewers: int = 1, throt
         fut.cancel()
     if session.engine.error is not None:
         raise session.engine.error
-    fps = session.info.get("fps", 25.0)
     warm = t0 + min(5.0, seconds / 4)  # the first seconds (kernel compilation, caches) are left out
     return {**session.info, "seconds": round(time.monotonic() - t0, 1), "engine": session.engine.stats.summary(warm),
-            "engine_all": session.engine.stats.summary(), "viewers": [f.report(fps) for f in figs],
+            "engine_all": session.engine.stats.summary(), "viewers": [f.report() for f in figs],
             "server_viewers": server.hub.snapshot() + server.hub.closed[-viewers:],
             "rss_mb": _rss_curve(rss), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 

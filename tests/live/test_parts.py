@@ -97,3 +97,16 @@ def test_a_viewer_that_acknowledges_gets_only_a_window_of_frames_on_their_way():
 
     got, dropped = asyncio.run(main())
     assert got == [1, 2, 6] and dropped == 3  # 3, 4 and 5 fell out of the queue while the viewer lagged
+
+
+def test_the_figures_keep_a_fixed_number_of_frames():
+    from syncanim.live.engine import FrameRecord, LiveStats
+
+    st = LiveStats(keep=10)
+    for k in range(25):
+        st.add(FrameRecord(k, k % 2 == 0, 100.0 + k / 25, float(k), {"render": 2.0 * k}))
+    s = st.summary()
+    assert s["frames"] == 10 and s["drawn"] == 5 and st.frames == 25  # the last ten frames, 15..24
+    assert s["latency_ms"]["max"] == 24.0 and s["stages_ms"]["render"]["max"] == 48.0
+    assert s["fps_out"] == pytest.approx(25.0)
+    assert st.summary(since=100.0 + 20 / 25)["frames"] == 5
