@@ -486,7 +486,7 @@ def live(
     reconnect_s: Annotated[float | None, typer.Option(help="With --bench: viewers reconnect after this many seconds, again and again.")] = None,
     device: DeviceOpt = None,
     preset: PresetOpt = None,
-    set_: _set_opt("live.lookahead=1") = None,
+    set_: _set_opt("live.lookahead=2") = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:

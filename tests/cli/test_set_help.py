@@ -12,6 +12,7 @@ from syncanim.cli import app
 COMMANDS = {
     "prep": ["prep", "v.mp4"], "train": ["train", "ds", "--out", "m"], "render": ["render", "m"],
     "eval": ["eval", "--video", "v.mp4"], "bench": ["bench"], "sample": ["sample"], "demo": ["demo"],
+    "live": ["live", "m"],
 }
 
 
