@@ -19,7 +19,7 @@ import numpy as np
 from ..audio.features import FeatureExtractor
 from ..audio.waveform import Waveform
 
-CONTEXT_S = 4.0  # audio before the frames given to a backend without windowed extraction
+CONTEXT_S = 4.0  # audio before the frames given to a backend without windowed extraction (whole frames)
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,14 @@ class SpeechStream:
         """Absolute samples ``[a, b)`` that frames ``[start_frame, stop_frame)`` need (``a`` may be negative)."""
         if self.windowed:
             return self.ex.samples_needed(start_frame, stop_frame, self.fps)  # type: ignore[attr-defined]
-        a = math.floor((start_frame / self.fps - CONTEXT_S) * self.rate)
-        return a, math.ceil((stop_frame + 0.5) / self.fps * self.rate)
+        return self._sample(self._context_frame(start_frame)), self._sample(stop_frame + 0.5)
+
+    def _context_frame(self, k: int) -> int:
+        """The first frame of the context a backend without windowed extraction gets for frame ``k``."""
+        return max(0, k - math.ceil(CONTEXT_S * self.fps))
+
+    def _sample(self, frame: float) -> int:
+        return int(math.ceil(frame / self.fps * self.rate))
 
     def frames_ready(self) -> int:
         """The end (exclusive) of the frames whose audio has all arrived."""
@@ -100,22 +106,18 @@ class SpeechStream:
     def _extract(self, k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
         rms = _rms_abs(self.buf, self.start, self.rate, self.fps, k0, k1)
         if self.windowed:
-            feats = self.ex.extract_window(Waveform(self._window(), self.rate), self.start,  # type: ignore[attr-defined]
+            window = self.buf if len(self.buf) else np.zeros(1, np.float32)
+            feats = self.ex.extract_window(Waveform(window, self.rate), self.start,  # type: ignore[attr-defined]
                                            self.fps, k0, k1)
-        else:
-            a, b = self.span(k0, k1)
-            a = max(0, a)
-            c0 = int(math.floor(a / self.rate * self.fps))  # whole frames of context before k0
-            x = np.zeros(max(1, b - int(round(c0 / self.fps * self.rate))), np.float32)
-            s0 = int(round(c0 / self.fps * self.rate))
-            lo, hi = max(s0, self.start), min(s0 + len(x), self.received)
+        else:  # the context and the frames' audio as a clip of its own, starting at a frame
+            c0 = self._context_frame(k0)
+            a, b = self._sample(c0), self.span(k0, k1)[1]
+            x = np.zeros(b - a, np.float32)
+            lo, hi = max(a, self.start), min(b, self.received)
             if hi > lo:
-                x[lo - s0:hi - s0] = self.buf[lo - self.start:hi - self.start]
+                x[lo - a:hi - a] = self.buf[lo - self.start:hi - self.start]
             feats = self.ex.extract(Waveform(x, self.rate), self.fps, num_frames=k1 - c0)[k0 - c0:]
         return np.ascontiguousarray(feats, np.float32), rms
-
-    def _window(self) -> np.ndarray:
-        return self.buf if len(self.buf) else np.zeros(1, np.float32)
 
     def _trim(self, keep_from: int) -> None:
         """Drop samples before absolute index ``keep_from`` (no frame to come needs them)."""

@@ -45,3 +45,22 @@ def test_stream_features_pads_frames_past_the_audio():
     ex, w = LogMelExtractor(LogMelConfig()), _speech(1.0)
     out = stream_features(ex, w, 25.0, 30)
     assert out.features.shape == (30, ex.per_frame, ex.dim) and out.rms[-3:].max() == 0
+
+
+def test_a_backend_without_windows_gets_context_and_gives_the_same_frames():
+    class WholeClipsOnly:  # a backend that can only extract whole clips (like hubert / wav2vec2)
+        def __init__(self):
+            self.inner = LogMelExtractor(LogMelConfig())
+            self.name, self.per_frame, self.dim = "whole", self.inner.per_frame, self.inner.dim
+
+        def extract(self, wave, fps, num_frames=None, progress=None):
+            return self.inner.extract(wave, fps, num_frames=num_frames)
+
+    ex, w = WholeClipsOnly(), _speech(6.0)
+    n = 150
+    st = SpeechStream(ex, 25.0, w.sample_rate)
+    assert not st.windowed
+    parts = [st.push(w.samples[i:i + 320]) for i in range(0, len(w.samples), 320)] + [st.finish(n)]
+    feats = np.concatenate([p.features for p in parts])
+    np.testing.assert_allclose(feats, ex.inner.extract(w, 25.0, num_frames=n), atol=1e-5)
+    assert st.buf.size <= (4.0 + 1.1) * w.sample_rate  # the context, not the whole signal
