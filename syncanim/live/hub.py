@@ -29,6 +29,7 @@ class Viewer:
         self.maxlen = maxlen
         self.window = window  # frames on their way at most (0: no limit)
         self.acked = -1  # the last frame it said it received (-1: it does not say)
+        self.last_sent = -1  # the last frame handed to its connection
         self.name = name
         self.event = asyncio.Event()
         self.sent = 0
@@ -45,15 +46,19 @@ class Viewer:
         self.event.set()
 
     async def next(self) -> bytes:
-        """The next message to send: the oldest queued one, once it is at most ``window`` frames ahead of what
-        the viewer acknowledged (while it waits, the queue keeps only the newest ``maxlen``)."""
-        while not self.q or self._ahead():
+        """The next message to send: the oldest queued one, once fewer than ``window`` frames sent to the viewer
+        are unacknowledged (while it waits, the queue keeps only the newest ``maxlen``)."""
+        while not self.q or self._full():
             self.event.clear()
             await self.event.wait()
-        return self.q.popleft()
+        msg = self.q.popleft()
+        self.last_sent = frame_index(msg)
+        return msg
 
-    def _ahead(self) -> bool:
-        return bool(self.window and self.acked >= 0 and frame_index(self.q[0]) - self.acked > self.window)
+    def _full(self) -> bool:
+        """Whether ``window`` frames are on their way (sent, not acknowledged). Counted from what was sent, not
+        from what is queued: frames the queue dropped were never sent, so they are never waited for."""
+        return bool(self.window and self.acked >= 0 and self.last_sent - self.acked >= self.window)
 
     def ack(self, index: int) -> None:
         """The viewer has received frame ``index`` (on the event loop's thread)."""

@@ -158,8 +158,12 @@ async def _viewer(url: str, fig: ViewerFigures, stop: asyncio.Event, reconnect_s
             async with aiohttp.ClientSession() as http, http.ws_connect(url, max_msg_size=1 << 22) as ws:
                 fig.connects += 1
                 started = time.monotonic()
-                async for msg in ws:
-                    if stop.is_set() or (reconnect_s and time.monotonic() - started > reconnect_s):
+                while not stop.is_set() and not (reconnect_s and time.monotonic() - started > reconnect_s):
+                    try:
+                        msg = await ws.receive(timeout=1.0)
+                    except TimeoutError:
+                        continue
+                    if msg.type != aiohttp.WSMsgType.BINARY:
                         break
                     m = unpack(msg.data)
                     t = time.monotonic()

@@ -88,10 +88,10 @@ def test_a_viewer_that_acknowledges_gets_only_a_window_of_frames_on_their_way():
         got += [unpack(await v.next()).index for _ in range(2)]  # frames 1 and 2: within the window
         waiting = asyncio.ensure_future(v.next())
         await asyncio.sleep(0.05)
-        assert not waiting.done()  # frame 3 waits for an acknowledgement
+        assert not waiting.done()  # two frames on their way: frame 3 waits for an acknowledgement
         for i in range(4, 9):  # meanwhile the queue keeps the newest three
             v.offer(pack(i, i / 25, 0.0, 16000, np.zeros(640), b"x"))
-        v.ack(5)
+        v.ack(2)  # all it was sent: the next one goes, although frames 3-5 were dropped unsent
         got.append(unpack(await waiting).index)
         return got, v.dropped
 
