@@ -207,6 +207,9 @@ class LiveConfig(Frozen):
     chunk_rays: int = Field(1 << 16, ge=1024)
     loop_join: int = Field(12, ge=0)
     precision: Literal["auto", "fp32", "bf16"] = "fp32"  # as [render]
+    # blocks of this many KiB and more are returned to the system when freed (glibc), so a long session's memory
+    # stays flat; 0 leaves the allocator as it is (docs/live.md)
+    heap_mmap_kib: int = Field(128, ge=0, le=1 << 20)
 
 
 class SampleConfig(Frozen):

@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..model.folder import ModelLayout, read_info
 from ..registry import Registry, default_registry
 from .engine import LiveEngine, percentiles
+from .heap import fix_mmap_threshold
 from .server import LiveServer
 from .sources import ClockSource, FileSource, MicSource, PushBuffer
 
@@ -53,9 +54,6 @@ class LiveSession:
     def url(self) -> str:
         return self.server.url
 
-    def stats(self) -> dict:
-        return self.engine.stats.summary()
-
     def stop(self) -> None:
         self.engine.stop()
         self.server.stop()
@@ -72,6 +70,7 @@ def start_live(model_dir: str | os.PathLike[str], live: LiveConfig, runtime: Run
     if audio is not None and mic:
         raise ConfigError("give --audio FILE or --mic, not both")
     reg = registry or default_registry()
+    fix_mmap_threshold(live.heap_mmap_kib)
     device = resolve_device(runtime)
     precision = resolve_precision(device, live.precision)
     progress("load", 0, 1)

@@ -156,10 +156,6 @@ class AvatarStream:
         self.moved: Motion | None = None  # the syncer's motion of frames [moved0, moved0 + len)
         self.moved0 = 0
 
-    @property
-    def size(self) -> int:
-        return self.a.info.image_size
-
     def push(self, block: FeatureBlock, keep: Callable[[int], bool] | None = None) -> list[Frame]:
         """The features of the next frames (``block.first`` must be the next frame) -> the frames now complete."""
         return [f for c in self.prepare(block) for f in self.draw(c, keep)]

@@ -110,3 +110,13 @@ def test_the_figures_keep_a_fixed_number_of_frames():
     assert s["latency_ms"]["max"] == 24.0 and s["stages_ms"]["render"]["max"] == 48.0
     assert s["fps_out"] == pytest.approx(25.0)
     assert st.summary(since=100.0 + 20 / 25)["frames"] == 5
+
+
+def test_mmap_threshold_is_set_on_glibc_and_left_alone_at_zero():
+    import platform
+
+    from syncanim.live.heap import fix_mmap_threshold
+
+    assert fix_mmap_threshold(0) is False
+    if platform.libc_ver()[0] == "glibc":
+        assert fix_mmap_threshold(128) is True
