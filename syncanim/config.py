@@ -147,6 +147,9 @@ class TrainConfig(Frozen):
     # frames, so a strong pull closes their gates for good and the eyes never blink: theirs is weaker.
     audio_gate_weight: float = Field(1e-3, ge=0)
     expr_gate_weight: float = Field(1e-5, ge=0)
+    # pulls each ray's weight into a short stretch (a surface), so rendering stops after a few samples
+    # (model.march_parts); 0: off
+    distortion_weight: float = Field(0.0, ge=0)
     patch: int = Field(64, ge=8)  # lip patch side in pixels at 512x512 (scaled with the image size)
     lips_frames_per_step: int = Field(4, ge=1)
     perceptual_weight: float = Field(0.1, ge=0)  # weight of the perceptual term on lip patches

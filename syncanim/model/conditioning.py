@@ -70,3 +70,9 @@ class Conditioning:
     def __getitem__(self, rows: Rows) -> Conditioning:
         """The conditioning of some frames (``rows`` of this batch)."""
         return Conditioning(self.mouth[rows], self.expressions[rows], self.latent[rows])
+
+    @staticmethod
+    def cat(parts: list[Conditioning]) -> Conditioning:
+        """Batches one after another: [B1 + B2 + ...]."""
+        return Conditioning(torch.cat([c.mouth for c in parts]), torch.cat([c.expressions for c in parts]),
+                            torch.cat([c.latent for c in parts]))

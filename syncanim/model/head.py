@@ -33,7 +33,7 @@ from .batch import RayBatch
 from .camera import Camera
 from .conditioning import Conditioning, FrameBatch
 from .field import HeadField
-from .losses import LossWeights, PerceptualLoss, as_patches, photometric
+from .losses import LossWeights, PerceptualLoss, as_patches, distortion, photometric
 from .mouth_net import MouthPredictor
 from .rays import head_box, project_box, to_unit_box
 from .shell import depth_prior, shell_samples, surface_depth
@@ -66,6 +66,9 @@ class NerfHeadConfig(Frozen):
     audio_dim: int = Field(32, ge=1)  # width of the mouth conditioning the region gates scale per point
     latent_dim: int = Field(4, ge=0)  # per-frame lighting code (its mean is used when rendering new audio)
     samples: int = Field(16, ge=2, le=128)  # samples per ray in the shell
+    # rendering marches the samples in this many runs; a run is evaluated only for rays the runs before it left
+    # visible (more runs: fewer samples of an opaque head evaluated, one more host synchronisation each)
+    march_parts: int = Field(2, ge=1, le=16)
     shell_front: float = Field(0.03, gt=0)  # shell starts this far (canonical units ~ m) before the prior surface
     shell_back: float = Field(0.03, gt=0)  # and ends this far behind it
     prior_res: int = Field(96, ge=16)  # resolution of the depth prior map
@@ -74,6 +77,13 @@ class NerfHeadConfig(Frozen):
     occupancy_grow: int = Field(1, ge=0, le=4)  # occupied cells are grown by this many cells (safety margin)
     backend: str = "auto"  # kernel backend: auto | ref | torch | triton
     mouth: MouthNetConfig = MouthNetConfig()
+
+
+def march_runs(samples: int, parts: int) -> list[slice]:
+    """The runs a ray's ``samples`` are marched in: ``parts`` (at most ``samples``) runs of near-equal length, front first."""
+    parts = max(1, min(parts, samples))
+    edges = [round(i * samples / parts) for i in range(parts + 1)]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 class NerfHead(HeadModel):
@@ -186,9 +196,9 @@ class NerfHead(HeadModel):
         sigma = torch.zeros(occupied.shape, device=unit.device)
         rgb = torch.zeros(*occupied.shape, 3, device=unit.device)
         gates: list[torch.Tensor] = []
-        # Without gradients (rendering), rays are marched in two halves: the back half is evaluated
-        # only for rays that the front half left visible (transmittance above 1e-4).
-        halves = [slice(0, s)] if torch.is_grad_enabled() else [slice(0, s // 2), slice(s // 2, s)]
+        # Without gradients (rendering), rays are marched in ``march_parts`` runs of samples: a run is
+        # evaluated only for rays that the runs before it left visible (transmittance above 1e-4).
+        halves = [slice(0, s)] if torch.is_grad_enabled() else march_runs(s, c.march_parts)
         for part in halves:
             want = occupied[:, part]
             if part.start:
@@ -213,7 +223,9 @@ class NerfHead(HeadModel):
                 rgb[:, part] = rgb_part.view(-1, width, 3).float()
             gates.append(f["audio_gate"].float().mean())
             gates.append(f["expr_gate"].float().mean())
-        col, opa, dep, _ = composite_rays(sigma, rgb, deltas, t, background[idx], backend=c.backend)
+        col, opa, dep, weights = composite_rays(sigma, rgb, deltas, t, background[idx], backend=c.backend)
+        if torch.is_grad_enabled():  # what the distortion term reads
+            out.update(weights=weights, t=t, deltas=deltas)
         out["color"] = color.index_copy(0, idx, col.to(color.dtype))
         out["opacity"] = opacity.index_copy(0, idx, opa.to(opacity.dtype))
         out["depth"] = depth.index_copy(0, idx, dep.to(depth.dtype))
@@ -244,9 +256,13 @@ class NerfHead(HeadModel):
                        cond.latent.index_select(0, frame))
         sigma = torch.where(want, f["sigma"].view(r, s).float(), 0.0)  # [R, S]
         rgb = f["rgb"].view(r, s, 3).float()
-        h = s // 2  # the back half counts only where the front half left the ray visible
-        light = torch.exp(-(sigma[:, :h] * deltas[:, :h]).sum(1)) > 1e-4  # [R]
-        sigma = torch.cat([sigma[:, :h], sigma[:, h:] * light[:, None]], 1)
+        # a run of samples counts only where the runs before it left the ray visible, as in render_rays
+        runs = march_runs(s, c.march_parts)
+        parts = [sigma[:, runs[0]]]
+        for part in runs[1:]:
+            light = torch.exp(-(sigma[:, :part.start] * deltas[:, :part.start]).sum(1)) > 1e-4  # [R]
+            parts.append(sigma[:, part] * light[:, None])
+        sigma = torch.cat(parts, 1)
         col, opa, _, _ = composite_rays(sigma, rgb, deltas, t, background, backend=c.backend)
         return {"color": torch.where(hit[:, None], col, background.float()),
                 "opacity": torch.where(hit, opa.float(), 0.0)}
@@ -259,6 +275,10 @@ class NerfHead(HeadModel):
         target = batch.target.reshape(-1, 3)
         losses = {"rgb": photometric(color, target), "audio_gate": weights.audio_gate * outputs["audio_gate"],
                   "expr_gate": weights.expr_gate * outputs["expr_gate"]}
+        if weights.distortion > 0 and "weights" in outputs:
+            c = self.config
+            losses["distortion"] = weights.distortion * distortion(outputs["weights"], outputs["t"],
+                                                                   outputs["deltas"], c.shell_front + c.shell_back)
         if batch.patch and perceptual is not None and weights.perceptual > 0:
             losses["perceptual"] = weights.perceptual * perceptual(as_patches(color, batch.patch),
                                                                    as_patches(target, batch.patch))

@@ -234,27 +234,7 @@ class AvatarStream:
 
     def draw(self, call: Call, keep: Callable[[int], bool] | None = None) -> list[Frame]:
         """Step 3: the frames of ``call`` (those ``keep`` wants drawn; all without it)."""
-        a, info = self.a, self.a.info
-        wanted = np.array([keep is None or bool(keep(int(k))) for k in call.idx])
-        frames = [Frame(int(k), None, call.backdrops[j], dict(call.ms)) for j, k in enumerate(call.idx)]
-        if not wanted.any():
-            return frames
-        t1 = time.perf_counter()
-        camera = Camera.from_numpy(call.rotation[wanted], call.translation[wanted], info.focal, info.cx, info.cy,
-                                   info.image_size, a.device)
-        cond = call.cond[torch.from_numpy(np.flatnonzero(wanted)).to(a.device)]
-        if self.torso is not None:
-            images = render_person(a.model, self.torso, camera, cond, precision=self.s.precision,
-                                   chunk=self.s.chunk_rays)
-        else:
-            under = np.stack([b for b, w in zip(call.backdrops, wanted, strict=True) if w])
-            images = render_batch_uint8(a.model, camera, cond, under, precision=self.s.precision,
-                                        chunk=self.s.chunk_rays)
-        t2 = time.perf_counter()
-        for j, i in enumerate(np.flatnonzero(wanted)):
-            frames[i].image = images[j]
-            frames[i].ms["render"] = (t2 - t1) * 1e3
-        return frames
+        return draw_calls([(self, call)], [keep])[0]
 
     def _trim(self) -> None:
         """Drop features no frame to come reads (those before ``done - past``), and motion no frame to come takes
@@ -270,3 +250,47 @@ class AvatarStream:
                 m = self.moved
                 self.moved = Motion(m.rotation[cut:], m.translation[cut:], m.expressions[cut:])
                 self.moved0 += cut
+
+
+def draw_calls(calls: list[tuple[AvatarStream, Call]],
+               keeps: list[Callable[[int], bool] | None] | None = None) -> list[list[Frame]]:
+    """Step 3 for calls of several streams of one avatar at once: one render call for all their frames (the
+    frames of many viewers' streams share the GPU's work) -> the frames of each call, in order.
+
+    ``keeps``: per call, which of its frames to draw (None: all). The streams must share the avatar and draw
+    alike (all with the torso, or all over backdrops); their frames' ``render`` ms is the joint call's.
+    """
+    if not calls:
+        return []
+    first = calls[0][0]
+    a, s = first.a, first.s
+    for st, _ in calls:
+        if st.a is not a or (st.torso is None) != (first.torso is None) or st.s.precision != s.precision:
+            raise ValueError("draw_calls: the streams must share one avatar, its torso use and precision")
+    keeps = keeps or [None] * len(calls)
+    frames, wanted = [], []
+    for (_, call), keep in zip(calls, keeps, strict=True):
+        wanted.append(np.array([keep is None or bool(keep(int(k))) for k in call.idx], bool))
+        frames.append([Frame(int(k), None, call.backdrops[j], dict(call.ms)) for j, k in enumerate(call.idx)])
+    if not any(w.any() for w in wanted):
+        return frames
+    info = a.info
+    t1 = time.perf_counter()
+    picked = [(call, w) for (_, call), w in zip(calls, wanted, strict=True) if w.any()]
+    camera = Camera.from_numpy(np.concatenate([c.rotation[w] for c, w in picked]),
+                               np.concatenate([c.translation[w] for c, w in picked]), info.focal, info.cx, info.cy,
+                               info.image_size, a.device)
+    cond = Conditioning.cat([c.cond[torch.from_numpy(np.flatnonzero(w)).to(a.device)] for c, w in picked])
+    if first.torso is not None:
+        images = render_person(a.model, first.torso, camera, cond, precision=s.precision, chunk=s.chunk_rays)
+    else:
+        under = np.stack([b for c, w in picked for b, keep in zip(c.backdrops, w, strict=True) if keep])
+        images = render_batch_uint8(a.model, camera, cond, under, precision=s.precision, chunk=s.chunk_rays)
+    ms = (time.perf_counter() - t1) * 1e3
+    row = 0
+    for out, w in zip(frames, wanted, strict=True):
+        for i in np.flatnonzero(w):
+            out[i].image = images[row]
+            out[i].ms["render"] = ms
+            row += 1
+    return frames

@@ -70,3 +70,19 @@ def test_batch_shapes_are_checked(head):
         RayBatch(batch.camera, batch.inputs, batch.pixels, batch.target, batch.background, 7)
     with pytest.raises(AssertionError, match="either codes or features"):
         FrameBatch(torch.rand(2, 3))
+
+
+def test_the_distortion_term_reads_the_rendered_weights(head):
+    from syncanim.model.losses import distortion
+
+    model, canonical = head
+    batch = _batch(model, canonical, 0)
+    losses = model.train_step(batch, LossWeights(0.0, 0.0, 0.0, distortion=0.5), generator=None)
+    o, d = batch.camera.rays(batch.pixels)
+    out = model.render_rays(o.reshape(-1, 3), d.reshape(-1, 3), torch.arange(2).repeat_interleave(50),
+                            model.condition(batch.inputs), batch.background.reshape(-1, 3))
+    span = model.config.shell_front + model.config.shell_back
+    want = 0.5 * distortion(out["weights"], out["t"], out["deltas"], span)
+    assert float(want) > 0
+    torch.testing.assert_close(losses["distortion"], want)
+    assert "distortion" not in model.train_step(batch, LossWeights(0.0, 0.0, 0.0), generator=None)

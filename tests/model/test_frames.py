@@ -92,3 +92,32 @@ def test_shapes_are_checked_at_the_boundary(scene):
     with pytest.raises(AssertionError, match="backgrounds must be"):
         model.render_frames(camera, cond, bg[:, :64])
     assert len(cond[torch.tensor([2, 0])]) == 2 and torch.equal(cond[1:].mouth, cond.mouth[1:])
+
+
+def test_march_runs_cover_the_samples_in_order():
+    from syncanim.model.head import march_runs
+
+    assert march_runs(16, 2) == [slice(0, 8), slice(8, 16)]
+    assert march_runs(8, 1) == [slice(0, 8)]
+    runs = march_runs(10, 4)
+    assert runs[0].start == 0 and runs[-1].stop == 10 and len(runs) == 4
+    assert all(a.stop == b.start for a, b in zip(runs[:-1], runs[1:], strict=True))
+    assert len(march_runs(3, 8)) == 3  # never an empty run
+
+
+@pytest.mark.parametrize("parts", [1, 4, 8])
+def test_marching_in_more_runs_skips_only_invisible_samples(scene, parts):
+    model, camera, cond, bg = scene
+    base = model.config
+    try:
+        model.config = base.model_copy(update={"march_parts": 1})
+        everything = model.render_frames(camera, cond, bg)
+        model.config = base.model_copy(update={"march_parts": parts})
+        marched = model.render_frames(camera, cond, bg)
+        layout = DenseRects.covering(model.head_rects(camera), 96, "cpu")
+        dense = model.render_frames(camera, cond, bg, dense=layout)
+    finally:
+        model.config = base
+    # a skipped run sits behind transmittance <= 1e-4: it could change a colour by at most that much
+    torch.testing.assert_close(marched.images, everything.images, atol=2e-4, rtol=0)
+    torch.testing.assert_close(dense.images, marched.images, atol=1e-5, rtol=0)

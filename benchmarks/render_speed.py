@@ -1,0 +1,161 @@
+"""Where a trained model's frame time goes, and what the render options buy: a sweep on the GPU.
+
+    python benchmarks/render_speed.py MODEL --out DIR [--frames 48] [--runs 30]
+
+For ``MODEL`` (a ``syncanim train`` folder) over ``--frames`` poses of its training clip, with mouth codes
+of unit spread (the subject's own range of mouth shapes): per variant of the head's render options
+(``march_parts``, ``samples``, precision), milliseconds per 512 px frame of the head over the plate with the
+copy to the host (batch 1), the field samples evaluated per frame, and the PSNR of its frames against the
+reference (the model's own options, fp32). Then head + torso per frame, and a profile of the reference and
+of the fastest variant (the CUDA kernels by total time). Writes DIR/render_speed.json and
+DIR/render_profile_*.txt. Runs on CPU too (slowly: use few frames).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from syncanim.bench.timing import environment, time_calls
+from syncanim.device import resolve_precision
+from syncanim.model.camera import Camera
+from syncanim.model.conditioning import FrameBatch
+from syncanim.model.frames import to_uint8
+from syncanim.stream.avatar import load_avatar
+from syncanim.stream.draw import render_batch
+from syncanim.stream.poses import ReplayTrack
+
+VARIANTS = [  # name, model config overrides, precision
+    ("reference", {}, "fp32"),
+    ("march4", {"march_parts": 4}, "fp32"),
+    ("march8", {"march_parts": 8}, "fp32"),
+    ("march16", {"march_parts": 16}, "fp32"),
+    ("bf16", {}, "bf16"),
+    ("bf16-march8", {"march_parts": 8}, "bf16"),
+    ("samples12-march6", {"samples": 12, "march_parts": 6}, "fp32"),
+    ("samples8-march4", {"samples": 8, "march_parts": 4}, "fp32"),
+]
+
+
+def psnr8(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (dB) of uint8 frames [N, H, W, 3] over all of them; 99 when identical."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+class SampleCounter:
+    """Counts the points the head's field evaluates (a forward hook)."""
+
+    def __init__(self, field: torch.nn.Module) -> None:
+        self.points = 0
+        self.handle = field.register_forward_hook(self._hook)
+
+    def _hook(self, module, args, out) -> None:
+        self.points += int(args[0].shape[0])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(args.device)
+    avatar = load_avatar(args.model, device, syncer=False, torso=True)
+    model, info, torso = avatar.model, avatar.info, avatar.torso
+    model.eval()
+    track = ReplayTrack(avatar.replay, static=False, join=12)
+    idx = np.linspace(0, len(avatar.replay.rotation) - 1, args.frames).round().astype(np.int64)
+    rot, trans, expr = track.poses(idx)
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randn(len(idx), model.code_dim, generator=g).to(device)  # unit spread per component
+    with torch.no_grad():
+        cond = model.condition(FrameBatch(torch.from_numpy(expr).to(device), codes=codes))
+    cams = [Camera.from_numpy(rot[i:i + 1], trans[i:i + 1], info.focal, info.cx, info.cy, info.image_size, device)
+            for i in range(len(idx))]
+    with torch.no_grad():
+        plates = [torso.render(torso.codes(rot[i:i + 1], trans[i:i + 1])) for i in range(len(idx))] if torso else \
+            [torch.full((1, info.image_size, info.image_size, 3), 0.5, device=device)] * len(idx)
+    base = model.config
+    report: dict = {"benchmark": "render_speed", "environment": environment(), "model": args.model.name,
+                    "image_size": info.image_size, "frames": len(idx), "config": base.model_dump(exclude={"mouth"}),
+                    "variants": {}}
+    ref_frames: list[np.ndarray] = []
+    counter = SampleCounter(model.field)
+    k = [0]
+
+    def frame_call(i: int, precision: str) -> torch.Tensor:
+        return to_uint8(render_batch(model, cams[i], cond[i:i + 1], plates[i], precision=precision,
+                                     chunk=1 << 20)).cpu()
+
+    for name, over, prec in VARIANTS:
+        model.config = base.model_copy(update=over)
+        precision = resolve_precision(device, prec)
+        counter.points = 0
+        with torch.no_grad():
+            frames = [frame_call(i, precision).numpy()[0] for i in range(len(idx))]
+        points = counter.points / len(idx)
+        if not ref_frames:
+            ref_frames = frames
+
+        def call(precision: str = precision) -> None:
+            i = k[0] % len(idx)
+            k[0] += 1
+            with torch.no_grad():
+                frame_call(i, precision)
+
+        t = time_calls(call, device, warmup=5, runs=args.runs)
+        q = psnr8(np.stack(frames), np.stack(ref_frames))
+        report["variants"][name] = {"overrides": over, "precision": precision, "ms_per_frame_with_copy": t["median_ms"],
+                                    "p95_ms": t["p95_ms"], "points_per_frame": round(points),
+                                    "psnr_vs_reference_db": round(q, 2) if name != "reference" else None}
+        print(f"{name:18s} {t['median_ms']:7.2f} ms  {points / 1e6:5.2f} M points  "
+              f"{'' if name == 'reference' else f'{q:6.2f} dB vs reference'}", flush=True)
+    model.config = base
+    if torso is not None:
+        def person() -> None:
+            i = k[0] % len(idx)
+            k[0] += 1
+            with torch.no_grad():
+                p = torso.render(torso.codes(rot[i:i + 1], trans[i:i + 1]))
+                to_uint8(render_batch(model, cams[i], cond[i:i + 1], p, precision="fp32", chunk=1 << 20)).cpu()
+
+        def torso_only() -> None:
+            i = k[0] % len(idx)
+            k[0] += 1
+            with torch.no_grad():
+                torso.render(torso.codes(rot[i:i + 1], trans[i:i + 1]))
+
+        report["head_torso_ms_per_frame_with_copy"] = time_calls(person, device, warmup=5, runs=args.runs)["median_ms"]
+        report["torso_ms_per_frame"] = time_calls(torso_only, device, warmup=5, runs=args.runs)["median_ms"]
+        print(f"head + torso {report['head_torso_ms_per_frame_with_copy']:.2f} ms, torso alone "
+              f"{report['torso_ms_per_frame']:.2f} ms", flush=True)
+    fastest = min((v for v in report["variants"].items() if (v[1]["psnr_vs_reference_db"] or 99) >= 40),
+                  key=lambda v: v[1]["ms_per_frame_with_copy"])[0]
+    report["fastest_within_40db"] = fastest
+    for name in ("reference", fastest):
+        over, prec = next((o, p) for n, o, p in VARIANTS if n == name)
+        model.config = base.model_copy(update=over)
+        precision = resolve_precision(device, prec)
+        acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA]
+                                                        if device.type == "cuda" else [])
+        with torch.profiler.profile(activities=acts) as prof, torch.no_grad():
+            for i in range(min(10, len(idx))):
+                frame_call(i, precision)
+        key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+        (args.out / f"render_profile_{name}.txt").write_text(prof.key_averages().table(sort_by=key, row_limit=30))
+    model.config = base
+    (args.out / "render_speed.json").write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
