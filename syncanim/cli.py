@@ -6,6 +6,7 @@ red line (plus its hint) and the error's exit code, and Ctrl-C into exit code 13
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -18,7 +19,7 @@ import typer
 from . import __version__
 from .config import Config, build_config, to_toml
 from .console import err_console, progress_bars, setup_logging
-from .errors import DataError, SyncanimError
+from .errors import ConfigError, DataError, SyncanimError
 from .inputs import check_input_file, check_model_folder
 
 app = typer.Typer(
@@ -420,6 +421,8 @@ def bench(
     warmup: Annotated[int | None, typer.Option(help="Untimed calls before them [5].")] = None,
     portrait: Annotated[bool | None, typer.Option("--portrait/--no-portrait", help="Also time the paste into the original frame.")] = None,
     save: Annotated[Path | None, typer.Option("--save", help="Also write the result as JSON to this file.")] = None,
+    peer_ms: Annotated[float | None, typer.Option("--peer-ms", help="A peer renderer's ms per frame with the copy back, timed on this device: report the ratio.")] = None,
+    peer: Annotated[Path | None, typer.Option("--peer", help="The peer's timing JSON (e.g. ernerf.json) instead of --peer-ms.")] = None,
     preset: PresetOpt = None,
     set_: _set_opt("bench.runs=50") = None,
     dry_run: DryRunOpt = False,
@@ -434,11 +437,19 @@ def bench(
                "portrait": portrait}), dry_run)
     if model is not None:
         check_model_folder(model)
+    from .bench.peer import peer_comparison, read_peer
     from .bench.pipeline import run_bench
 
+    if peer is not None and peer_ms is not None:
+        raise ConfigError("give --peer FILE or --peer-ms, not both")
+    peer_name, peer_time = read_peer(peer) if peer is not None else ("peer", peer_ms)
+    if peer_time is not None and peer_time <= 0:
+        raise ConfigError(f"--peer-ms must be positive, got {peer_time}")
     with progress_bars(enabled=not _state["quiet"]) as progress:
         result = run_bench(config.bench, config.runtime, model, model=config.model, audio=config.prep.audio,
                            progress=progress)
+    if peer_time is not None:
+        result = dataclasses.replace(result, peer=peer_comparison(result.stages, peer_time, peer_name))
     data = result.to_json()
     if save is not None:
         from .data.files import write_text_atomic
@@ -573,7 +584,8 @@ def _print_live_report(r: dict) -> None:
     rss = r.get("rss_mb") or {}
     if rss:
         err_console.print(f"memory: {rss['first_tenth']:.0f} MB in the first tenth, {rss['last_tenth']:.0f} MB in "
-                          f"the last ({100 * rss['change']:+.1f} %)", highlight=False)
+                          f"the last ({100 * rss['change']:+.1f} %); its floor {rss['floor_first_tenth']:.0f} -> "
+                          f"{rss['floor_last_tenth']:.0f} MB ({100 * rss['floor_change']:+.1f} %)", highlight=False)
 
 
 # --- plugins -----------------------------------------------------------------------------------

@@ -1,49 +1,38 @@
-"""``syncanim bench``: frames per second and per-stage latency of the render path.
+"""``syncanim bench``: frames per second and per-stage latency of the path ``render`` and ``live`` run.
 
-The measured path is the one ``syncanim render`` runs for each call of B frames (``batch``):
+``end_to_end`` is that path: per call, the next B frames (``batch``) of speech pushed into a
+:class:`~syncanim.stream.speech.SpeechStream`, the calls it completes prepared and drawn by an
+:class:`~syncanim.stream.avatar.AvatarStream` (frames per call = B), back on the host as uint8 (with
+``portrait``, pasted into the original frames), encoded. The stage rows time its parts on their own, with the
+functions the stream calls, on calls that stream prepared:
 
-1. ``audio_features``: the model's audio backend on the window of audio those B frames need (for
-   ``logmel``, :meth:`~syncanim.audio.logmel.LogMelExtractor.extract_window` over exactly
-   ``samples_needed``; backends without windowed extraction get the frames' audio plus 1 s before
-   it) -> ``[B, P, F]`` on the host.
-2. ``conditioning``: the features to the device, appended to a ring of the last ``W - 1`` frames'
-   features, and the model's conditioning of the B frames (:meth:`~syncanim.model.base.HeadModel.condition`:
-   the mouth predictor over a window of ``past + future + 1`` frames, the code embedding, the frames'
-   expressions, the lighting latent).
-3. ``head_render``: the frames' cameras to the device and
-   :func:`~syncanim.render.pipeline.render_batch`, the call ``syncanim render`` makes: head
-   rectangles, rays -> shell samples -> field -> compositing, written over the background on the
-   device -> ``[B, H, W, 3]`` float.
-   For a model with a torso (:mod:`syncanim.model.torso`), ``torso``: the torso for the B frames' head
-   poses over the background plate, on the device: what the head is rendered over.
-4. ``composite``: the background frames to the device (models without a torso), and the finished frames back to the host as
-   uint8 (:func:`~syncanim.model.frames.from_uint8`, :func:`~syncanim.model.frames.to_uint8`); with
-   ``portrait``, the feathered paste of the face into the original frame
-   (:func:`~syncanim.render.pipeline.paste_face`).
-5. ``encode``: H.264 (:class:`~syncanim.media.video.VideoWriter`, libx264 ``veryfast``) into a
-   temporary file, frame by frame. The encoder is warmed up with at least
-   :data:`ENCODER_WARMUP_FRAMES` frames, so its look-ahead is full; the final flush is not timed.
+1. ``audio_features``: a speech stream's push of the next B frames' samples (the backend's windowed
+   extraction, or whole frames of context for backends without one).
+2. ``conditioning``: an avatar stream's ``prepare`` of B frames of features: the motion syncer (head pose,
+   blinks, brows; models with one), the mouth predictor over its window, the lighting latent.
+3. ``torso`` (models with a torso): the torso for the frames' head poses over the plate, on the device.
+4. ``head_render``: :func:`~syncanim.stream.draw.render_batch` of the call over that (or over its backdrops).
+5. ``composite``: the frames back to the host as uint8 (:func:`~syncanim.model.frames.to_uint8`); with
+   ``portrait``, the feathered paste of the face into the original frame.
+6. ``encode``: H.264 (:class:`~syncanim.media.video.VideoWriter`, libx264 ``veryfast``) into a temporary
+   file, frame by frame, after at least :data:`ENCODER_WARMUP_FRAMES` frames (x264's look-ahead full).
 
-``end_to_end`` runs 1-5 in sequence as one timed call. Every figure is per frame: a call's time
-divided by B. Each stage is timed on its own (:func:`~syncanim.bench.timing.time_calls`: warm-up,
-device synchronisation around each call, median and p95), on inputs that advance through a clip
-(poses, expressions, audio and backgrounds cycle, as in a render), so no stage sees one frame
-over and over.
+Every figure is per frame: a call's time divided by B, timed by :func:`~syncanim.bench.timing.time_calls`
+(warm-up, device synchronisation around each call, median and p95). The speech cycles through a clip, so no
+stage sees one frame over and over.
 
-Renderers (``renderer``):
+Renderers (``renderer``) of the ``head_render`` row; render and live, hence ``end_to_end``, draw compact:
 
-- ``compact``: the model's own layout, the one ``render`` uses: rays only inside the projected head
-  box, samples compacted to occupied cells, the back half of the shell only for rays the front half
-  left visible. Its shapes depend on the data (host synchronisation).
-- ``dense``: the same images with static shapes (:class:`~syncanim.model.frames.DenseRects`):
-  fixed-size rectangles for all frames, every sample of every ray evaluated, the samples the compact
-  renderer skips masked to zero density. More arithmetic, no data-dependent shapes; the only
-  renderer that ``cuda_graphs`` can capture.
+- ``compact``: rays only inside the projected head box, samples compacted to occupied cells, later runs of a
+  ray's samples only while it is still visible. Its shapes depend on the data (host synchronisation).
+- ``dense``: the same images with static shapes (:class:`~syncanim.model.frames.DenseRects`): fixed-size
+  rectangles, every sample evaluated, the ones compact skips masked to zero density. The only renderer that
+  ``cuda_graphs`` can capture.
 
-Without a model folder, the model is a randomly initialised one of the configured architecture around
-a synthetic face (:mod:`syncanim.bench.synthetic`). Its ray and sample counts match a trained model
-of the same size on screen; a random field is half transparent everywhere in the shell, so the
-compact renderer skips fewer back-half samples than it does for a trained, opaque head.
+Without a model folder, the model is a randomly initialised one of the configured architecture around a
+synthetic face (:mod:`syncanim.bench.synthetic`) with no torso or motion syncer. Its ray and sample counts
+match a trained model of the same size on screen; a random field is half transparent everywhere in the
+shell, so the compact renderer skips fewer samples than it does for a trained, opaque head.
 """
 
 from __future__ import annotations
@@ -73,8 +62,14 @@ STAGES = ("audio_features", "conditioning", "torso", "head_render", "composite",
 CLIP_FRAMES = 250  # frames of synthetic poses, expressions and audio (10 s at 25 fps), cycled through
 POOL_CALLS = 8  # distinct prepared calls whose inputs the stage timings cycle through
 ENCODER_WARMUP_FRAMES = 32  # frames written before the encode stage is timed (fills x264's look-ahead)
-CONTEXT_S = 1.0  # audio before a call's frames given to backends without windowed extraction
 SYNTHETIC_SIZE = 512  # output size without a model folder when no resolution is given
+
+
+def speech_context_s() -> float:
+    """Seconds of audio before a call's frames that backends without windowed extraction get (as in the stream)."""
+    from ..stream.speech import CONTEXT_S
+
+    return CONTEXT_S
 
 
 def bench_config(**options: Any) -> BenchConfig:
@@ -127,6 +122,7 @@ class BenchResult:
     render_fps: float  # 1000 / head-render median ms per frame
     environment: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    peer: dict[str, Any] | None = None  # syncanim.bench.peer.peer_comparison, when a peer figure was given
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict (``from_json`` reads it back)."""
@@ -150,6 +146,9 @@ class BenchResult:
             share = "" if name == "end_to_end" else f"{100 * t.median_ms / e2e:.0f} %" if e2e > 0 else ""
             rows.append((name.replace("_", " "), f"{t.median_ms:.2f}", f"{t.p95_ms:.2f}", share))
         rows.append(("frames per second", f"{self.fps:.1f}", f"{self.fps_p95:.1f}", ""))
+        if self.peer:
+            rows.append((f"vs {self.peer['peer']} ({self.peer['peer_ms']:.2f} ms)", f"{self.peer['ours_ms']:.2f}", "",
+                         f"{self.peer['speedup']:.2f}x"))
         return rows
 
 
@@ -217,33 +216,35 @@ class GraphedStep:
         return self.output
 
 
-# --- the subject: model, camera, clip -----------------------------------------------------------
+# --- the subject: the avatar and its clip ------------------------------------------------------------
 
 
 @dataclass
 class _Subject:
     name: str
-    model: Any  # NerfHead on the device
+    avatar: Any  # syncanim.stream.avatar.Avatar on the device, its camera at the bench's size
     extractor: Any
     audio_backend: str
-    wave: Any  # Waveform at the extractor's rate
-    fps: float
-    size: int
-    focal: float
-    cx: float
-    cy: float
-    rotation: np.ndarray  # [N, 3, 3] float32
-    translation: np.ndarray  # [N, 3] float32
-    expressions: np.ndarray  # [N, E] float32
-    outlines: np.ndarray  # [N, K, 2] float32 face polygons (pixels)
-    frames: list[np.ndarray]  # M x [H, W, 3] uint8: what the head is rendered over, cycled
+    wave: Any  # Waveform at the model's sample rate: the speech pushed, cycled
+    frames: list[np.ndarray]  # M x [H, W, 3] uint8: drawn over without a torso (portrait: the originals), cycled
     notes: list[str]
-    torso: Any = None  # TorsoField on the device: the body under the head, for each pose (else the frames)
+
+    @property
+    def model(self):
+        return self.avatar.model
+
+    @property
+    def size(self) -> int:
+        return self.avatar.info.image_size
 
 
 def _synthetic_subject(cfg: BenchConfig, model_section: PluginSection, audio_section: PluginSection,
                        registry: Registry, device) -> _Subject:
+    from pathlib import PurePath
+
+    from ..model.folder import ModelInfo, Replay
     from ..model.head import EXPRESSIONS
+    from ..stream.avatar import Avatar
     from . import synthetic as syn
 
     if model_section.kind != "nerf-head":
@@ -254,15 +255,19 @@ def _synthetic_subject(cfg: BenchConfig, model_section: PluginSection, audio_sec
     size = cfg.resolution or SYNTHETIC_SIZE
     model, canonical = syn.synthetic_model(head_cfg, extractor.per_frame, extractor.dim, seed=cfg.seed)
     camera, distance = syn.synthetic_camera(size, canonical)
-    fps = 25.0
-    n = CLIP_FRAMES
+    fps, n, rate = 25.0, CLIP_FRAMES, 16000
     rot, trans = syn.synthetic_poses(n, distance, fps, cfg.seed)
     outlines = np.stack([syn.face_outline(canonical, r, t, camera) for r, t in zip(rot, trans, strict=True)])
+    info = ModelInfo(model={"kind": "nerf-head"}, audio={"kind": audio_section.kind}, audio_per_frame=extractor.per_frame,
+                     audio_dim=extractor.dim, num_latents=int(model.latents.shape[0]), expressions=list(EXPRESSIONS),
+                     image_size=size, fps=fps, focal=camera.focal, cx=camera.cx, cy=camera.cy, dataset="",
+                     sample_rate=rate, mouth={})
+    replay = Replay(rot.astype(np.float32), trans.astype(np.float32),
+                    syn.synthetic_expressions(n, len(EXPRESSIONS), cfg.seed), outlines.astype(np.float32), n)
+    avatar = Avatar(Path(PurePath("synthetic")), model.to(device), info, replay, None, None, device)
     frames = [syn.synthetic_background(size, cfg.seed + i) for i in range(POOL_CALLS)]
-    wave = syn.synthetic_speech((n + cfg.batch) / fps + 1.0, 16000, cfg.seed)
-    return _Subject("synthetic", model.to(device), extractor, audio_section.kind, wave, fps, size, camera.focal,
-                    camera.cx, camera.cy, rot, trans, syn.synthetic_expressions(n, len(EXPRESSIONS), cfg.seed),
-                    outlines, frames,
+    wave = syn.synthetic_speech(n / fps, rate, cfg.seed)
+    return _Subject("synthetic", avatar, extractor, audio_section.kind, wave, frames,
                     ["synthetic subject: a randomly initialised model (half-transparent shell, so the compact "
                      "renderer skips fewer samples than for a trained head)"])
 
@@ -281,123 +286,137 @@ def _read_frames(path: Path, fps: float, count: int, size: int) -> list[np.ndarr
 
 
 def _folder_subject(model_dir: Path, cfg: BenchConfig, registry: Registry, device) -> _Subject:
-    from ..model.folder import ModelLayout, load_model, load_replay, load_torso
+    import dataclasses
+
+    from ..model.folder import ModelLayout
+    from ..stream.avatar import load_avatar
     from . import synthetic as syn
 
-    model, info = load_model(model_dir, device)
-    layout = ModelLayout(model_dir)
-    replay = load_replay(layout)
+    avatar = load_avatar(model_dir, device, torso=not cfg.portrait)
+    info, layout = avatar.info, ModelLayout(model_dir)
     extractor = registry.build("syncanim.asr", PluginSection(**info.audio))
     size = cfg.resolution or info.image_size
-    scale = size / info.image_size
+    if size != info.image_size:  # the same cameras at another size
+        k = size / info.image_size
+        avatar = dataclasses.replace(
+            avatar, info=dataclasses.replace(info, image_size=size, focal=info.focal * k, cx=info.cx * k, cy=info.cy * k),
+            replay=dataclasses.replace(avatar.replay, face_outline=(avatar.replay.face_outline * k).astype(np.float32)))
     notes = []
     source = layout.frames_video if cfg.portrait else layout.backgrounds_video
-    if source.is_file():
-        try:
-            frames = _read_frames(source, info.fps, POOL_CALLS, size)
-        except DataError as e:
-            raise CheckpointError(f"{source} is unreadable: {e}", hint="the model folder is incomplete") from e
-    else:
-        frames = []
-    if not frames:
-        frames = [syn.synthetic_background(size, cfg.seed + i) for i in range(POOL_CALLS)]
-        notes.append(f"{source.relative_to(layout.root)} is missing: synthetic backgrounds were used")
-        log.info("bench: %s is missing; rendering over synthetic backgrounds", source)
-    n = len(replay.rotation)
-    wave = syn.synthetic_speech((n + cfg.batch) / info.fps + 1.0, info.sample_rate, cfg.seed)
-    torso = None if cfg.portrait else load_torso(layout, info, device)
-    return _Subject(model_dir.name, model, extractor, str(info.audio.get("kind")), wave, info.fps, size,
-                    info.focal * scale, info.cx * scale, info.cy * scale, replay.rotation.astype(np.float32),
-                    replay.translation.astype(np.float32), replay.expressions.astype(np.float32),
-                    (replay.face_outline * scale).astype(np.float32), frames, notes, torso)
+    frames = []
+    if avatar.torso is None:
+        if source.is_file():
+            try:
+                frames = _read_frames(source, info.fps, POOL_CALLS, size)
+            except DataError as e:
+                raise CheckpointError(f"{source} is unreadable: {e}", hint="the model folder is incomplete") from e
+        if not frames:
+            frames = [syn.synthetic_background(size, cfg.seed + i) for i in range(POOL_CALLS)]
+            notes.append(f"{source.relative_to(layout.root)} is missing: synthetic backgrounds were used")
+            log.info("bench: %s is missing; rendering over synthetic backgrounds", source)
+    wave = syn.synthetic_speech(CLIP_FRAMES / info.fps, info.sample_rate, cfg.seed)
+    return _Subject(model_dir.name, avatar, extractor, str(info.audio.get("kind")), wave, frames, notes)
 
 
 # --- the measured path ------------------------------------------------------------------------
 
 
 class _Path:
-    """The per-call stages of the render path for one subject, device and precision."""
+    """The path ``render`` and ``live`` run, for one subject, device and precision: speech pushed in blocks of B
+    frames (:class:`~syncanim.stream.speech.SpeechStream`), each block's frames prepared and drawn
+    (:class:`~syncanim.stream.avatar.AvatarStream`), encoded. ``end_to_end`` is that stream; the stage rows time
+    its parts on their own, with the functions the stream calls, on calls it prepared."""
 
     def __init__(self, subject: _Subject, cfg: BenchConfig, device, precision: str, writer) -> None:
-        import torch
+        from ..model.frames import DenseRects
+        from ..stream.avatar import StreamSettings
 
         self.s, self.cfg, self.device, self.precision, self.writer = subject, cfg, device, precision, writer
         self.b = cfg.batch
-        m = subject.model
-        self.window = m.predictor.window
-        self.ring = torch.zeros(self.window - 1 + self.b, subject.extractor.per_frame, subject.extractor.dim,
-                                device=device)  # [W - 1 + B, P, F]: the last frames' features
-        # frames conditioned (rows of the ring): the newest ones whose look-ahead has arrived
-        self.local = torch.arange(self.b, device=device) + m.predictor.past
-        self.n = len(subject.rotation)
+        a = subject.avatar
+        self.settings = StreamSettings(pose="audio" if a.syncer is not None else "replay", frames_per_call=self.b,
+                                       chunk_rays=cfg.chunk_rays, precision=precision, portrait=cfg.portrait)
         self.windowed = hasattr(subject.extractor, "extract_window") and hasattr(subject.extractor, "samples_needed")
         self.graph: GraphedStep | None = None
-        from ..model.frames import DenseRects
-
-        rects = m.head_rects(self.camera(np.arange(self.n)))  # [N, 4]
+        self.hop = subject.wave.sample_rate / a.info.fps  # samples per frame
+        rep = a.replay
+        rects = subject.model.head_rects(self.camera(rep.rotation, rep.translation))  # [N, 4]
         self.dense = DenseRects.covering(rects, subject.size, device) if cfg.renderer == "dense" else None
         if self.dense is not None:
             self.rays_per_frame = float(self.dense.pixels)
         else:
             self.rays_per_frame = float(np.mean((rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1])))
+        self.speech, self.stream, self.pos, self.pending = self._open()
+        self.speech_alone, _, self.pos_alone, _ = self._open()  # the audio_features row
+        self.prep_stream, self.prep_feats = self._open()[1], None  # the conditioning row
+        self.prep_known = 0
 
-    def camera(self, idx: np.ndarray):
-        """The cameras of clip frames ``idx`` [B], on the device."""
+    def _open(self):
+        from collections import deque
+
+        from ..stream.avatar import AvatarStream
+        from ..stream.speech import SpeechStream
+
+        s = self.s
+        speech = SpeechStream(s.extractor, s.avatar.info.fps, s.wave.sample_rate, max_frames=max(25, self.b))
+        stream = AvatarStream(s.avatar, self.settings, backdrops=itertools.cycle(s.frames) if s.frames else None)
+        return speech, stream, 0, deque()
+
+    def camera(self, rotation: np.ndarray, translation: np.ndarray):
+        """The cameras of head poses rotation [B, 3, 3], translation [B, 3], on the device."""
         from ..model.camera import Camera
 
-        s = self.s
-        return Camera.from_numpy(s.rotation[idx], s.translation[idx], s.focal, s.cx, s.cy, s.size, self.device)
+        info = self.s.avatar.info
+        return Camera.from_numpy(rotation, translation, info.focal, info.cx, info.cy, info.image_size, self.device)
 
-    def frames_of(self, call: int) -> np.ndarray:
-        """The clip frames [B] of call number ``call``."""
-        start = (call * self.b) % self.n
-        return (start + np.arange(self.b)) % self.n
+    def _audio(self, pos: int, frames: int) -> tuple[np.ndarray, int]:
+        """The clip's next samples for ``frames`` frames from sample ``pos`` (cycled) -> (samples, new pos)."""
+        x = self.s.wave.samples
+        stop = int(round((round(pos / self.hop) + frames) * self.hop))
+        return np.take(x, np.arange(pos, stop), mode="wrap"), stop
 
-    # 1. audio features
-    def features(self, call: int) -> np.ndarray:
-        from ..audio.waveform import Waveform
+    # 1. audio features: the next B frames' speech pushed
+    def features(self, call: int):
+        block, self.pos_alone = self._audio(self.pos_alone, self.b)
+        return self.speech_alone.push(block)
 
-        s = self.s
-        k0 = call * self.b % self.n
-        k1 = k0 + self.b
-        wave = s.wave
-        if self.windowed:
-            a, b = s.extractor.samples_needed(k0, k1, s.fps)
-            lo = max(0, a)
-            win = Waveform(wave.samples[lo:max(lo + 1, b)], wave.sample_rate)
-            return s.extractor.extract_window(win, lo, s.fps, k0, k1)  # [B, P, F]
-        c0 = max(0, k0 - math.ceil(CONTEXT_S * s.fps))
-        a, b = int(c0 / s.fps * wave.sample_rate), int(math.ceil(k1 / s.fps * wave.sample_rate))
-        feats = s.extractor.extract(Waveform(wave.samples[a:b], wave.sample_rate), s.fps, num_frames=k1 - c0)
-        return feats[-self.b:]
+    # 2. conditioning: the stream's prepare (motion syncer, mouth) of B frames of features
+    def condition(self, feats, call: int) -> list:
+        from ..stream.speech import FeatureBlock
 
-    # 2. conditioning
-    def condition(self, feats: np.ndarray, call: int):
-        import torch
+        if not len(feats):
+            return []
+        calls = self.prep_stream.prepare(FeatureBlock(self.prep_known, feats.features, feats.rms))
+        self.prep_known += len(feats)
+        return calls
 
-        from ..model.conditioning import FrameBatch
+    # 3. torso and head, as AvatarStream.draw calls them
+    def under(self, call):
+        """What the head of ``call`` is drawn over, on the device: the torso for its poses, or its backdrops."""
+        from ..model.frames import from_uint8
 
-        idx = self.frames_of(call)
-        new = torch.from_numpy(np.ascontiguousarray(feats)).to(self.device)  # [B, P, F]
-        self.ring = torch.cat([self.ring[self.b:], new])
-        expr = torch.from_numpy(self.s.expressions[idx]).to(self.device)  # [B, E]
-        with torch.no_grad():
-            return self.s.model.condition(FrameBatch(expr, features=self.ring, frames=self.local))
+        a = self.s.avatar
+        if a.torso is not None:
+            return a.torso.render(a.torso.codes(call.rotation, call.translation), chunk=self.cfg.chunk_rays,
+                                  size=self.s.size)
+        return from_uint8(np.stack(call.backdrops), self.device)
 
-    # 3. head render
-    def render(self, cond, backgrounds, call: int):
+    def render(self, call, backgrounds):
         import torch
 
         from ..render.pipeline import render_batch
 
-        idx = self.frames_of(call)
-        camera = self.camera(idx)
+        camera = self.camera(call.rotation, call.translation)
         if self.dense is None:
-            return render_batch(self.s.model, camera, cond, backgrounds, precision=self.precision,
+            return render_batch(self.s.model, camera, call.cond, backgrounds, precision=self.precision,
                                 chunk=self.cfg.chunk_rays)
+        from ..model.frames import fixed_rects
+
+        rects = self.s.model.head_rects(camera)
+        _, offsets = fixed_rects(rects, self.s.size, (self.dense.width, self.dense.height))
         inputs = {"rotation": camera.rotation, "translation": camera.translation,
-                  "offsets": self.dense.offsets[torch.from_numpy(idx).to(self.device)], "mouth": cond.mouth,
-                  "expressions": cond.expressions, "latent": cond.latent, "backgrounds": backgrounds}
+                  "offsets": torch.from_numpy(offsets).to(self.device), "mouth": call.cond.mouth,
+                  "expressions": call.cond.expressions, "latent": call.cond.latent, "backgrounds": backgrounds}
         if self.cfg.cuda_graphs:
             if self.graph is None:
                 self.graph = GraphedStep(self._dense_step, inputs)
@@ -411,36 +430,28 @@ class _Path:
         from ..model.frames import DenseRects
         from ..render.pipeline import render_batch
 
-        s, dense = self.s, self.dense
+        info, dense = self.s.avatar.info, self.dense
         assert dense is not None
-        return render_batch(s.model, Camera(rotation, translation, s.focal, s.cx, s.cy, s.size),
+        return render_batch(self.s.model, Camera(rotation, translation, info.focal, info.cx, info.cy, info.image_size),
                             Conditioning(mouth, expressions, latent), backgrounds, precision=self.precision,
                             chunk=self.cfg.chunk_rays, dense=DenseRects(dense.width, dense.height, offsets),
                             autocast_cache=not self.cfg.cuda_graphs)
 
-    # 4. composite: backgrounds up, finished frames down (and the portrait paste)
-    def upload(self, call: int):
-        """What the head of call ``call`` is rendered over, on the device: the torso for its poses, or background frames."""
-        from ..model.frames import from_uint8
-
-        s = self.s
-        if s.torso is not None:
-            idx = self.frames_of(call)
-            return s.torso.render(s.torso.codes(s.rotation[idx], s.translation[idx]), chunk=self.cfg.chunk_rays,
-                                  size=s.size)
-        base = np.stack([self.s.frames[(call + j) % len(self.s.frames)] for j in range(self.b)])  # [B, H, W, 3]
-        return from_uint8(base, self.device)
-
-    def download(self, images, call: int) -> list[np.ndarray]:
+    # 4. composite: the frames back to the host (and the portrait paste)
+    def download(self, images, call) -> list[np.ndarray]:
         from ..model.frames import to_uint8
 
         out = to_uint8(images).cpu().numpy()  # [B, H, W, 3] uint8
+        return self._paste(list(out), call)
+
+    def _paste(self, images: list[np.ndarray], call) -> list[np.ndarray]:
         if not self.cfg.portrait:
-            return list(out)
+            return images
         from ..render.pipeline import paste_face
 
-        s, idx = self.s, self.frames_of(call)
-        return [paste_face(out[j], s.frames[(call + j) % len(s.frames)], s.outlines[k]) for j, k in enumerate(idx)]
+        track = self.stream.track
+        return [paste_face(img, under, track.outline(int(k)))
+                for img, under, k in zip(images, call.backdrops, call.idx, strict=True)]
 
     # 5. encode
     def encode(self, frames: list[np.ndarray]) -> None:
@@ -448,11 +459,21 @@ class _Path:
             self.writer.write(f)
 
     def end_to_end(self, call: int) -> None:
-        feats = self.features(call)
-        cond = self.condition(feats, call)
-        bg = self.upload(call)
-        images = self.render(cond, bg, call)
-        self.encode(self.download(images, call))
+        """The stream: B frames of speech pushed, the calls they complete prepared and drawn, encoded."""
+        audio, self.pos = self._audio(self.pos, self.b)
+        self.pending.extend(self.stream.prepare(self.speech.push(audio)))
+        while self.pending:
+            c = self.pending.popleft()
+            drawn = self.stream.draw(c)
+            self.encode(self._paste([f.image for f in drawn], c))
+
+    def prime(self) -> None:
+        """Push speech until the stream draws: its look-ahead filled, every later push draws B frames."""
+        for _ in range(10_000):
+            if self.stream.done:
+                return
+            self.end_to_end(0)
+        raise RuntimeError("bench: the stream never drew a frame")
 
 
 def _validate(cfg: BenchConfig, device) -> str:
@@ -513,7 +534,7 @@ def run_bench(
         with tempfile.TemporaryDirectory(prefix="syncanim-bench-") as tmp:
             from ..media.video import VideoWriter
 
-            writer = VideoWriter(Path(tmp) / "bench.mp4", subject.fps, subject.size, subject.size, crf=bench.crf)
+            writer = VideoWriter(Path(tmp) / "bench.mp4", subject.avatar.info.fps, subject.size, subject.size, crf=bench.crf)
             try:
                 path = _Path(subject, bench, device, precision, writer)
                 stages = _measure(path, bench, device, time_calls, progress)
@@ -529,26 +550,28 @@ def run_bench(
         model=subject.name, device=device.type, resolution=subject.size, batch=bench.batch, precision=precision,
         renderer=bench.renderer, compile=bench.compile, cuda_graphs=bench.cuda_graphs, portrait=bench.portrait,
         runs=bench.runs, warmup=bench.warmup, audio_backend=subject.audio_backend,
-        rays_per_frame=path.rays_per_frame, samples_per_ray=subject.model.config.samples, stages=stages,
+        rays_per_frame=path.rays_per_frame, samples_per_ray=subject.model.config.render_samples or subject.model.config.samples, stages=stages,
         fps=1000.0 / stages["end_to_end"].median_ms, fps_p95=1000.0 / stages["end_to_end"].p95_ms,
         render_fps=1000.0 / stages["head_render"].median_ms, environment={**environment(), "torch_threads": used},
         notes=subject.notes + ([] if path.windowed else
                                [f"the {subject.audio_backend} backend has no windowed extraction: each call "
-                                f"extracts its frames plus {CONTEXT_S:g} s of audio before them"]))
+                                f"extracts its frames plus {speech_context_s():g} s of audio before them"]))
 
 
 def _measure(path: _Path, cfg: BenchConfig, device, time_calls, progress: ProgressFn) -> dict[str, StageTiming]:
-    """Prepare POOL_CALLS calls' inputs, then time each stage and the end-to-end call."""
+    """Prime the stream, prepare POOL_CALLS calls' inputs, then time each stage and the end-to-end call."""
     b = cfg.batch
-    pool = []
-    for c in range(POOL_CALLS):
-        feats = path.features(c)
-        cond = path.condition(feats, c)
-        bg = path.upload(c)
-        images = path.render(cond, bg, c)
-        images = images.clone() if path.graph is not None else images  # the graph overwrites its output
-        frames = path.download(images, c)
-        pool.append((feats, cond, bg, images, frames))
+    path.prime()
+    pool, pool_feats = [], []
+    while len(pool) < POOL_CALLS:
+        feats = path.features(len(pool))
+        if len(feats):
+            pool_feats.append(feats)
+        for c in path.condition(feats, len(pool)):
+            bg = path.under(c)
+            images = path.render(c, bg)
+            images = images.clone() if path.graph is not None else images  # the graph overwrites its output
+            pool.append((c, bg, images, path.download(images, c)))
 
     def stage(fn: Callable[[int], Any]) -> Callable[[], Any]:
         counter = itertools.count(POOL_CALLS)
@@ -560,14 +583,15 @@ def _measure(path: _Path, cfg: BenchConfig, device, time_calls, progress: Progre
         log.info("bench: %-14s median %.2f ms/frame, p95 %.2f", name, timing.median_ms, timing.p95_ms)
         return timing
 
+    torso = path.s.avatar.torso is not None
     jobs: list[tuple[str, Callable[[], Any], int]] = [
         ("audio_features", stage(path.features), cfg.warmup),
-        ("conditioning", stage(lambda c: path.condition(pool[c % POOL_CALLS][0], c)), cfg.warmup),
-        ("head_render", stage(lambda c: path.render(pool[c % POOL_CALLS][1], pool[c % POOL_CALLS][2], c)), cfg.warmup),
-        *([("torso", stage(path.upload), cfg.warmup)] if path.s.torso is not None else []),
-        ("composite", stage(lambda c: (None if path.s.torso is not None else path.upload(c),
-                                       path.download(pool[c % POOL_CALLS][3], c))), cfg.warmup),
-        ("encode", stage(lambda c: path.encode(pool[c % POOL_CALLS][4])),
+        ("conditioning", stage(lambda c: path.condition(pool_feats[c % len(pool_feats)], c)), cfg.warmup),
+        *([("torso", stage(lambda c: path.under(pool[c % POOL_CALLS][0])), cfg.warmup)] if torso else []),
+        ("head_render", stage(lambda c: path.render(pool[c % POOL_CALLS][0], pool[c % POOL_CALLS][1])), cfg.warmup),
+        ("composite", stage(lambda c: (None if torso else path.under(pool[c % POOL_CALLS][0]),
+                                       path.download(pool[c % POOL_CALLS][2], pool[c % POOL_CALLS][0]))), cfg.warmup),
+        ("encode", stage(lambda c: path.encode(pool[c % POOL_CALLS][3])),
          max(cfg.warmup, math.ceil(ENCODER_WARMUP_FRAMES / b))),
         ("end_to_end", stage(path.end_to_end), cfg.warmup),
     ]

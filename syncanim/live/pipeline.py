@@ -231,10 +231,18 @@ def _rss_mb() -> float:
 
 
 def _rss_curve(rss: list[tuple[float, float]]) -> dict:
+    """The process's memory over a run, from (seconds, MB) samples: the mean and the floor (the least) of its
+    first and last tenths, and per minute the floor, median and most. Drawing a frame on a CPU holds a few hundred
+    MB for a moment, so a single sample lands high or low by chance; what memory a run keeps shows in the floor."""
     if not rss:
         return {}
-    vals = [v for _, v in rss]
+    vals = np.asarray([v for _, v in rss])
     tenth = max(1, len(vals) // 10)
-    first, last = sum(vals[:tenth]) / tenth, sum(vals[-tenth:]) / tenth
+    first, last = float(vals[:tenth].mean()), float(vals[-tenth:].mean())
+    lo, hi = float(vals[:tenth].min()), float(vals[-tenth:].min())
+    minute = (np.asarray([t for t, _ in rss]) // 60).astype(int)
+    per_minute = [[int(m), round(float(vals[minute == m].min()), 1), round(float(np.median(vals[minute == m])), 1),
+                   round(float(vals[minute == m].max()), 1)] for m in np.unique(minute)]
     return {"first_tenth": round(first, 1), "last_tenth": round(last, 1), "change": round(last / first - 1, 4),
-            "samples": rss[:: max(1, len(rss) // 30)]}
+            "floor_first_tenth": round(lo, 1), "floor_last_tenth": round(hi, 1), "floor_change": round(hi / lo - 1, 4),
+            "per_minute_min_median_max": per_minute}

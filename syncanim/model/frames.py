@@ -42,12 +42,15 @@ class PixelRays:
     dirs: torch.Tensor
 
 
-def fixed_rects(rects: np.ndarray, size: int) -> tuple[tuple[int, int], np.ndarray]:
-    """One rectangle size for all frames: the largest width and height of ``rects`` [N, 4]
+def fixed_rects(rects: np.ndarray, size: int, wh: tuple[int, int] | None = None) -> tuple[tuple[int, int], np.ndarray]:
+    """One rectangle size for all frames: ``wh`` (w, h), or the largest width and height of ``rects`` [N, 4]
     (x0, y0, x1, y1), centred on each frame's rectangle and kept inside the image.
     Returns ((w, h), offsets [N, 2] int64: x0, y0)."""
-    w = int(max(1, (rects[:, 2] - rects[:, 0]).max()))
-    h = int(max(1, (rects[:, 3] - rects[:, 1]).max()))
+    if wh is not None:
+        w, h = wh
+    else:
+        w = int(max(1, (rects[:, 2] - rects[:, 0]).max()))
+        h = int(max(1, (rects[:, 3] - rects[:, 1]).max()))
     cx = (rects[:, 0] + rects[:, 2]) / 2
     cy = (rects[:, 1] + rects[:, 3]) / 2
     x0 = np.clip(np.round(cx - w / 2), 0, size - w).astype(np.int64)

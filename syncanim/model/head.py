@@ -66,6 +66,9 @@ class NerfHeadConfig(Frozen):
     audio_dim: int = Field(32, ge=1)  # width of the mouth conditioning the region gates scale per point
     latent_dim: int = Field(4, ge=0)  # per-frame lighting code (its mean is used when rendering new audio)
     samples: int = Field(16, ge=2, le=128)  # samples per ray in the shell
+    # samples per ray when rendering (no gradients): fewer than training's spread over the same shell cost
+    # proportionally less; 0: as many as in training (benchmarks/render_speed.py measures the difference)
+    render_samples: int = Field(0, ge=0, le=128)
     # rendering marches the samples in this many runs; a run is evaluated only for rays the runs before it left
     # visible (more runs: fewer samples of an opaque head evaluated, one more host synchronisation each)
     march_parts: int = Field(2, ge=1, le=16)
@@ -166,6 +169,11 @@ class NerfHead(HeadModel):
             return self.latents.mean(0, keepdim=True).expand(batch, -1)
         return self.latents.index_select(0, frames.clamp(0, self.latents.shape[0] - 1))
 
+    def samples_per_ray(self) -> int:
+        """Samples per ray: the training count with gradients, ``render_samples`` (when set) without."""
+        c = self.config
+        return c.render_samples if c.render_samples and not torch.is_grad_enabled() else c.samples
+
     def render_rays(self, origins: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor, cond: Conditioning,
                     background: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Render rays of a batch of frames: shell samples, compacted to occupied cells.
@@ -188,10 +196,10 @@ class NerfHead(HeadModel):
             out.update(audio_gate=zero, expr_gate=zero)
             return out
         o, d, frame = origins[idx], dirs[idx], ray_frame[idx]
-        t, deltas = shell_samples(t_surf[idx], c.samples, c.shell_front, c.shell_back, generator)  # [Rh, S]
+        s = self.samples_per_ray()
+        t, deltas = shell_samples(t_surf[idx], s, c.shell_front, c.shell_back, generator)  # [Rh, S]
         pts = o[:, None, :] + t[..., None] * d[:, None, :]  # [Rh, S, 3]
         unit = to_unit_box(pts, self.box_lo, self.box_hi)
-        s = c.samples
         occupied = occupancy.lookup(self.occupied, unit)  # [Rh, S]: samples in occupied cells
         sigma = torch.zeros(occupied.shape, device=unit.device)
         rgb = torch.zeros(*occupied.shape, 3, device=unit.device)
@@ -244,7 +252,7 @@ class NerfHead(HeadModel):
         density, so the colours are the same up to float rounding.
         """
         c = self.config
-        r, s = origins.shape[0], c.samples
+        r, s = origins.shape[0], self.samples_per_ray()
         t_surf, hit = surface_depth(origins, dirs, self.prior, self.box_lo, self.box_hi)  # [R], [R]
         t, deltas = shell_samples(t_surf, s, c.shell_front, c.shell_back)  # [R, S]
         pts = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [R, S, 3]

@@ -132,7 +132,9 @@ def carry_on(prev: Motion, last: Motion, frames: int) -> tuple[np.ndarray, np.nd
 class AvatarStream:
     """One stream of one :class:`Avatar` (module doc). One thread prepares, one (the same or another) draws."""
 
-    def __init__(self, avatar: Avatar, settings: StreamSettings) -> None:
+    def __init__(self, avatar: Avatar, settings: StreamSettings, backdrops: Iterator[np.ndarray] | None = None) -> None:
+        """``backdrops``: what frames without a torso are drawn over, frame after frame (default: the replayed
+        training frames' backgrounds, or their original frames for ``portrait``)."""
         a, s = avatar, settings
         if s.pose not in ("audio", "replay", "static"):
             raise ConfigError(f"pose must be audio, replay or static, got {s.pose!r}")
@@ -147,8 +149,9 @@ class AvatarStream:
         self.track = ReplayTrack(a.replay, s.pose == "static", s.loop_join)
         self.torso = None if s.portrait else a.torso
         source = a.layout.frames_video if s.portrait else a.layout.backgrounds_video
-        self.backdrops: Iterator[np.ndarray] | None = \
-            track_frames(self.track, source, a.info.fps) if self.torso is None else None
+        self.backdrops: Iterator[np.ndarray] | None = None
+        if self.torso is None:
+            self.backdrops = backdrops if backdrops is not None else track_frames(self.track, source, a.info.fps)
         self.ring: torch.Tensor | None = None  # features of frames [ring0, known)
         self.ring0 = 0
         self.known = 0  # frames whose features have been pushed

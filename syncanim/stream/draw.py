@@ -42,5 +42,5 @@ def render_person(model: HeadModel, torso: TorsoField, camera: Camera, cond: Con
     ``under [B, H, W, 3] uint8``), the head over that -> ``[B, H, W, 3] uint8`` on the host."""
     rotation, translation = camera.poses_numpy()
     below = None if under is None else from_uint8(under, camera.rotation.device)
-    backgrounds = torso.render(torso.codes(rotation, translation), chunk=chunk, under=below)
+    backgrounds = torso.render(torso.codes(rotation, translation), chunk=chunk, size=camera.size, under=below)
     return to_uint8(render_batch(model, camera, cond, backgrounds, precision=precision, chunk=chunk)).cpu().numpy()

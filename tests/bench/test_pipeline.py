@@ -218,3 +218,26 @@ def test_cuda_graphs_bench(compile_):
 def test_compile_on_gpu():
     r = run_bench(BenchConfig(**FAST, compile=True), GPU, model=SMALL_HEAD)
     assert r.compile and r.stages["head_render"].median_ms > 0
+
+
+def test_end_to_end_is_the_stream_that_render_and_live_run(tiny_model, monkeypatch):
+    from syncanim.stream.avatar import AvatarStream
+    from syncanim.stream.speech import SpeechStream
+
+    seen = {"push": 0, "draw": 0}
+    push, draw = SpeechStream.push, AvatarStream.draw
+
+    def counted_push(self, samples):
+        seen["push"] += 1
+        return push(self, samples)
+
+    def counted_draw(self, call, keep=None):
+        seen["draw"] += 1
+        return draw(self, call, keep)
+
+    monkeypatch.setattr(SpeechStream, "push", counted_push)
+    monkeypatch.setattr(AvatarStream, "draw", counted_draw)
+    r = run_bench(BenchConfig(runs=3, warmup=1, batch=2), CPU, tiny_model.layout.root)
+    assert r.stages["end_to_end"].median_ms > 0
+    # every end-to-end call pushed speech and drew its frames through the stream
+    assert seen["draw"] >= 3 + 1 and seen["push"] >= 2 * (3 + 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from typer.testing import CliRunner
 
 from syncanim.cli import app
@@ -52,13 +53,14 @@ def test_eval_bad_inputs_are_one_line(sample_clip, tmp_path):
 def test_bench_prints_every_stage_and_saves_json(tmp_path):
     save = tmp_path / "bench.json"
     r = runner.invoke(app, ["bench", "--device", "cpu", "--resolution", "96", "--runs", "2", "--warmup", "1",
-                            "--save", str(save)])
+                            "--save", str(save), "--peer-ms", "50"])
     assert r.exit_code == 0, r.output
     for stage in ("audio features", "conditioning", "head render", "composite", "encode", "end to end",
-                  "frames per second"):
+                  "frames per second", "vs peer"):
         assert stage in r.output
     data = json.loads(save.read_text())
     assert data["resolution"] == 96 and data["device"] == "cpu" and data["fps"] > 0
+    assert data["peer"]["peer_ms"] == 50 and data["peer"]["speedup"] == pytest.approx(50 / data["peer"]["ours_ms"], rel=1e-2)
 
 
 def test_bench_options_this_machine_cannot_do_are_one_line():
@@ -66,6 +68,8 @@ def test_bench_options_this_machine_cannot_do_are_one_line():
     assert r.exit_code == 3 and "fp16" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["bench", "--device", "cpu", "--resolution", "97"])
     assert r.exit_code == 3 and "bench.resolution" in r.output
+    r = runner.invoke(app, ["bench", "--device", "cpu", "--peer-ms", "-1"])
+    assert r.exit_code == 3 and "--peer-ms must be positive" in r.output
 
 
 def test_bench_dry_run_shows_the_settings():
