@@ -74,9 +74,10 @@ class HeadField(nn.Module):
 
     def forward(self, x_unit: torch.Tensor, dirs: torch.Tensor, audio: torch.Tensor, expr: torch.Tensor,
                 latent: torch.Tensor) -> dict[str, torch.Tensor]:
-        """x_unit, dirs: [N, 3]; audio: [N, A]; expr: [N, E]; latent: [N, L] ->
-        sigma [N] (>= 0), rgb [N, 3] in [0, 1], audio_gate [N, A], expr_gate [N, E]."""
+        """x_unit, dirs: [N, 3]; audio: [N, A]; expr: [N, E]; latent: [N, L] (the last three may be [1, .]: one
+        frame's, for every point) -> sigma [N] (>= 0), rgb [N, 3] in [0, 1], audio_gate [N, A], expr_gate [N, E]."""
         h, ga, ge = self._hidden(x_unit, audio, expr)
         sigma = torch.exp(h[:, 0].float().clamp(max=15.0))
-        rgb = torch.sigmoid(self.color_net(torch.cat([h[:, 1:], sh_degree2(dirs).to(h.dtype), latent.to(h.dtype)], -1)).float())
+        latent = latent.to(h.dtype).expand(h.shape[0], -1)
+        rgb = torch.sigmoid(self.color_net(torch.cat([h[:, 1:], sh_degree2(dirs).to(h.dtype), latent], -1)).float())
         return {"sigma": sigma, "rgb": rgb, "audio_gate": ga, "expr_gate": ge}

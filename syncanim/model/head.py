@@ -219,9 +219,9 @@ class NerfHead(HeadModel):
             ray_of = keep // width
             cond_s = frame.index_select(0, ray_of)
             # index_select, not indexing: its backward (index_add_) is deterministic on CPU, so a resumed
-            # run reproduces an uninterrupted one exactly
+            # run reproduces an uninterrupted one exactly. One frame's conditioning is broadcast, not gathered.
             f = self.field(unit[:, part].reshape(-1, 3).index_select(0, keep), d.index_select(0, ray_of),
-                           audio.index_select(0, cond_s), expr.index_select(0, cond_s), latent.index_select(0, cond_s))
+                           *(x if len(cond) == 1 else x.index_select(0, cond_s) for x in (audio, expr, latent)))
             sig_part = torch.zeros(want.numel(), device=unit.device, dtype=f["sigma"].dtype).index_copy(0, keep, f["sigma"])
             rgb_part = torch.zeros(want.numel(), 3, device=unit.device, dtype=f["rgb"].dtype).index_copy(0, keep, f["rgb"])
             if len(halves) == 1:
@@ -260,8 +260,8 @@ class NerfHead(HeadModel):
         want = occupancy.lookup(self.occupied, unit) & hit[:, None]  # [R, S]
         frame = ray_frame[:, None].expand(r, s).reshape(-1)  # [R*S]
         f = self.field(unit.reshape(-1, 3), dirs[:, None, :].expand(r, s, 3).reshape(-1, 3),
-                       cond.mouth.index_select(0, frame), cond.expressions.index_select(0, frame),
-                       cond.latent.index_select(0, frame))
+                       *(x if len(cond) == 1 else x.index_select(0, frame)
+                         for x in (cond.mouth, cond.expressions, cond.latent)))
         sigma = torch.where(want, f["sigma"].view(r, s).float(), 0.0)  # [R, S]
         rgb = f["rgb"].view(r, s, 3).float()
         # a run of samples counts only where the runs before it left the ray visible, as in render_rays

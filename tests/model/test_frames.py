@@ -121,3 +121,14 @@ def test_marching_in_more_runs_skips_only_invisible_samples(scene, parts):
     # a skipped run sits behind transmittance <= 1e-4: it could change a colour by at most that much
     torch.testing.assert_close(marched.images, everything.images, atol=2e-4, rtol=0)
     torch.testing.assert_close(dense.images, marched.images, atol=1e-5, rtol=0)
+
+
+def test_a_frame_alone_renders_as_in_a_batch(scene):
+    """One frame's conditioning is broadcast to its samples, a batch's gathered: the same image."""
+    model, camera, cond, bg = scene
+    together = model.render_frames(camera, cond, bg)
+    for i in range(len(cond)):
+        one = Camera(camera.rotation[i:i + 1], camera.translation[i:i + 1], camera.focal, camera.cx, camera.cy,
+                     camera.size)
+        alone = model.render_frames(one, cond[i:i + 1], bg[i:i + 1])
+        torch.testing.assert_close(alone.images[0], together.images[i], atol=1e-5, rtol=0)
