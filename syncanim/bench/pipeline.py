@@ -346,9 +346,10 @@ class _Path:
             self.rays_per_frame = float(self.dense.pixels)
         else:
             self.rays_per_frame = float(np.mean((rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1])))
+        # the measured path, and a speech stream and an avatar stream of their own for the
+        # audio_features and conditioning rows
         self.speech, self.stream, self.pos, self.pending = self._open()
-        self.speech_alone, _, self.pos_alone, _ = self._open()  # the audio_features row
-        self.prep_stream, self.prep_feats = self._open()[1], None  # the conditioning row
+        self.speech_alone, self.prep_stream, self.pos_alone, _ = self._open()
         self.prep_known = 0
 
     def _open(self):

@@ -8,15 +8,17 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from syncanim.audio.waveform import Waveform
 from syncanim.bench import pipeline as bp
 from syncanim.config import BenchConfig, RenderConfig, RuntimeConfig
 from syncanim.data.dataset import load_head_data
 from syncanim.eval import pipeline as ep
 from syncanim.model.camera import Camera
 from syncanim.model.conditioning import FrameBatch
-from syncanim.model.folder import ModelLayout, dataset_path, load_model, load_torso
+from syncanim.model.folder import ModelLayout, Replay, dataset_path, load_model, load_torso
 from syncanim.model.head import EXPRESSIONS
 from syncanim.render.pipeline import render_person
+from syncanim.stream.avatar import Avatar, Call
 
 CPU = RuntimeConfig(device="cpu")
 
@@ -51,12 +53,14 @@ def test_render_eval_and_bench_give_identical_frames(tiny_model, tmp_path, monke
                                    info.image_size, "cpu")
         rendered.append(render_person(model, torso, camera, cond, precision="fp32", chunk=chunk))
         # bench: its head_render and composite stages on the same frames
-        subject = bp._Subject("m", model, SimpleNamespace(per_frame=info.audio_per_frame, dim=info.audio_dim), "x",
-                              None, info.fps, info.image_size, info.focal, info.cx, info.cy, data.rotation[k],
-                              data.translation[k], data.expressions[k], np.zeros((len(k), 3, 2), np.float32),
-                              list(data.backgrounds[k]), [], torso)
+        replay = Replay(data.rotation[k], data.translation[k], data.expressions[k],
+                        np.zeros((len(k), 3, 2), np.float32), len(k))
+        avatar = Avatar(root, model, info, replay, None, torso, torch.device("cpu"))
+        subject = bp._Subject("m", avatar, SimpleNamespace(per_frame=info.audio_per_frame, dim=info.audio_dim), "x",
+                              Waveform(np.zeros(info.sample_rate, np.float32), info.sample_rate), [], [])
         path = bp._Path(subject, BenchConfig(batch=len(k), chunk_rays=chunk), torch.device("cpu"), "fp32", None)
-        benched.append(np.stack(path.download(path.render(cond, path.upload(0), 0), 0)))
+        call = Call(np.asarray(k), data.rotation[k], data.translation[k], cond, [None] * len(k), {})
+        benched.append(np.stack(path.download(path.render(call, path.under(call)), call)))
 
     np.testing.assert_array_equal(np.concatenate(rendered), evaluated)
     np.testing.assert_array_equal(np.concatenate(benched), evaluated)
