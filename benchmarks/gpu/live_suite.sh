@@ -7,7 +7,8 @@
 #   bash benchmarks/gpu/live_suite.sh long [SEC]    start, detached, SEC seconds [610] of .gpu-live/speech10.wav (a
 #                                                   10-minute file) with 4 viewers (one throttled), the defaults; the
 #                                                   call then waits up to WAIT_S [570] s
-#   bash benchmarks/gpu/live_suite.sh collect       (the next call, same machine) wait for it to end; its results
+#   bash benchmarks/gpu/live_suite.sh collect       (the next call, same machine) wait up to WAIT_S [300] s for it
+#                                                   to end; its results
 # Needs: .device-wheels-noav/ (or .device-wheels/), .gpu-data/cnn2/ for train (see README.md); for live,
 # .gpu-live/: wheels/ (aiohttp and its needs for Python 3.12), whisper/model.bin (benchmarks/gpu/pack_whisper.py:
 # the encoder blocks the model reads, float16) and speech.wav (16 kHz speech, looped).
@@ -40,7 +41,7 @@ if [ "$PHASE" = long ]; then
   exit 0
 fi
 if [ "$PHASE" = collect ]; then
-  for _ in $(seq 300); do [ -s .gpu-long/live.json ] && break; sleep 1; done
+  for _ in $(seq "${WAIT_S:-300}"); do [ -s .gpu-long/live.json ] && break; sleep 1; done
   sleep 2; cp .gpu-long/live.json "$OUT/live_gpu_long.json"; cp .gpu-long/live.log "$OUT/live_gpu_long.log"
   tail -n 30 .gpu-long/live.log
   exit 0

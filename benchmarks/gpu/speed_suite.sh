@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Render speed on the GPU machine (from the repository root), after `live_suite.sh train` on the same machine:
+#   bash benchmarks/gpu/speed_suite.sh kernels        the fused field kernel's GPU tests (before any training)
 #   bash benchmarks/gpu/speed_suite.sh sweep          render option sweep and profile of .gpu-model
-#                                                     (benchmarks/render_speed.py), then the peer renderer
+#                                                     (benchmarks/render_speed.py, with SWEEP_ARGS), then the peer
 #   bash benchmarks/gpu/speed_suite.sh surface [MIN]  train MIN minutes [3] with TRAIN_SET [train.distortion_weight=1e-3]
 #                                                     and sweep that model too
 #   bash benchmarks/gpu/speed_suite.sh streams        many streams of .gpu-model drawn together
@@ -17,9 +18,12 @@ export PYTHONPATH=/tmp/site:$PWD
 python3 benchmarks/gpu/entry_points.py /tmp/site || exit 1
 for phase in ${1:-sweep}; do
   case $phase in
+    kernels)
+      echo "== fused field kernel against its reference"
+      python3 -m pytest -q -m gpu -p no:cacheprovider tests/kernels/test_field.py 2>&1 | tail -n 12 ;;
     sweep)
       echo "== render options of .gpu-model"
-      python3 benchmarks/render_speed.py .gpu-model --out "$OUT/sweep_base" 2>&1 | grep -v "^USDT\|profiler" | tail -n 14
+      python3 benchmarks/render_speed.py .gpu-model --out "$OUT/sweep_base" ${SWEEP_ARGS:-} 2>&1 | grep -v "^USDT\|profiler" | tail -n 14
       if [ -d .peer-bench ]; then
         echo "== peer renderer"
         ( cd .peer-bench && OUT="$OUT" SKIP_UPSTREAM=1 bash run_on_gpu.sh > "$OUT/peer.log" 2>&1 ); tail -n 8 "$OUT/peer.log"

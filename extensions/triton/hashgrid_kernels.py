@@ -17,13 +17,18 @@ import triton.language as tl
 
 
 @triton.jit
-def _axis_coord(coords_ptr, n64, nmask, axis, res):
-    """Cell-unit position, lower corner index and fraction along one plane axis for a block of points."""
-    u = tl.load(coords_ptr + n64 * 3 + axis, mask=nmask, other=0.0)
+def _cell(u, res):
+    """Lower corner index and fraction of unit coordinates ``u`` (any shape) on a grid of ``res`` cells."""
     u = tl.minimum(tl.maximum(u, -1.0), 1.0)
     p = (u + 1.0) * 0.5 * res.to(tl.float32)  # * 0.5, not / 2.0: Triton divides approximately
     i = tl.minimum(tl.maximum(tl.floor(p).to(tl.int32), 0), res - 1)  # clamping also keeps NaN in bounds
     return i, p - i.to(tl.float32)
+
+
+@triton.jit
+def _axis_coord(coords_ptr, n64, nmask, axis, res):
+    """Lower corner index and fraction along one plane axis for a block of points."""
+    return _cell(tl.load(coords_ptr + n64 * 3 + axis, mask=nmask, other=0.0), res)
 
 
 @triton.jit

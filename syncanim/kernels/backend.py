@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "ref", "torch", "triton", "cuda")
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a Triton source may load another (its helpers)
 _modules: dict[str, ModuleType] = {}
 _triton_error: str | None = None
 _triton_checked = False

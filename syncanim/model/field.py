@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..kernels.backend import resolve_backend
+from ..kernels.field import PRECISIONS, PackedField, field_points_triton, pack_field
 from ..kernels.hashgrid import GridSpec, triplane_encode
 
 
@@ -43,9 +45,11 @@ class HeadField(nn.Module):
 
     def __init__(self, spec: GridSpec, audio_dim: int, expr_dim: int, latent_dim: int,
                  hidden: int = 64, geo_dim: int = 15, backend: str = "auto", density_bias: float = 0.0) -> None:
+        """``backend``: of the kernels (the ``triton`` one can render the whole field in one launch: :meth:`points`)."""
         super().__init__()
         self.spec = spec
         self.backend = backend
+        self._packed: tuple[tuple, PackedField] | None = None
         self.tables = nn.Parameter(torch.empty(3, spec.rows, spec.features).uniform_(-1e-4, 1e-4))
         enc = 3 * spec.levels * spec.features
         self.enc_dim = enc
@@ -81,3 +85,35 @@ class HeadField(nn.Module):
         latent = latent.to(h.dtype).expand(h.shape[0], -1)
         rgb = torch.sigmoid(self.color_net(torch.cat([h[:, 1:], sh_degree2(dirs).to(h.dtype), latent], -1)).float())
         return {"sigma": sigma, "rgb": rgb, "audio_gate": ga, "expr_gate": ge}
+
+    def points(self, x_unit: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
+               audio: torch.Tensor, expr: torch.Tensor, latent: torch.Tensor, fused: bool = True,
+               precision: str = "ieee") -> tuple[torch.Tensor, torch.Tensor]:
+        """Density and colour at points for rendering (no gradients), each point read on its ray.
+
+        x_unit: [N, 3]; ray: [N] long, the ray of each point; dirs: [R, 3] unit ray directions; ray_frame: [R]
+        long, the frame (row of the conditioning) of each ray, or None when there is one frame; audio [B, A],
+        expr [B, E], latent [B, L]. Returns sigma [N], rgb [N, 3] float32. With ``fused``, the ``triton`` backend
+        (``auto`` on CUDA) runs one kernel, its matrix products in ``precision``
+        (:data:`syncanim.kernels.field.PRECISIONS`); otherwise, and on the other backends, :meth:`forward` on
+        gathered inputs (the reference).
+        """
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if fused and resolve_backend("field_points", self.backend, x_unit.device, ("ref", "torch", "triton"),
+                                          ("triton", "torch")) == "triton":
+            return field_points_triton(self.packed(), self.spec, self.tables, x_unit, ray, dirs, ray_frame, audio,
+                                       expr, latent, precision)
+        frame = None if ray_frame is None else ray_frame.index_select(0, ray)
+        f = self(x_unit, dirs.index_select(0, ray),
+                 *(x if frame is None else x.index_select(0, frame) for x in (audio, expr, latent)))
+        return f["sigma"].float(), f["rgb"].float()
+
+    def packed(self) -> PackedField:
+        """The weights as the fused kernel reads them, packed again whenever a weight has changed."""
+        layers = [self.audio_gate, self.expr_gate, *self.density_net[::2], *self.color_net[::2]]
+        key = tuple((p.data_ptr(), p._version, p.device) for layer in layers for p in layer.parameters())
+        if self._packed is None or self._packed[0] != key:
+            self._packed = (key, pack_field(self.spec, (self.audio_gate, self.expr_gate), list(self.density_net[::2]),
+                                            list(self.color_net[::2])))
+        return self._packed[1]

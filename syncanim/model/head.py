@@ -16,6 +16,7 @@ codes shows what the field alone can do.
 from __future__ import annotations
 
 import functools
+from typing import Literal
 
 import numpy as np
 import torch
@@ -78,7 +79,10 @@ class NerfHeadConfig(Frozen):
     occupancy_res: int = Field(64, ge=8, le=256)  # occupancy grid cells per side (0 samples in empty cells)
     occupancy_threshold: float = Field(0.005, gt=0)  # a cell is empty when density x bin length stays below this
     occupancy_grow: int = Field(1, ge=0, le=4)  # occupied cells are grown by this many cells (safety margin)
-    backend: str = "auto"  # kernel backend: auto | ref | torch | triton
+    backend: str = "auto"  # kernel backend: auto | ref | torch | triton (renders the field in one fused kernel)
+    fused_field: bool = True  # render the field in one fused kernel where the backend is triton (CUDA)
+    # the fused field kernel's matrix products: ieee (float32) | tf32 (tensor cores, 10-bit mantissa)
+    field_precision: Literal["ieee", "tf32"] = "ieee"
     mouth: MouthNetConfig = MouthNetConfig()
 
 
@@ -217,20 +221,25 @@ class NerfHead(HeadModel):
                 continue
             width = part.stop - part.start
             ray_of = keep // width
-            cond_s = frame.index_select(0, ray_of)
-            # index_select, not indexing: its backward (index_add_) is deterministic on CPU, so a resumed
-            # run reproduces an uninterrupted one exactly. One frame's conditioning is broadcast, not gathered.
-            f = self.field(unit[:, part].reshape(-1, 3).index_select(0, keep), d.index_select(0, ray_of),
-                           *(x if len(cond) == 1 else x.index_select(0, cond_s) for x in (audio, expr, latent)))
-            sig_part = torch.zeros(want.numel(), device=unit.device, dtype=f["sigma"].dtype).index_copy(0, keep, f["sigma"])
-            rgb_part = torch.zeros(want.numel(), 3, device=unit.device, dtype=f["rgb"].dtype).index_copy(0, keep, f["rgb"])
+            x = unit[:, part].reshape(-1, 3).index_select(0, keep)
+            if torch.is_grad_enabled():
+                cond_s = frame.index_select(0, ray_of)
+                # index_select, not indexing: its backward (index_add_) is deterministic on CPU, so a resumed
+                # run reproduces an uninterrupted one exactly. One frame's conditioning is broadcast, not gathered.
+                f = self.field(x, d.index_select(0, ray_of),
+                               *(v if len(cond) == 1 else v.index_select(0, cond_s) for v in (audio, expr, latent)))
+                sig, col_s = f["sigma"], f["rgb"]
+                gates += [f["audio_gate"].float().mean(), f["expr_gate"].float().mean()]
+            else:
+                sig, col_s = self.field.points(x, ray_of, d, None if len(cond) == 1 else frame, audio, expr, latent,
+                                               c.fused_field, c.field_precision)
+            sig_part = torch.zeros(want.numel(), device=unit.device, dtype=sig.dtype).index_copy(0, keep, sig)
+            rgb_part = torch.zeros(want.numel(), 3, device=unit.device, dtype=col_s.dtype).index_copy(0, keep, col_s)
             if len(halves) == 1:
                 sigma, rgb = sig_part.view(-1, width), rgb_part.view(-1, width, 3)
             else:
                 sigma[:, part] = sig_part.view(-1, width).float()
                 rgb[:, part] = rgb_part.view(-1, width, 3).float()
-            gates.append(f["audio_gate"].float().mean())
-            gates.append(f["expr_gate"].float().mean())
         col, opa, dep, weights = composite_rays(sigma, rgb, deltas, t, background[idx], backend=c.backend)
         if torch.is_grad_enabled():  # what the distortion term reads
             out.update(weights=weights, t=t, deltas=deltas)
@@ -258,12 +267,11 @@ class NerfHead(HeadModel):
         pts = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [R, S, 3]
         unit = to_unit_box(pts, self.box_lo, self.box_hi)
         want = occupancy.lookup(self.occupied, unit) & hit[:, None]  # [R, S]
-        frame = ray_frame[:, None].expand(r, s).reshape(-1)  # [R*S]
-        f = self.field(unit.reshape(-1, 3), dirs[:, None, :].expand(r, s, 3).reshape(-1, 3),
-                       *(x if len(cond) == 1 else x.index_select(0, frame)
-                         for x in (cond.mouth, cond.expressions, cond.latent)))
-        sigma = torch.where(want, f["sigma"].view(r, s).float(), 0.0)  # [R, S]
-        rgb = f["rgb"].view(r, s, 3).float()
+        ray = torch.arange(r, device=origins.device).repeat_interleave(s)  # [R*S]
+        sig, rgb = self.field.points(unit.reshape(-1, 3), ray, dirs, None if len(cond) == 1 else ray_frame,
+                                     cond.mouth, cond.expressions, cond.latent, c.fused_field, c.field_precision)
+        sigma = torch.where(want, sig.view(r, s), 0.0)  # [R, S]
+        rgb = rgb.view(r, s, 3)
         # a run of samples counts only where the runs before it left the ray visible, as in render_rays
         runs = march_runs(s, c.march_parts)
         parts = [sigma[:, runs[0]]]

@@ -1,0 +1,152 @@
+"""Triton kernel of ``syncanim.kernels.field.field_points`` (backend ``"triton"``): the head's whole field at
+points, in one launch, without gradients.
+
+Each program takes BLOCK points and keeps everything in registers: the tri-plane encoding (one column per
+plane x level x feature, its 4 corner rows gathered from the tables), the region gates, the density MLP, the
+spherical harmonics of the ray direction and the colour MLP, as ``tl.dot`` products with the zero-padded
+weights of :class:`syncanim.kernels.field.PackedField`. The point's ray gives its direction and frame (the
+frame's mouth, expressions and colour-layer bias), so nothing is gathered or concatenated in memory.
+Loaded by file path on first use by ``syncanim.kernels.backend.load_triton_module``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import triton
+import triton.language as tl
+
+from syncanim.kernels.backend import load_triton_module
+
+_grid = load_triton_module("hashgrid_kernels")  # the encoder's own cell and hash arithmetic
+_cell, _grid_row = _grid._cell, _grid._row
+
+
+@triton.jit
+def _matrix(ptr, K: tl.constexpr, N: tl.constexpr):
+    """A [K, N] row-major float32 matrix."""
+    return tl.load(ptr + tl.arange(0, K)[:, None] * N + tl.arange(0, N)[None, :])
+
+
+@triton.jit
+def _row_vector(ptr, N: tl.constexpr):
+    return tl.load(ptr + tl.arange(0, N))[None, :]
+
+
+@triton.jit
+def _per_frame(ptr, frame, nmask, N: tl.constexpr, ONE_FRAME: tl.constexpr):
+    """Rows of a [B, N] per-frame table for each point's frame ([BLOCK, N]), or its only row ([1, N])."""
+    if ONE_FRAME:
+        return _row_vector(ptr, N)
+    return tl.load(ptr + frame[:, None] * N + tl.arange(0, N)[None, :], mask=nmask[:, None], other=0.0)
+
+
+@triton.jit
+def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
+                      table_ptr, meta_ptr, wga_ptr, bga_ptr, wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr,
+                      w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr,
+                      sigma_ptr, rgb_ptr, N, ROWS,
+                      LEVELS: tl.constexpr, F: tl.constexpr, ENC_P: tl.constexpr, A_P: tl.constexpr,
+                      E_P: tl.constexpr, H_P: tl.constexpr, G_P: tl.constexpr, HASH_MASK: tl.constexpr,
+                      ONE_FRAME: tl.constexpr, PRECISION: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    n = pid * BLOCK + tl.arange(0, BLOCK)
+    nmask = n < N
+    n64 = n.to(tl.int64)
+    # the tri-plane encoding e [BLOCK, ENC_P]: column = (plane * LEVELS + level) * F + feature
+    col = tl.arange(0, ENC_P)
+    cmask = col < 3 * LEVELS * F
+    plane = col // (LEVELS * F)
+    level = (col // F) % LEVELS
+    feat = col % F
+    res = tl.load(meta_ptr + level * 3, mask=cmask, other=1)[None, :]
+    first = tl.load(meta_ptr + level * 3 + 1, mask=cmask, other=0)
+    dense = tl.load(meta_ptr + level * 3 + 2, mask=cmask, other=0)[None, :]
+    x = tl.load(coords_ptr + n64 * 3, mask=nmask, other=0.0)[:, None]
+    y = tl.load(coords_ptr + n64 * 3 + 1, mask=nmask, other=0.0)[:, None]
+    z = tl.load(coords_ptr + n64 * 3 + 2, mask=nmask, other=0.0)[:, None]
+    iu, fu = _cell(tl.where(plane[None, :] == 1, y, x), res)  # planes (x, y), (y, z), (x, z)
+    iv, fv = _cell(tl.where(plane[None, :] == 0, y, z), res)
+    base = ((plane * ROWS + first) * F + feat)[None, :]
+    m2 = nmask[:, None] & cmask[None, :]
+    e = (1.0 - fu) * (1.0 - fv) * tl.load(table_ptr + base + _grid_row(iu, iv, res, dense, HASH_MASK) * F, mask=m2,
+                                          other=0.0)
+    e += fu * (1.0 - fv) * tl.load(table_ptr + base + _grid_row(iu + 1, iv, res, dense, HASH_MASK) * F, mask=m2,
+                                   other=0.0)
+    e += (1.0 - fu) * fv * tl.load(table_ptr + base + _grid_row(iu, iv + 1, res, dense, HASH_MASK) * F, mask=m2,
+                                   other=0.0)
+    e += fu * fv * tl.load(table_ptr + base + _grid_row(iu + 1, iv + 1, res, dense, HASH_MASK) * F, mask=m2,
+                           other=0.0)
+    # the point's ray: its direction and frame
+    ray = tl.load(ray_ptr + n64, mask=nmask, other=0).to(tl.int64)
+    if ONE_FRAME:
+        frame = ray  # unused
+    else:
+        frame = tl.load(rframe_ptr + ray, mask=nmask, other=0).to(tl.int64)
+    # region gates scale the frame's mouth and expression vectors; the density MLP
+    ga = tl.sigmoid(tl.dot(e, _matrix(wga_ptr, ENC_P, A_P), input_precision=PRECISION) + _row_vector(bga_ptr, A_P))
+    ge = tl.sigmoid(tl.dot(e, _matrix(wge_ptr, ENC_P, E_P), input_precision=PRECISION) + _row_vector(bge_ptr, E_P))
+    audio = ga * _per_frame(audio_ptr, frame, nmask, A_P, ONE_FRAME)
+    expr = ge * _per_frame(expr_ptr, frame, nmask, E_P, ONE_FRAME)
+    h = tl.dot(e, _matrix(w1e_ptr, ENC_P, H_P), input_precision=PRECISION)
+    h += tl.dot(audio, _matrix(w1a_ptr, A_P, H_P), input_precision=PRECISION)
+    h += tl.dot(expr, _matrix(w1x_ptr, E_P, H_P), input_precision=PRECISION)
+    h = tl.maximum(h + _row_vector(b1_ptr, H_P), 0.0)
+    h = tl.maximum(tl.dot(h, _matrix(w2_ptr, H_P, H_P), input_precision=PRECISION) + _row_vector(b2_ptr, H_P), 0.0)
+    g = tl.dot(h, _matrix(w3_ptr, H_P, G_P), input_precision=PRECISION) + _row_vector(b3_ptr, G_P)  # [BLOCK, G_P]
+    gcol = tl.arange(0, G_P)[None, :]
+    sigma = tl.exp(tl.minimum(tl.sum(tl.where(gcol == 0, g, 0.0), axis=1), 15.0))
+    tl.store(sigma_ptr + n64, sigma, mask=nmask)
+    # the colour MLP: geometry features (the weights skip column 0, the density), direction harmonics, frame bias
+    dx = tl.load(dirs_ptr + ray * 3, mask=nmask, other=0.0)[:, None]
+    dy = tl.load(dirs_ptr + ray * 3 + 1, mask=nmask, other=0.0)[:, None]
+    dz = tl.load(dirs_ptr + ray * 3 + 2, mask=nmask, other=0.0)[:, None]
+    k = tl.arange(0, 16)[None, :]
+    sh = tl.where(k == 0, 0.28209479177387814, 0.0)
+    sh = tl.where(k == 1, -0.48860251190291987 * dy, sh)
+    sh = tl.where(k == 2, 0.48860251190291987 * dz, sh)
+    sh = tl.where(k == 3, -0.48860251190291987 * dx, sh)
+    sh = tl.where(k == 4, 1.0925484305920792 * dx * dy, sh)
+    sh = tl.where(k == 5, -1.0925484305920792 * dy * dz, sh)
+    sh = tl.where(k == 6, 0.31539156525252005 * (2 * dz * dz - dx * dx - dy * dy), sh)
+    sh = tl.where(k == 7, -1.0925484305920792 * dx * dz, sh)
+    sh = tl.where(k == 8, 0.5462742152960396 * (dx * dx - dy * dy), sh)
+    c = tl.dot(g, _matrix(wc1g_ptr, G_P, H_P), input_precision=PRECISION)
+    c += tl.dot(sh, _matrix(wc1s_ptr, 16, H_P), input_precision=PRECISION)
+    c = tl.maximum(c + _per_frame(cbias_ptr, frame, nmask, H_P, ONE_FRAME), 0.0)
+    rgb = tl.sigmoid(tl.dot(c, _matrix(wc2_ptr, H_P, 16), input_precision=PRECISION) + _row_vector(bc2_ptr, 16))
+    tl.store(rgb_ptr + n64[:, None] * 3 + k, rgb, mask=nmask[:, None] & (k < 3))
+
+
+BLOCK = 64
+
+
+def _device_guard(t: torch.Tensor):
+    """Make ``t``'s GPU current for the launch (Triton launches on the current device)."""
+    return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
+
+
+def field_forward(coords: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
+                  audio: torch.Tensor, expr: torch.Tensor, cbias: torch.Tensor, tables: torch.Tensor,
+                  meta: torch.Tensor, w: dict[str, torch.Tensor], levels: int, features: int, rows: int,
+                  log2_table: int, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """coords [N, 3] float32; ray [N] int32; dirs [R, 3] float32; ray_frame [R] int32 or None (one frame);
+    audio [B, A_P], expr [B, E_P], cbias [B, H_P] float32; tables [3, rows, F]; meta [L, 3] int32; ``w``: the
+    padded weights (see PackedField). All contiguous. Returns sigma [N], rgb [N, 3] float32."""
+    n = coords.shape[0]
+    sigma = torch.empty(n, device=coords.device, dtype=torch.float32)
+    rgb = torch.empty(n, 3, device=coords.device, dtype=torch.float32)
+    if n == 0:
+        return sigma, rgb
+    enc_p, a_p = w["wga"].shape
+    e_p, h_p, g_p = w["wge"].shape[1], w["w2"].shape[0], w["w3"].shape[1]
+    one = ray_frame is None
+    with _device_guard(coords):
+        _field_fwd_kernel[(triton.cdiv(n, BLOCK),)](
+            coords, ray, dirs, ray if one else ray_frame, audio, expr, cbias, tables, meta,
+            w["wga"], w["bga"], w["wge"], w["bge"], w["w1e"], w["w1a"], w["w1x"], w["b1"], w["w2"], w["b2"],
+            w["w3"], w["b3"], w["wc1g"], w["wc1s"], w["wc2"], w["bc2"], sigma, rgb, n, rows,
+            LEVELS=levels, F=features, ENC_P=enc_p, A_P=a_p, E_P=e_p, H_P=h_p, G_P=g_p,
+            HASH_MASK=(1 << log2_table) - 1, ONE_FRAME=one, PRECISION=precision, BLOCK=BLOCK, num_warps=4)
+    return sigma, rgb
