@@ -37,7 +37,7 @@ def _row_vector(ptr, N: tl.constexpr):
 @triton.jit
 def _per_frame(ptr, frame, nmask, N: tl.constexpr, ONE_FRAME: tl.constexpr):
     """Rows of a [B, N] per-frame table for each point's frame ([BLOCK, N]), or its only row ([1, N])."""
-    if ONE_FRAME:
+    if ONE_FRAME:  # noqa: SIM108 (a constexpr branch: the other load is not compiled)
         return _row_vector(ptr, N)
     return tl.load(ptr + frame[:, None] * N + tl.arange(0, N)[None, :], mask=nmask[:, None], other=0.0)
 
@@ -80,7 +80,7 @@ def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr
                            other=0.0)
     # the point's ray: its direction and frame
     ray = tl.load(ray_ptr + n64, mask=nmask, other=0).to(tl.int64)
-    if ONE_FRAME:
+    if ONE_FRAME:  # noqa: SIM108 (a constexpr branch: the other load is not compiled)
         frame = ray  # unused
     else:
         frame = tl.load(rframe_ptr + ray, mask=nmask, other=0).to(tl.int64)
