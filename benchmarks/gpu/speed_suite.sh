@@ -3,6 +3,8 @@
 #   bash benchmarks/gpu/speed_suite.sh kernels        the fused field kernel's GPU tests (before any training)
 #   bash benchmarks/gpu/speed_suite.sh sweep          render option sweep and profile of .gpu-model
 #                                                     (benchmarks/render_speed.py, with SWEEP_ARGS), then the peer
+#   bash benchmarks/gpu/speed_suite.sh bench          `syncanim bench .gpu-model` (fp32): compact, dense + CUDA graphs,
+#                                                     4 frames a call; the peer ratio when sweep timed the peer
 #   bash benchmarks/gpu/speed_suite.sh surface [MIN]  train MIN minutes [3] with TRAIN_SET [train.distortion_weight=1e-3]
 #                                                     and sweep that model too
 #   bash benchmarks/gpu/speed_suite.sh streams        many streams of .gpu-model drawn together
@@ -28,6 +30,14 @@ for phase in ${1:-sweep}; do
         echo "== peer renderer"
         ( cd .peer-bench && OUT="$OUT" SKIP_UPSTREAM=1 bash run_on_gpu.sh > "$OUT/peer.log" 2>&1 ); tail -n 8 "$OUT/peer.log"
       fi ;;
+    bench)
+      peer=$( [ -f "$OUT/ernerf.json" ] && echo --peer "$OUT/ernerf.json" )
+      for opts in "--renderer compact" "--renderer dense --cuda-graphs" "--renderer compact --batch 4"; do
+        name=$(echo "$opts" | tr -d '-' | tr ' ' '_')
+        echo "== syncanim bench $opts"
+        python3 -m syncanim.cli -q bench .gpu-model --device cuda --precision fp32 $opts $peer --runs 30 \
+            --save "$OUT/bench_$name.json" 2>&1 | grep -i "end to end\|head render\|torso\|peer\|error" | head -n 6
+      done ;;
     surface)
       echo "== train ${2:-3} min with ${TRAIN_SET:=train.distortion_weight=1e-3}"
       TRAIN_SET="$TRAIN_SET" SKIP_BENCH=1 bash benchmarks/gpu/run_suite.sh train "${2:-3}" > "$OUT/surface_train.log" 2>&1

@@ -131,6 +131,7 @@ class NerfHead(HeadModel):
         # decaying max density per cell; starts high so that every cell counts as occupied until updated
         self.register_buffer("occ_density", torch.full((g, g, g), 1e4))
         self.register_buffer("occupied", torch.ones((g, g, g), dtype=torch.bool))
+        self._box_on_host: tuple[tuple, tuple[np.ndarray, np.ndarray]] | None = None
 
     @classmethod
     def for_face(cls, config: NerfHeadConfig, canonical: np.ndarray, audio_per_frame: int, audio_feat_dim: int,
@@ -327,7 +328,10 @@ class NerfHead(HeadModel):
 
     def head_rects(self, camera: Camera) -> np.ndarray:
         """Pixel rectangles [B, 4] int64 (x0, y0, x1, y1) of the projected occupied part of the head box."""
-        lo, hi = (t.cpu().numpy() for t in self.occupied_box())
+        key = (self.occupied.data_ptr(), self.occupied._version, self.box_lo._version, self.box_hi._version)
+        if self._box_on_host is None or self._box_on_host[0] != key:  # read back once per occupancy update
+            self._box_on_host = (key, tuple(t.cpu().numpy() for t in self.occupied_box()))
+        lo, hi = self._box_on_host[1]
         rotation, translation = camera.poses_numpy()
         return np.array([project_box(r, t, camera.focal, camera.cx, camera.cy, lo, hi, camera.size, camera.size)
                          for r, t in zip(rotation, translation, strict=True)], np.int64).reshape(-1, 4)
