@@ -132,3 +132,18 @@ def test_a_frame_alone_renders_as_in_a_batch(scene):
                      camera.size)
         alone = model.render_frames(one, cond[i:i + 1], bg[i:i + 1])
         torch.testing.assert_close(alone.images[0], together.images[i], atol=1e-5, rtol=0)
+
+
+def test_head_rects_follow_the_occupancy(scene):
+    """The occupied box is read back once per occupancy change: rects shrink with it, and grow back."""
+    model, camera, _, _ = scene
+    whole = model.head_rects(camera)
+    with torch.no_grad():
+        g = model.occupied.shape[0]
+        model.occupied.fill_(False)
+        model.occupied[: g // 2, : g // 2] = True  # the lower x and y half of the box
+    half = model.head_rects(camera)
+    assert ((half[:, 2] - half[:, 0]) < (whole[:, 2] - whole[:, 0])).all()
+    with torch.no_grad():
+        model.occupied.fill_(True)
+    np.testing.assert_array_equal(model.head_rects(camera), whole)
