@@ -33,7 +33,7 @@ export PYTHONPATH=/tmp/site:$PWD
 python3 benchmarks/gpu/entry_points.py /tmp/site || exit 1
 if [ "$PHASE" = long ]; then
   rm -rf .gpu-long && mkdir -p .gpu-long
-  setsid nohup env PYTHONPATH="$PYTHONPATH" python3 -m syncanim.cli live .gpu-model --bench --audio .gpu-live/speech10.wav \
+  setsid nohup env PYTHONPATH="$PYTHONPATH" python3 -m syncanim.cli live .gpu-model -p gpu-default --bench --audio .gpu-live/speech10.wav \
       --seconds "${2:-610}" --viewers 4 --throttle-ms 200 --json > .gpu-long/live.json 2> .gpu-long/live.log < /dev/null &
   echo "started: pid $!"
   for _ in $(seq "${WAIT_S:-570}"); do sleep 1; [ -s .gpu-long/live.json ] && break; done

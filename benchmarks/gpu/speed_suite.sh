@@ -35,7 +35,7 @@ for phase in ${1:-sweep}; do
       for opts in "--renderer compact" "--renderer dense --cuda-graphs" "--renderer compact --batch 4"; do
         name=$(echo "$opts" | tr -d '-' | tr ' ' '_')
         echo "== syncanim bench $opts"
-        python3 -m syncanim.cli -q bench .gpu-model --device cuda --precision fp32 $opts $peer --runs 30 \
+        python3 -m syncanim.cli -q bench .gpu-model -p gpu-default --device cuda --precision fp32 $opts $peer --runs 30 \
             --save "$OUT/bench_$name.json" 2>&1 | grep -i "end to end\|head render\|torso\|peer\|error" | head -n 6
       done ;;
     surface)
