@@ -35,10 +35,8 @@ def _row_vector(ptr, N: tl.constexpr):
 
 
 @triton.jit
-def _per_frame(ptr, frame, nmask, N: tl.constexpr, ONE_FRAME: tl.constexpr):
-    """Rows of a [B, N] per-frame table for each point's frame ([BLOCK, N]), or its only row ([1, N])."""
-    if ONE_FRAME:  # noqa: SIM108 (a constexpr branch: the other load is not compiled)
-        return _row_vector(ptr, N)
+def _per_frame(ptr, frame, nmask, N: tl.constexpr):
+    """The rows of a [B, N] per-frame table for each point's frame -> [BLOCK, N]."""
     return tl.load(ptr + frame[:, None] * N + tl.arange(0, N)[None, :], mask=nmask[:, None], other=0.0)
 
 
@@ -46,10 +44,10 @@ def _per_frame(ptr, frame, nmask, N: tl.constexpr, ONE_FRAME: tl.constexpr):
 def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
                       table_ptr, meta_ptr, wga_ptr, bga_ptr, wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr,
                       w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr,
-                      sigma_ptr, rgb_ptr, N, ROWS,
+                      sigma_ptr, rgb_ptr, N, ROWS, per_frame,
                       LEVELS: tl.constexpr, F: tl.constexpr, ENC_P: tl.constexpr, A_P: tl.constexpr,
                       E_P: tl.constexpr, H_P: tl.constexpr, G_P: tl.constexpr, HASH_MASK: tl.constexpr,
-                      ONE_FRAME: tl.constexpr, PRECISION: tl.constexpr, BLOCK: tl.constexpr):
+                      PRECISION: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     n = pid * BLOCK + tl.arange(0, BLOCK)
     nmask = n < N
@@ -80,15 +78,12 @@ def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr
                            other=0.0)
     # the point's ray: its direction and frame
     ray = tl.load(ray_ptr + n64, mask=nmask, other=0).to(tl.int64)
-    if ONE_FRAME:  # noqa: SIM108 (a constexpr branch: the other load is not compiled)
-        frame = ray  # unused
-    else:
-        frame = tl.load(rframe_ptr + ray, mask=nmask, other=0).to(tl.int64)
+    frame = tl.load(rframe_ptr + ray, mask=nmask & ((n * 0 + per_frame) != 0), other=0).to(tl.int64)  # 0: one frame
     # region gates scale the frame's mouth and expression vectors; the density MLP
     ga = tl.sigmoid(tl.dot(e, _matrix(wga_ptr, ENC_P, A_P), input_precision=PRECISION) + _row_vector(bga_ptr, A_P))
     ge = tl.sigmoid(tl.dot(e, _matrix(wge_ptr, ENC_P, E_P), input_precision=PRECISION) + _row_vector(bge_ptr, E_P))
-    audio = ga * _per_frame(audio_ptr, frame, nmask, A_P, ONE_FRAME)
-    expr = ge * _per_frame(expr_ptr, frame, nmask, E_P, ONE_FRAME)
+    audio = ga * _per_frame(audio_ptr, frame, nmask, A_P)
+    expr = ge * _per_frame(expr_ptr, frame, nmask, E_P)
     h = tl.dot(e, _matrix(w1e_ptr, ENC_P, H_P), input_precision=PRECISION)
     h += tl.dot(audio, _matrix(w1a_ptr, A_P, H_P), input_precision=PRECISION)
     h += tl.dot(expr, _matrix(w1x_ptr, E_P, H_P), input_precision=PRECISION)
@@ -114,7 +109,7 @@ def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr
     sh = tl.where(k == 8, 0.5462742152960396 * (dx * dx - dy * dy), sh)
     c = tl.dot(g, _matrix(wc1g_ptr, G_P, H_P), input_precision=PRECISION)
     c += tl.dot(sh, _matrix(wc1s_ptr, 16, H_P), input_precision=PRECISION)
-    c = tl.maximum(c + _per_frame(cbias_ptr, frame, nmask, H_P, ONE_FRAME), 0.0)
+    c = tl.maximum(c + _per_frame(cbias_ptr, frame, nmask, H_P), 0.0)
     rgb = tl.sigmoid(tl.dot(c, _matrix(wc2_ptr, H_P, 16), input_precision=PRECISION) + _row_vector(bc2_ptr, 16))
     tl.store(rgb_ptr + n64[:, None] * 3 + k, rgb, mask=nmask[:, None] & (k < 3))
 
@@ -146,7 +141,7 @@ def field_forward(coords: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, r
         _field_fwd_kernel[(triton.cdiv(n, BLOCK),)](
             coords, ray, dirs, ray if one else ray_frame, audio, expr, cbias, tables, meta,
             w["wga"], w["bga"], w["wge"], w["bge"], w["w1e"], w["w1a"], w["w1x"], w["b1"], w["w2"], w["b2"],
-            w["w3"], w["b3"], w["wc1g"], w["wc1s"], w["wc2"], w["bc2"], sigma, rgb, n, rows,
+            w["w3"], w["b3"], w["wc1g"], w["wc1s"], w["wc2"], w["bc2"], sigma, rgb, n, rows, 0 if one else 1,
             LEVELS=levels, F=features, ENC_P=enc_p, A_P=a_p, E_P=e_p, H_P=h_p, G_P=g_p,
-            HASH_MASK=(1 << log2_table) - 1, ONE_FRAME=one, PRECISION=precision, BLOCK=BLOCK, num_warps=4)
+            HASH_MASK=(1 << log2_table) - 1, PRECISION=precision, BLOCK=BLOCK, num_warps=4)
     return sigma, rgb

@@ -11,12 +11,16 @@ latent.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
 from ..kernels.backend import resolve_backend
 from ..kernels.field import PRECISIONS, PackedField, field_points_triton, pack_field
 from ..kernels.hashgrid import GridSpec, triplane_encode
+
+log = logging.getLogger(__name__)
 
 
 def sh_degree2(dirs: torch.Tensor) -> torch.Tensor:
@@ -50,6 +54,7 @@ class HeadField(nn.Module):
         self.spec = spec
         self.backend = backend
         self._packed: tuple[tuple, PackedField] | None = None
+        self.fused_error: str | None = None  # why the fused kernel failed here (``auto`` then stops using it)
         self.tables = nn.Parameter(torch.empty(3, spec.rows, spec.features).uniform_(-1e-4, 1e-4))
         enc = 3 * spec.levels * spec.features
         self.enc_dim = enc
@@ -95,15 +100,25 @@ class HeadField(nn.Module):
         long, the frame (row of the conditioning) of each ray, or None when there is one frame; audio [B, A],
         expr [B, E], latent [B, L]. Returns sigma [N], rgb [N, 3] float32. With ``fused``, the ``triton`` backend
         (``auto`` on CUDA) runs one kernel, its matrix products in ``precision``
-        (:data:`syncanim.kernels.field.PRECISIONS`); otherwise, and on the other backends, :meth:`forward` on
-        gathered inputs (the reference).
+        (:data:`syncanim.kernels.field.PRECISIONS`); otherwise, on the other backends, and under ``auto`` once the
+        kernel has failed to compile or launch here (a warning, :attr:`fused_error`), :meth:`forward` on gathered
+        inputs (the reference).
         """
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-        if fused and resolve_backend("field_points", self.backend, x_unit.device, ("ref", "torch", "triton"),
-                                          ("triton", "torch")) == "triton":
-            return field_points_triton(self.packed(), self.spec, self.tables, x_unit, ray, dirs, ray_frame, audio,
-                                       expr, latent, precision)
+        if fused and self.fused_error is None and resolve_backend(
+                "field_points", self.backend, x_unit.device, ("ref", "torch", "triton"), ("triton", "torch")) == "triton":
+            try:
+                return field_points_triton(self.packed(), self.spec, self.tables, x_unit, ray, dirs, ray_frame, audio,
+                                           expr, latent, precision)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as e:  # a kernel that does not compile or launch on this GPU / Triton
+                if self.backend == "triton":  # asked for by name: say so
+                    raise
+                self.fused_error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+                log.warning("the fused field kernel cannot run here (%s); rendering with the per-op kernels",
+                            self.fused_error)
         frame = None if ray_frame is None else ray_frame.index_select(0, ray)
         f = self(x_unit, dirs.index_select(0, ray),
                  *(x if frame is None else x.index_select(0, frame) for x in (audio, expr, latent)))

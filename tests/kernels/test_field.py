@@ -81,6 +81,41 @@ def test_interpreter_matches_forward():
     assert proc.stdout.strip().endswith("ok")
 
 
+COMPILE = """
+import sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from syncanim.kernels.backend import load_triton_module
+
+kernel = load_triton_module("field_kernels")._field_fwd_kernel
+names = kernel.arg_names
+precision, per_frame = sys.argv[1], sys.argv[2]
+const = dict(LEVELS=12, F=2, ENC_P=128, A_P=32, E_P=16, H_P=64, G_P=16, HASH_MASK=(1 << 17) - 1, PRECISION=precision,
+             BLOCK=64)
+if per_frame == "1":  # the launcher specialises an integer argument of 1 into a constant
+    const["per_frame"] = 1
+ints = {"ray_ptr", "rframe_ptr", "meta_ptr"}
+sig = {n: "constexpr" if n in const else ("*i32" if n in ints else "*fp32") if n.endswith("_ptr") else "i32"
+       for n in names}
+compiled = triton.compile(ASTSource(fn=kernel, signature=sig, constexprs={(names.index(n),): v for n, v in const.items()}),
+                          target=GPUTarget("cuda", 90, 32))
+assert "cubin" in compiled.asm
+print("ok")
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+@pytest.mark.parametrize("precision,per_frame", [("ieee", "0"), ("tf32", "1")])
+def test_kernel_compiles_for_hopper(precision, per_frame):
+    """Triton's compiler takes the kernel to an sm_90 binary without a GPU (the interpreter checks the arithmetic,
+    not what the compiler accepts)."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(COMPILE), precision, per_frame], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.strip().endswith("ok")
+
+
 def test_packing_keeps_every_weight_once():
     """The padded blocks hold each weight of the layers exactly once (sums agree) and zeros elsewhere."""
     spec = grid_spec(levels=3, features=2, base_res=4, max_res=32, log2_table=8)
@@ -135,3 +170,32 @@ def test_gpu_fused_matches_forward(precision, tol):
     f = ns["field"](grid_spec(), 32, 3, 4, 64, 15)
     for frames in (3, 1):
         ns["check"](f, 200_000, 20_000, frames, "cuda", tol, precision)
+
+
+def test_auto_falls_back_when_the_kernel_fails(monkeypatch, caplog):
+    """Under ``auto``, a fused kernel that does not compile here leaves rendering to the per-op path (once, with a
+    warning); named explicitly, its error is raised."""
+    import syncanim.model.field as field_module
+
+    spec = grid_spec(levels=2, features=2, base_res=4, max_res=16, log2_table=8)
+    f = HeadField(spec, 16, 3, 4, hidden=16, geo_dim=3)
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("CompilationError at 3:4\nmore")
+
+    monkeypatch.setattr(field_module, "resolve_backend", lambda *a, **k: "triton")
+    monkeypatch.setattr(field_module, "field_points_triton", broken)
+    args = (torch.rand(20, 3) * 2 - 1, torch.randint(0, 4, (20,)), torch.nn.functional.normalize(torch.randn(4, 3)),
+            None, torch.randn(1, 16), torch.rand(1, 3), torch.randn(1, 4))
+    with torch.no_grad(), caplog.at_level("WARNING"):
+        sigma, _ = f.points(*args)
+        f.points(*args)
+        want = f(args[0], args[2][args[1]], *args[4:])["sigma"]
+    assert torch.equal(sigma, want) and len(calls) == 1
+    assert f.fused_error == "RuntimeError: CompilationError at 3:4"
+    assert sum("fused field kernel cannot run here" in r.message for r in caplog.records) == 1
+    f.backend, f.fused_error = "triton", None
+    with pytest.raises(RuntimeError, match="CompilationError"), torch.no_grad():
+        f.points(*args)
