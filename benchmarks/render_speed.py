@@ -6,7 +6,7 @@ For ``MODEL`` (a ``syncanim train`` folder) over ``--frames`` poses of its train
 of unit spread (the subject's own range of mouth shapes): per variant of the head's render options
 (``march_parts``, ``samples``, precision), milliseconds per 512 px frame of the head over the plate with the
 copy to the host (batch 1), the field samples evaluated per frame, and the PSNR of its frames against the
-reference (the model's own options without the fused field kernel, fp32). Then head + torso per frame, and a profile of the reference and
+reference (the model's own options, the per-op kernels, fp32). Then head + torso per frame, and a profile of the reference and
 of the fastest variant (the CUDA kernels by total time). Writes DIR/render_speed.json and
 DIR/render_profile_*.txt. Runs on CPU too (slowly: use few frames).
 """
@@ -32,14 +32,14 @@ from syncanim.stream.poses import ReplayTrack
 
 VARIANTS = [  # name, model config overrides, precision
     ("reference", {"fused_field": False}, "fp32"),
-    ("fused", {}, "fp32"),
-    ("fused-tf32", {"field_precision": "tf32"}, "fp32"),
-    ("fused-render8", {"render_samples": 8}, "fp32"),
-    ("fused-render8-tf32", {"render_samples": 8, "field_precision": "tf32"}, "fp32"),
-    ("fused-march1", {"march_parts": 1}, "fp32"),
-    ("fused-march4", {"march_parts": 4}, "fp32"),
+    ("fused", {"fused_field": True}, "fp32"),
+    ("fused-tf32", {"fused_field": True, "field_precision": "tf32"}, "fp32"),
+    ("fused-render8", {"fused_field": True, "render_samples": 8}, "fp32"),
+    ("fused-render8-tf32", {"fused_field": True, "render_samples": 8, "field_precision": "tf32"}, "fp32"),
+    ("march1", {"fused_field": False, "march_parts": 1}, "fp32"),
+    ("march4", {"fused_field": False, "march_parts": 4}, "fp32"),
     ("bf16", {"fused_field": False}, "bf16"),
-    ("render8", {"render_samples": 8, "fused_field": False}, "fp32"),
+    ("render8", {"fused_field": False, "render_samples": 8}, "fp32"),
 ]
 
 

@@ -40,7 +40,7 @@ def _per_frame(ptr, frame, nmask, N: tl.constexpr):
     return tl.load(ptr + frame[:, None] * N + tl.arange(0, N)[None, :], mask=nmask[:, None], other=0.0)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["N", "ROWS", "per_frame"])  # one compiled kernel for every point count
 def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
                       table_ptr, meta_ptr, wga_ptr, bga_ptr, wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr,
                       w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr,

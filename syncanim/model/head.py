@@ -80,7 +80,9 @@ class NerfHeadConfig(Frozen):
     occupancy_threshold: float = Field(0.005, gt=0)  # a cell is empty when density x bin length stays below this
     occupancy_grow: int = Field(1, ge=0, le=4)  # occupied cells are grown by this many cells (safety margin)
     backend: str = "auto"  # kernel backend: auto | ref | torch | triton (renders the field in one fused kernel)
-    fused_field: bool = True  # render the field in one fused kernel where the backend is triton (CUDA)
+    # render the field in one fused Triton kernel where the backend is triton (CUDA): the same images (GPU tests),
+    # its speed not yet measured against the per-op kernels (benchmarks/render_speed.py "fused" variants)
+    fused_field: bool = False
     # the fused field kernel's matrix products: ieee (float32) | tf32 (tensor cores, 10-bit mantissa)
     field_precision: Literal["ieee", "tf32"] = "ieee"
     mouth: MouthNetConfig = MouthNetConfig()
