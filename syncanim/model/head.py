@@ -79,7 +79,7 @@ class NerfHeadConfig(Frozen):
     occupancy_res: int = Field(64, ge=8, le=256)  # occupancy grid cells per side (0 samples in empty cells)
     occupancy_threshold: float = Field(0.005, gt=0)  # a cell is empty when density x bin length stays below this
     occupancy_grow: int = Field(1, ge=0, le=4)  # occupied cells are grown by this many cells (safety margin)
-    backend: str = "auto"  # kernel backend: auto | ref | torch | triton (renders the field in one fused kernel)
+    backend: str = "auto"  # kernel backend: auto | ref | torch | triton
     # render the field in one fused Triton kernel where the backend is triton (CUDA): the same images (GPU tests),
     # its speed not yet measured against the per-op kernels (benchmarks/render_speed.py "fused" variants)
     fused_field: bool = False
