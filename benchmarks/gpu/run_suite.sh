@@ -55,7 +55,7 @@ if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
   python3 benchmarks/head_gpu.py .gpu-data/cnn2/dataset --out /tmp/head --minutes "$MINUTES" \
       $(for kv in ${TRAIN_SET:-}; do printf -- "--set %s " "$kv"; done) \
       $( [ -d .gpu-data/speech ] && echo --speech .gpu-data/speech ) \
-      2>&1 | grep -v "^train \|^load \|^assets " | tail -n 20
+      2>&1 | tee /tmp/head_gpu.log | grep -v "^train \|^load \|^assets " | tail -n 20  # the whole log: even if cut short
   cp /tmp/head/head_gpu.json /tmp/head/speech_*.npz /tmp/head/val_renders*.npz "$OUT/" 2>/dev/null
   stamp "render path per stage with the trained model"
   [ "${SKIP_BENCH:-0}" != 1 ] && timeout 120 python3 benchmarks/bench_pipeline.py --device cuda --model /tmp/head/model \
