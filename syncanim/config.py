@@ -207,6 +207,8 @@ class LiveConfig(Frozen):
     viewer_queue: int = Field(25, ge=1, le=250)  # frames queued per viewer (25: 1 s); a slow viewer loses its oldest
     viewer_window: int = Field(12, ge=0, le=250)  # frames on their way to a viewer, not yet acknowledged (0: any)
     jpeg_quality: int = Field(85, ge=10, le=100)
+    # frames of silence drawn before the clock starts, so kernels compiling on their first call make no frame late
+    warmup_frames: int = Field(3, ge=0, le=100)
     chunk_rays: int = Field(1 << 16, ge=1024)
     loop_join: int = Field(12, ge=0)
     precision: Literal["auto", "fp32", "bf16"] = "fp32"  # as [render]

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import secrets
 import time
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +32,10 @@ from .engine import LiveEngine, percentiles
 from .heap import fix_mmap_threshold
 from .server import LiveServer
 from .sources import ClockSource, FileSource, MicSource, PushBuffer
+
+if TYPE_CHECKING:
+    from ..stream.avatar import AvatarStream
+    from ..stream.speech import SpeechStream
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +91,15 @@ def start_live(model_dir: str | os.PathLike[str], live: LiveConfig, runtime: Run
     settings = StreamSettings(pose=pose, seed=live.seed, loop_join=live.loop_join,
                               frames_per_call=live.frames_per_call, chunk_rays=live.chunk_rays, precision=precision,
                               lookahead=live.lookahead)
+    progress("load", 1, 1)
+    if live.warmup_frames:
+        progress("warm-up", 0, 1)
+        seconds = warm_up(AvatarStream(avatar, settings), SpeechStream(extractor, info.fps, info.sample_rate, max_frames=25),
+                          live.warmup_frames)
+        log.info("live: %d frames of silence drawn to warm up in %.1f s", live.warmup_frames, seconds)
+        progress("warm-up", 1, 1)
     stream = AvatarStream(avatar, settings)
     speech = SpeechStream(extractor, info.fps, info.sample_rate, max_frames=25)
-    progress("load", 1, 1)
     block = max(1, int(round(live.block_ms / 1000 * info.sample_rate)))
     push = PushBuffer(info.sample_rate)
     if audio is not None:
@@ -115,6 +127,19 @@ def start_live(model_dir: str | os.PathLike[str], live: LiveConfig, runtime: Run
     return LiveSession(engine, server, source, {"device": device.type, "size": info.image_size, "fps": info.fps,
                                                 "precision": precision, "pose": pose, "lookahead_ms": round(lag_ms, 1),
                                                 "torso": avatar.torso is not None})
+
+
+def warm_up(stream: AvatarStream, speech: SpeechStream, frames: int) -> float:
+    """Draw ``frames`` frames of silence through ``stream`` and ``speech`` (a stream of their own, dropped
+    afterwards) -> the seconds it took. The session's clock starts after it, so kernels that compile on their
+    first call (Triton's, up to a second a frame on a GPU) and the encoder's first runs make no frame late."""
+    t0 = time.monotonic()
+    samples = int(math.ceil((frames / speech.fps + speech.lookahead_s) * speech.rate))
+    drawn = stream.push(speech.push(np.zeros(samples, np.float32)))
+    drawn += stream.push(speech.finish(frames)) + stream.flush()
+    if len(drawn) < frames:
+        raise RuntimeError(f"warm-up drew {len(drawn)} of {frames} frames")
+    return time.monotonic() - t0
 
 
 # --- the bench: viewers inside the process -------------------------------------------------------

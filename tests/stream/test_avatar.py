@@ -119,3 +119,22 @@ def test_streams_drawn_together_give_each_stream_its_own_frames(tiny_model):
             assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
     # and the two streams differ
     assert max(np.abs(a.image.astype(int) - b.image.astype(int)).max() for a, b in zip(*alone, strict=True)) > 1
+
+
+def test_a_warm_up_draws_its_frames_and_leaves_the_next_stream_as_it_would_be(tiny_model):
+    from syncanim.live.pipeline import warm_up
+    from syncanim.stream.speech import SpeechStream
+
+    avatar = load_avatar(tiny_model.layout.root, torch.device("cpu"))
+    speech = _features(avatar.info, 0.6)
+    settings = StreamSettings(frames_per_call=1, lookahead=1)
+    _, before, _ = _run(avatar, speech, settings, 1)
+    ex = build_extractor(dict(avatar.info.audio), default_registry(), "cpu")
+    drawn = []
+    st = AvatarStream(avatar, settings)
+    st.draw = lambda call, keep=None, draw=st.draw: drawn.extend(draw(call, keep)) or drawn[-len(call.idx):]
+    assert warm_up(st, SpeechStream(ex, avatar.info.fps, avatar.info.sample_rate), 3) >= 0
+    assert [f.index for f in drawn][:3] == [0, 1, 2] and all(f.image is not None for f in drawn)
+    _, after, _ = _run(avatar, speech, settings, 1)
+    for a, b in zip(before, after, strict=True):
+        assert np.array_equal(a.image, b.image)
