@@ -7,6 +7,10 @@ Ops: ``triplane_encode`` (backends ref, torch, triton) and ``composite_rays`` (r
 forward and forward+backward are timed with CUDA events after a warm-up (which also compiles the Triton
 kernels); the report gives median and p90 in milliseconds, the largest difference from the reference
 (forward output and gradients), the GPU name and the torch, CUDA and Triton versions, as JSON.
+
+``field_points`` (``--field-points``, 0 to skip): the head's field at a frame's points as rendering runs it,
+the per-op path (its reference) against the fused kernel for each precision and launch setting
+(``--field-blocks`` points per program x ``--field-warps``), a random field of the head's default sizes.
 """
 
 from __future__ import annotations
@@ -124,6 +128,59 @@ def bench_composite(args) -> dict:
     return result
 
 
+def bench_field(args) -> dict:
+    import torch
+
+    from syncanim.kernels import grid_spec
+    from syncanim.kernels.field import field_points_triton
+    from syncanim.model.field import HeadField
+
+    torch.manual_seed(0)
+    f = HeadField(grid_spec(), 32, 3, 4, hidden=64, geo_dim=15)
+    with torch.no_grad():  # weights of a trained size, not the initial 1e-4 tables
+        f.tables.normal_(0, 0.5)
+        for p in f.parameters():
+            if p is not f.tables:
+                p.add_(torch.randn_like(p) * 0.1)
+    f = f.to(args.device).eval()
+    n, rays = args.field_points, max(1, args.field_points // 4)
+    gen = torch.Generator(device=args.device).manual_seed(0)
+    x = torch.rand(n, 3, device=args.device, generator=gen) * 2 - 1
+    ray = torch.sort(torch.randint(0, rays, (n,), device=args.device, generator=gen)).values  # points ray by ray
+    dirs = torch.nn.functional.normalize(torch.randn(rays, 3, device=args.device, generator=gen), dim=1)
+    cond = (torch.randn(1, 32, device=args.device, generator=gen), torch.rand(1, 3, device=args.device, generator=gen),
+            torch.randn(1, 4, device=args.device, generator=gen))
+    result: dict = {"points": n, "rays": rays, "variants": {}}
+    with torch.no_grad():
+        want = f.points(x, ray, dirs, None, *cond, fused=False)
+        result["per_op"] = _timeit(lambda: f.points(x, ray, dirs, None, *cond, fused=False), args.warmup, args.iters,
+                                   args.device)
+        print(f"field_points    per-op            {result['per_op']['median_ms']:8.3f} ms", file=sys.stderr)
+        packed = f.packed()
+        for precision in args.field_precisions:
+            for block in args.field_blocks:
+                for warps in args.field_warps:
+                    name = f"{precision}-b{block}-w{warps}"
+                    launch = {"block": block, "num_warps": warps}
+
+                    def call(precision=precision, launch=launch):
+                        return field_points_triton(packed, f.spec, f.tables, x, ray, dirs, None, *cond, precision,
+                                                   launch=launch)
+
+                    try:
+                        got = call()
+                        entry = {**_timeit(call, args.warmup, args.iters, args.device),
+                                 "max_abs_diff_sigma": float((got[0] - want[0]).abs().max()),
+                                 "max_abs_diff_rgb": float((got[1] - want[1]).abs().max())}
+                    except Exception as e:  # a setting that does not compile (registers, shared memory)
+                        entry = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:200]}
+                    result["variants"][name] = entry
+                    print(f"field_points    fused {name:12s} " + (f"{entry['median_ms']:8.3f} ms  max|d| rgb "
+                          f"{entry['max_abs_diff_rgb']:.1e}" if "error" not in entry else entry["error"]),
+                          file=sys.stderr)
+    return result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--points", type=int, default=131_072)
@@ -138,6 +195,10 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--hashgrid-backends", nargs="+", default=["ref", "torch", "triton"])
     ap.add_argument("--composite-backends", nargs="+", default=["ref", "triton"])
+    ap.add_argument("--field-points", type=int, default=800_000, help="points of field_points (0: skip it)")
+    ap.add_argument("--field-precisions", nargs="+", default=["tf32", "ieee"])
+    ap.add_argument("--field-blocks", nargs="+", type=int, default=[32, 64, 128])
+    ap.add_argument("--field-warps", nargs="+", type=int, default=[2, 4, 8])
     ap.add_argument("--device", default="cuda", help="'cpu' only smoke-tests this script (wall-clock timing)")
     ap.add_argument("--json", type=Path, default=None, help="write the report here (else to stdout)")
     args = ap.parse_args()
@@ -160,6 +221,8 @@ def main() -> int:
         "triplane_encode": bench_hashgrid(args),
         "composite_rays": bench_composite(args),
     }
+    if args.field_points:
+        report["field_points"] = bench_field(args)
     print(f"{report['gpu']}  torch {report['torch']}  CUDA {report['cuda']}  triton {report['triton']}",
           file=sys.stderr)
     text = json.dumps(report, indent=2)

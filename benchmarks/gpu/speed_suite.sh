@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Render speed on the GPU machine (from the repository root), after `live_suite.sh train` on the same machine:
-#   bash benchmarks/gpu/speed_suite.sh kernels        the fused field kernel's GPU tests (before any training)
+#   bash benchmarks/gpu/speed_suite.sh kernels        the fused field kernel's GPU tests (before any training), then
+#                                                     benchmarks/kernels_gpu.py: its launch settings timed
 #   bash benchmarks/gpu/speed_suite.sh sweep          render option sweep and profile of .gpu-model
 #                                                     (benchmarks/render_speed.py, with SWEEP_ARGS), then the peer
 #   bash benchmarks/gpu/speed_suite.sh bench          `syncanim bench .gpu-model` (fp32): compact, dense + CUDA graphs,
@@ -22,7 +23,10 @@ for phase in ${1:-sweep}; do
   case $phase in
     kernels)
       echo "== fused field kernel against its reference"
-      python3 -m pytest -q -m gpu -p no:cacheprovider tests/kernels/test_field.py 2>&1 | tail -n 12 ;;
+      python3 -m pytest -q -m gpu -p no:cacheprovider tests/kernels/test_field.py 2>&1 | tail -n 12
+      echo "== fused field kernel: launch settings against the per-op path (800 000 points)"
+      timeout 240 python3 benchmarks/kernels_gpu.py --iters 20 --field-precisions tf32 \
+          --json "$OUT/kernels_gpu.json" 2>&1 | grep -v "^{" | tail -n 16 ;;
     sweep)
       echo "== render options of .gpu-model"
       python3 benchmarks/render_speed.py .gpu-model --out "$OUT/sweep_base" ${SWEEP_ARGS:-} 2>&1 | grep -v "^USDT\|profiler" | tail -n 14

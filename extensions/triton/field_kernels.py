@@ -125,10 +125,12 @@ def _device_guard(t: torch.Tensor):
 def field_forward(coords: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
                   audio: torch.Tensor, expr: torch.Tensor, cbias: torch.Tensor, tables: torch.Tensor,
                   meta: torch.Tensor, w: dict[str, torch.Tensor], levels: int, features: int, rows: int,
-                  log2_table: int, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+                  log2_table: int, precision: str, block: int = BLOCK, num_warps: int = 4
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """coords [N, 3] float32; ray [N] int32; dirs [R, 3] float32; ray_frame [R] int32 or None (one frame);
     audio [B, A_P], expr [B, E_P], cbias [B, H_P] float32; tables [3, rows, F]; meta [L, 3] int32; ``w``: the
-    padded weights (see PackedField). All contiguous. Returns sigma [N], rgb [N, 3] float32."""
+    padded weights (see PackedField). All contiguous. ``block`` points per program (a power of two, >= 16) and
+    ``num_warps``: launch settings (benchmarks/kernels_gpu.py times them). Returns sigma [N], rgb [N, 3] float32."""
     n = coords.shape[0]
     sigma = torch.empty(n, device=coords.device, dtype=torch.float32)
     rgb = torch.empty(n, 3, device=coords.device, dtype=torch.float32)
@@ -138,10 +140,10 @@ def field_forward(coords: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, r
     e_p, h_p, g_p = w["wge"].shape[1], w["w2"].shape[0], w["w3"].shape[1]
     one = ray_frame is None
     with _device_guard(coords):
-        _field_fwd_kernel[(triton.cdiv(n, BLOCK),)](
+        _field_fwd_kernel[(triton.cdiv(n, block),)](
             coords, ray, dirs, ray if one else ray_frame, audio, expr, cbias, tables, meta,
             w["wga"], w["bga"], w["wge"], w["bge"], w["w1e"], w["w1a"], w["w1x"], w["b1"], w["w2"], w["b2"],
             w["w3"], w["b3"], w["wc1g"], w["wc1s"], w["wc2"], w["bc2"], sigma, rgb, n, rows, 0 if one else 1,
             LEVELS=levels, F=features, ENC_P=enc_p, A_P=a_p, E_P=e_p, H_P=h_p, G_P=g_p,
-            HASH_MASK=(1 << log2_table) - 1, PRECISION=precision, BLOCK=BLOCK, num_warps=4)
+            HASH_MASK=(1 << log2_table) - 1, PRECISION=precision, BLOCK=block, num_warps=num_warps)
     return sigma, rgb

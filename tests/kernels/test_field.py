@@ -66,6 +66,13 @@ spec = grid_spec(levels=4, features=2, base_res=4, max_res=64, log2_table=8)  # 
 check(field(spec, 32, 3, 4, 64, 15), 300, 40, 3, "cpu", 1e-5)  # three frames' conditioning
 check(field(spec, 32, 3, 4, 64, 15), 130, 7, 1, "cpu", 1e-5)  # one frame's, broadcast
 check(field(spec, 32, 3, 4, 64, 15), 0, 1, 1, "cpu", 1e-5)  # no points
+f = field(spec, 32, 3, 4, 64, 15)  # launch settings (benchmarks/kernels_gpu.py) change nothing
+args = inputs(f, 300, 40, 3, "cpu")
+from syncanim.kernels.field import field_points_triton
+ref = field_points_triton(f.packed(), f.spec, f.tables, *args)
+for launch in ({"block": 16, "num_warps": 2}, {"block": 128, "num_warps": 8}):
+    for a, b in zip(field_points_triton(f.packed(), f.spec, f.tables, *args, launch=launch), ref):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
 spec = grid_spec(levels=3, features=3, base_res=5, max_res=40, log2_table=7)
 check(field(spec, 20, 5, 0, 24, 6), 77, 9, 2, "cpu", 1e-5)  # widths that are not powers of two, no latent
 
