@@ -78,6 +78,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="speech read from the file")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--static", action=argparse.BooleanOptionalAction, default=None,
+                    help="draw with static shapes (CUDA graphs on CUDA), as live does there [on with CUDA]")
     args = ap.parse_args()
     device = torch.device(args.device)
     avatar = load_avatar(args.model, device)
@@ -88,11 +90,12 @@ def main() -> int:
     t0 = time.perf_counter()
     feats = stream_features(extractor, wave, info.fps, frames)
     feat_ms = (time.perf_counter() - t0) * 1e3 / frames
+    static = device.type == "cuda" if args.static is None else args.static
     settings = StreamSettings(pose="audio", frames_per_call=1, lookahead=1, precision=args.precision,
-                              chunk_rays=1 << 22)
+                              chunk_rays=1 << 22, static=static)
     report = {"benchmark": "many_streams", "environment": environment(), "model": args.model.name,
               "image_size": info.image_size, "torso": avatar.torso is not None, "precision": args.precision,
-              "features_ms_per_frame_one_stream_whole_clip": round(feat_ms, 2), "runs": []}
+              "static": static, "features_ms_per_frame_one_stream_whole_clip": round(feat_ms, 2), "runs": []}
     for n in args.streams:
         r = run(avatar, feats, n, args.ticks, args.warmup, settings)
         report["runs"].append(r)

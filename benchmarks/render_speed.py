@@ -82,6 +82,57 @@ class SampleCounter:
         field.points = points
 
 
+def static_draws(avatar, cams, cond, plates, rot, trans, ref_frames, device, runs: int) -> dict:
+    """The static draw (render and live's on CUDA: CUDA graphs) of the same frames, batch 1 with the copy: the head
+    over the plate (as the variants), then head + torso: in fp32, with TF32 matrix products, and with the fused field
+    kernel (tf32)."""
+    from syncanim.stream.graphs import StaticDraw
+
+    model, info = avatar.model, avatar.info
+    intr = (info.focal, info.cx, info.cy)
+    clip = Camera.from_numpy(avatar.replay.rotation, avatar.replay.translation, *intr, info.image_size, device)
+    rects = model.head_rects(clip)
+    unders = [to_uint8(p).cpu().numpy() for p in plates]
+    out: dict = {}
+    k = [0]
+    base = model.config
+    for tf32, fused in ((False, False), (True, False), (False, True)):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        model.config = base.model_copy(update={"fused_field": fused, "field_precision": "tf32"} if fused else {})
+        tag = ("-tf32" if tf32 else "") + ("-fused-tf32" if fused else "")
+        for name, torso in ((f"head{tag}", None), (f"head+torso{tag}", avatar.torso)):
+            if name.startswith("head+torso") and torso is None:
+                continue
+            drawer = StaticDraw(model, torso, intr, info.image_size, "fp32", rects, capture=device.type == "cuda")
+
+            def call(i: int, drawer: StaticDraw = drawer) -> np.ndarray:
+                below = None if drawer.torso is not None else unders[i]
+                with torch.no_grad():
+                    return drawer.draw(cams[i], cond[i:i + 1], below)
+
+            frames = [call(i)[0] for i in range(len(cams))]
+
+            def timed(call=call) -> None:
+                i = k[0] % len(cams)
+                k[0] += 1
+                call(i)
+
+            t = time_calls(timed, device, warmup=5, runs=runs)
+            row = {"ms_per_frame_with_copy": t["median_ms"], "p95_ms": t["p95_ms"], "rect": list(drawer.rect),
+                   "capacity": drawer.capacity(1), "recaptures": drawer.recaptures}
+            if torso is None:
+                row["psnr_vs_reference_db"] = round(psnr8(np.stack(frames), np.stack(ref_frames)), 2)
+            out[name] = row
+            vs = f"  {row['psnr_vs_reference_db']:.2f} dB vs reference" if torso is None else ""
+            print(f"static {name:16s} {t['median_ms']:7.2f} ms  rect {drawer.rect}  capacity {drawer.capacity(1)}{vs}",
+                  flush=True)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    model.config = base
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", type=Path)
@@ -152,6 +203,7 @@ def main() -> int:
               f"{'' if name == 'reference' else f'{q:6.2f} dB vs reference'}"
               f"{'' if truth is None else f'  val {over_psnr:.3f} dB'}", flush=True)
     model.config = base
+    report["static"] = static_draws(avatar, cams, cond, plates, rot, trans, ref_frames, device, args.runs)
     if torso is not None:
         def person() -> None:
             i = k[0] % len(idx)

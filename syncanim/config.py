@@ -186,6 +186,9 @@ class RenderConfig(Frozen):
     # fp32 by default: bf16 autocast renders ~12 % faster on a GPU but costs ~1.2 dB of validation PSNR
     # (benchmarks/render_precision.py); auto = bf16 on a CUDA device that has it, else fp32
     precision: Literal["auto", "fp32", "bf16"] = "fp32"
+    # on CUDA, draw from tensors of fixed size replayed from CUDA graphs (the same images, none of the host's
+    # launching and waiting inside a frame; syncanim.stream.graphs); off: the compact renderer, eagerly
+    cuda_graphs: bool = True
 
 
 class LiveConfig(Frozen):
@@ -212,6 +215,7 @@ class LiveConfig(Frozen):
     chunk_rays: int = Field(1 << 16, ge=1024)
     loop_join: int = Field(12, ge=0)
     precision: Literal["auto", "fp32", "bf16"] = "fp32"  # as [render]
+    cuda_graphs: bool = True  # as [render]
     # blocks of this many KiB and more are returned to the system when freed (glibc), so a long session's memory
     # stays flat; 0 leaves the allocator as it is (docs/live.md)
     heap_mmap_kib: int = Field(128, ge=0, le=1 << 20)
@@ -266,8 +270,9 @@ class BenchConfig(Frozen):
     batch: int = Field(1, ge=1, le=64)  # frames per call: more = throughput, but more latency and memory
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"  # head render autocast (render's default: fp32); auto: bf16 on CUDA
     compile: bool = False  # torch.compile the field's MLPs (the first calls compile: a slow start)
-    cuda_graphs: bool = False  # capture the render step in a CUDA graph (needs renderer = "dense" and CUDA)
-    renderer: Literal["compact", "dense"] = "compact"  # see syncanim.bench.pipeline
+    cuda_graphs: bool = False  # capture the dense renderer's step in a CUDA graph (needs renderer = "dense" and CUDA)
+    # auto: what render and live draw with (static on CUDA, compact on CPU); see syncanim.bench.pipeline
+    renderer: Literal["auto", "compact", "static", "dense"] = "auto"
     runs: int = Field(30, ge=1)  # timed calls per stage
     warmup: int = Field(5, ge=0)  # untimed calls before them
     portrait: bool = False  # also time the face paste into the original frame

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Render speed on the GPU machine (from the repository root), after `live_suite.sh train` on the same machine:
+#   bash benchmarks/gpu/speed_suite.sh tests          the GPU tests of the static draw (CUDA graphs) and of bench
 #   bash benchmarks/gpu/speed_suite.sh kernels        the fused field kernel's GPU tests (before any training), then
 #                                                     benchmarks/kernels_gpu.py: its launch settings timed
 #   bash benchmarks/gpu/speed_suite.sh sweep          render option sweep and profile of .gpu-model
 #                                                     (benchmarks/render_speed.py, with SWEEP_ARGS), then the peer
-#   bash benchmarks/gpu/speed_suite.sh bench          `syncanim bench .gpu-model` (fp32): compact, dense + CUDA graphs,
-#                                                     4 frames a call; the peer ratio when sweep timed the peer
+#   bash benchmarks/gpu/speed_suite.sh bench          `syncanim bench .gpu-model` (fp32): compact, static (CUDA graphs,
+#                                                     what render and live draw with), static with 4 frames a call; the
+#                                                     peer ratio when sweep timed the peer
 #   bash benchmarks/gpu/speed_suite.sh surface [MIN]  train MIN minutes [3] with TRAIN_SET [train.distortion_weight=1e-3]
 #                                                     and sweep that model too
 #   bash benchmarks/gpu/speed_suite.sh streams        many streams of .gpu-model drawn together
@@ -21,6 +23,10 @@ export PYTHONPATH=/tmp/site:$PWD
 python3 benchmarks/gpu/entry_points.py /tmp/site || exit 1
 for phase in ${1:-sweep}; do
   case $phase in
+    tests)
+      echo "== GPU tests: static draw, bench, frames"
+      timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider tests/stream/test_graphs.py tests/bench/test_pipeline.py \
+          tests/model/test_frames.py 2>&1 | tail -n 15 ;;
     kernels)
       echo "== fused field kernel against its reference"
       python3 -m pytest -q -m gpu -p no:cacheprovider tests/kernels/test_field.py 2>&1 | tail -n 12
@@ -36,7 +42,7 @@ for phase in ${1:-sweep}; do
       fi ;;
     bench)
       peer=$( [ -f "$OUT/ernerf.json" ] && echo --peer "$OUT/ernerf.json" )
-      for opts in "--renderer compact" "--renderer dense --cuda-graphs" "--renderer compact --batch 4"; do
+      for opts in "--renderer compact" "--renderer static" "--renderer static --batch 4"; do
         name=$(echo "$opts" | tr -d '-' | tr ' ' '_')
         echo "== syncanim bench $opts"
         python3 -m syncanim.cli -q bench .gpu-model -p gpu-default --device cuda --precision fp32 $opts $peer --runs 30 \

@@ -21,13 +21,17 @@ Every figure is per frame: a call's time divided by B, timed by :func:`~syncanim
 (warm-up, device synchronisation around each call, median and p95). The speech cycles through a clip, so no
 stage sees one frame over and over.
 
-Renderers (``renderer``) of the ``head_render`` row; render and live, hence ``end_to_end``, draw compact:
+Renderers (``renderer``) of the ``head_render`` row and of ``end_to_end``; ``auto`` is what render and live
+draw with: ``static`` on CUDA, ``compact`` on CPU (``render.cuda_graphs`` / ``live.cuda_graphs`` off: compact).
 
 - ``compact``: rays only inside the projected head box, samples compacted to occupied cells, later runs of a
   ray's samples only while it is still visible. Its shapes depend on the data (host synchronisation).
-- ``dense``: the same images with static shapes (:class:`~syncanim.model.frames.DenseRects`): fixed-size
-  rectangles, every sample evaluated, the ones compact skips masked to zero density. The only renderer that
-  ``cuda_graphs`` can capture.
+- ``static``: the same images from tensors of fixed size (:class:`~syncanim.stream.graphs.StaticDraw`), on
+  CUDA replayed from a CUDA graph. Its ``head_render`` row is the whole graphed call: the torso (no row of
+  its own), the head, the conversion to uint8 and the copy to the host (the ``composite`` row then only
+  pastes, with ``portrait``).
+- ``dense`` (the ``head_render`` row only; ``end_to_end`` draws compact): static shapes with every sample
+  evaluated, the ones compact skips masked to zero density; ``cuda_graphs`` captures it.
 
 Without a model folder, the model is a randomly initialised one of the configured architecture around a
 synthetic face (:mod:`syncanim.bench.synthetic`) with no torso or motion syncer. Its ray and sample counts
@@ -45,7 +49,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -55,6 +59,9 @@ from ..console import ProgressFn, no_progress
 from ..device import resolve_device, resolve_precision
 from ..errors import CheckpointError, ConfigError, DataError, KernelUnavailable, ResourceError
 from ..registry import Registry, default_registry
+
+if TYPE_CHECKING:
+    from ..stream.graphs import GraphedStep
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +114,7 @@ class BenchResult:
     resolution: int
     batch: int
     precision: str  # the autocast actually used: fp32 | bf16 | fp16
-    renderer: str  # compact | dense
+    renderer: str  # compact | static | dense (resolved)
     compile: bool
     cuda_graphs: bool
     portrait: bool
@@ -176,44 +183,6 @@ def compile_field(model, dynamic: bool) -> None:
     except RuntimeError as e:  # torch._dynamo's errors (BackendCompilerFailed, ...) are RuntimeErrors
         raise KernelUnavailable(f"torch.compile cannot compile the field's MLPs here: {str(e).splitlines()[0]}",
                                 hint=hint) from e
-
-
-# --- CUDA graphs ------------------------------------------------------------------------------------
-
-
-class GraphedStep:
-    """A function of static-shape tensors captured once in a CUDA graph and replayed.
-
-    ``fn(**inputs)`` must only launch device work (no host synchronisation, no data-dependent
-    shapes). Calling copies new values into the captured input buffers and replays the graph; the
-    returned tensor is the graph's own output buffer, overwritten by the next call.
-    """
-
-    def __init__(self, fn: Callable[..., Any], inputs: dict[str, Any], warmup: int = 3) -> None:
-        import torch
-
-        self.inputs = {k: v.clone() for k, v in inputs.items()}
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        try:
-            with torch.cuda.stream(stream):
-                for _ in range(warmup):  # lazy initialisation (kernel loading, compilation) happens here
-                    fn(**self.inputs)
-            torch.cuda.current_stream().wait_stream(stream)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.output = fn(**self.inputs)
-        except RuntimeError as e:
-            if isinstance(e, torch.OutOfMemoryError):
-                raise
-            raise KernelUnavailable(f"CUDA graph capture of the render step failed: {str(e).splitlines()[0]}",
-                                    hint="run without cuda_graphs") from e
-
-    def __call__(self, **inputs: Any):
-        for k, v in inputs.items():
-            self.inputs[k].copy_(v, non_blocking=True)
-        self.graph.replay()
-        return self.output
 
 
 # --- the subject: the avatar and its clip ------------------------------------------------------------
@@ -334,14 +303,16 @@ class _Path:
         self.s, self.cfg, self.device, self.precision, self.writer = subject, cfg, device, precision, writer
         self.b = cfg.batch
         a = subject.avatar
+        self.renderer = resolve_renderer(cfg.renderer, device)
         self.settings = StreamSettings(pose="audio" if a.syncer is not None else "replay", frames_per_call=self.b,
-                                       chunk_rays=cfg.chunk_rays, precision=precision, portrait=cfg.portrait)
+                                       chunk_rays=cfg.chunk_rays, precision=precision, portrait=cfg.portrait,
+                                       static=self.renderer == "static")
         self.windowed = hasattr(subject.extractor, "extract_window") and hasattr(subject.extractor, "samples_needed")
-        self.graph: GraphedStep | None = None
+        self.graphs: dict[int, GraphedStep] = {}  # the dense renderer's, per frames in a call
         self.hop = subject.wave.sample_rate / a.info.fps  # samples per frame
         rep = a.replay
         rects = subject.model.head_rects(self.camera(rep.rotation, rep.translation))  # [N, 4]
-        self.dense = DenseRects.covering(rects, subject.size, device) if cfg.renderer == "dense" else None
+        self.dense = DenseRects.covering(rects, subject.size, device) if self.renderer == "dense" else None
         if self.dense is not None:
             self.rays_per_frame = float(self.dense.pixels)
         else:
@@ -408,6 +379,10 @@ class _Path:
         from ..render.pipeline import render_batch
 
         camera = self.camera(call.rotation, call.translation)
+        if self.renderer == "static":  # the whole call, as the stream draws it: [B, H, W, 3] uint8 on the host
+            a = self.s.avatar
+            drawer = a.static_draw(self.precision, a.torso is not None and not self.cfg.portrait)
+            return drawer.draw(camera, call.cond, None if drawer.torso is not None else np.stack(call.backdrops))
         if self.dense is None:
             return render_batch(self.s.model, camera, call.cond, backgrounds, precision=self.precision,
                                 chunk=self.cfg.chunk_rays)
@@ -419,9 +394,12 @@ class _Path:
                   "offsets": torch.from_numpy(offsets).to(self.device), "mouth": call.cond.mouth,
                   "expressions": call.cond.expressions, "latent": call.cond.latent, "backgrounds": backgrounds}
         if self.cfg.cuda_graphs:
-            if self.graph is None:
-                self.graph = GraphedStep(self._dense_step, inputs)
-            return self.graph(**inputs)
+            b = len(camera)
+            if b not in self.graphs:  # the stream's last call may hold fewer frames
+                from ..stream.graphs import GraphedStep
+
+                self.graphs[b] = GraphedStep(self._dense_step, inputs)
+            return self.graphs[b](**inputs)
         return self._dense_step(**inputs)
 
     def _dense_step(self, rotation, translation, offsets, mouth, expressions, latent, backgrounds):
@@ -442,7 +420,7 @@ class _Path:
     def download(self, images, call) -> list[np.ndarray]:
         from ..model.frames import to_uint8
 
-        out = to_uint8(images).cpu().numpy()  # [B, H, W, 3] uint8
+        out = images if isinstance(images, np.ndarray) else to_uint8(images).cpu().numpy()  # [B, H, W, 3] uint8
         return self._paste(list(out), call)
 
     def _paste(self, images: list[np.ndarray], call) -> list[np.ndarray]:
@@ -477,6 +455,13 @@ class _Path:
         raise RuntimeError("bench: the stream never drew a frame")
 
 
+def resolve_renderer(renderer: str, device) -> str:
+    """``auto`` -> what render and live draw with on ``device``: ``static`` on CUDA, else ``compact``."""
+    if renderer == "auto":
+        return "static" if device.type == "cuda" else "compact"
+    return renderer
+
+
 def _validate(cfg: BenchConfig, device) -> str:
     """The resolved precision; ConfigError for options this device or renderer cannot do."""
     precision = resolve_precision(device, cfg.precision)
@@ -484,9 +469,9 @@ def _validate(cfg: BenchConfig, device) -> str:
         if device.type != "cuda":
             raise ConfigError("cuda_graphs needs a CUDA device", hint="set runtime.device=cuda, or turn cuda_graphs off")
         if cfg.renderer != "dense":
-            raise ConfigError("cuda_graphs is not supported for the compact renderer: its sample compaction has "
-                              "data-dependent shapes, which a CUDA graph cannot capture",
-                              hint="use renderer=dense (static shapes, same images, every sample evaluated)")
+            raise ConfigError("cuda_graphs captures the dense renderer; the static one (renderer=static, the "
+                              "default on CUDA) is always replayed from CUDA graphs",
+                              hint="use renderer=dense, or leave cuda_graphs off")
     return precision
 
 
@@ -549,7 +534,7 @@ def run_bench(
         torch.set_num_threads(threads)
     return BenchResult(
         model=subject.name, device=device.type, resolution=subject.size, batch=bench.batch, precision=precision,
-        renderer=bench.renderer, compile=bench.compile, cuda_graphs=bench.cuda_graphs, portrait=bench.portrait,
+        renderer=path.renderer, compile=bench.compile, cuda_graphs=bench.cuda_graphs, portrait=bench.portrait,
         runs=bench.runs, warmup=bench.warmup, audio_backend=subject.audio_backend,
         rays_per_frame=path.rays_per_frame, samples_per_ray=subject.model.config.render_samples or subject.model.config.samples, stages=stages,
         fps=1000.0 / stages["end_to_end"].median_ms, fps_p95=1000.0 / stages["end_to_end"].p95_ms,
@@ -571,7 +556,7 @@ def _measure(path: _Path, cfg: BenchConfig, device, time_calls, progress: Progre
         for c in path.condition(feats, len(pool)):
             bg = path.under(c)
             images = path.render(c, bg)
-            images = images.clone() if path.graph is not None else images  # the graph overwrites its output
+            images = images.clone() if path.graphs else images  # the graph overwrites its output
             pool.append((c, bg, images, path.download(images, c)))
 
     def stage(fn: Callable[[int], Any]) -> Callable[[], Any]:
@@ -585,12 +570,13 @@ def _measure(path: _Path, cfg: BenchConfig, device, time_calls, progress: Progre
         return timing
 
     torso = path.s.avatar.torso is not None
+    static = path.renderer == "static"  # its head_render row draws the torso too
     jobs: list[tuple[str, Callable[[], Any], int]] = [
         ("audio_features", stage(path.features), cfg.warmup),
         ("conditioning", stage(lambda c: path.condition(pool_feats[c % len(pool_feats)], c)), cfg.warmup),
-        *([("torso", stage(lambda c: path.under(pool[c % POOL_CALLS][0])), cfg.warmup)] if torso else []),
+        *([("torso", stage(lambda c: path.under(pool[c % POOL_CALLS][0])), cfg.warmup)] if torso and not static else []),
         ("head_render", stage(lambda c: path.render(pool[c % POOL_CALLS][0], pool[c % POOL_CALLS][1])), cfg.warmup),
-        ("composite", stage(lambda c: (None if torso else path.under(pool[c % POOL_CALLS][0]),
+        ("composite", stage(lambda c: (None if torso or static else path.under(pool[c % POOL_CALLS][0]),
                                        path.download(pool[c % POOL_CALLS][2], pool[c % POOL_CALLS][0]))), cfg.warmup),
         ("encode", stage(lambda c: path.encode(pool[c % POOL_CALLS][3])),
          max(cfg.warmup, math.ceil(ENCODER_WARMUP_FRAMES / b))),

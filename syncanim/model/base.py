@@ -13,6 +13,7 @@ model for a :class:`HeadSetup` (the dataset's feature sizes, the subject's face)
 
 from __future__ import annotations
 
+import functools
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,9 +66,11 @@ class HeadModel(nn.Module, metaclass=ABCMeta):
 
     @abstractmethod
     def render_rays_dense(self, origins: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor,
-                          cond: Conditioning, background: torch.Tensor) -> dict[str, torch.Tensor]:
+                          cond: Conditioning, background: torch.Tensor,
+                          capacity: tuple[int, ...] | None = None) -> dict[str, torch.Tensor]:
         """:meth:`render_rays` without gradients and with static shapes (the same colours up to float
-        rounding): ``color`` [R, 3] and ``opacity`` [R]."""
+        rounding): ``color`` [R, 3], ``opacity`` [R] and ``points`` [runs] long, the field points each run of
+        samples wanted. ``capacity``: at most that many points evaluated per run (None: every sample)."""
 
     @abstractmethod
     def head_rects(self, camera: Camera) -> np.ndarray:
@@ -99,17 +102,21 @@ class HeadModel(nn.Module, metaclass=ABCMeta):
         if dense is None:
             rays, march = compact_rays(camera, self.head_rects(camera)), self.render_rays
         else:
-            rays, march = dense_rays(camera, dense), self.render_rays_dense
+            rays = dense_rays(camera, dense)
+            march = functools.partial(self.render_rays_dense, capacity=dense.capacity)
         if rays is None:
             return RenderedFrames(images, opacity)
         f, x, y = rays.frame, rays.xy[:, 0], rays.xy[:, 1]
         bg = backgrounds[f, y, x]  # [R, 3]
+        points = None
         for s in range(0, len(f), chunk):
             sl = slice(s, s + chunk)
             out = march(rays.origins[sl], rays.dirs[sl], f[sl], cond, bg[sl])
             images[f[sl], y[sl], x[sl]] = out["color"].to(images.dtype)
             opacity[f[sl], y[sl], x[sl]] = out["opacity"].float()
-        return RenderedFrames(images, opacity)
+            if dense is not None:
+                points = out["points"] if points is None else torch.maximum(points, out["points"])
+        return RenderedFrames(images, opacity, points)
 
     def train_step(self, batch: RayBatch, weights: LossWeights, perceptual: PerceptualLoss | None = None,
                    generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

@@ -25,10 +25,13 @@ from .rays import pixel_rays
 
 @dataclass(frozen=True)
 class RenderedFrames:
-    """images: [B, H, W, 3] float in [0, 1]; opacity: [B, H, W] float (0 outside the rendered rectangles)."""
+    """images: [B, H, W, 3] float in [0, 1]; opacity: [B, H, W] float (0 outside the rendered rectangles);
+    points: [runs] long on the device, the most field points one ray-renderer call wanted per run of samples
+    (the dense layout only; None otherwise): more than the layout's ``capacity`` means some were left out."""
 
     images: torch.Tensor
     opacity: torch.Tensor
+    points: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,13 @@ def fixed_rects(rects: np.ndarray, size: int, wh: tuple[int, int] | None = None)
 @dataclass(frozen=True)
 class DenseRects:
     """The dense layout: a ``width`` x ``height`` rectangle in every frame, its top-left corner at
-    ``offsets: [B, 2] long`` (x0, y0) on the render device."""
+    ``offsets: [B, 2] long`` (x0, y0) on the render device. ``capacity``: field points evaluated per call
+    of the ray renderer and run of samples (None: every sample, :meth:`~syncanim.model.base.HeadModel.render_rays_dense`)."""
 
     width: int
     height: int
     offsets: torch.Tensor
+    capacity: tuple[int, ...] | None = None
 
     @classmethod
     def covering(cls, rects: np.ndarray, size: int, device: torch.device | str) -> DenseRects:
@@ -75,7 +80,7 @@ class DenseRects:
 
     def __getitem__(self, rows: Rows) -> DenseRects:
         """The layout of some frames (``rows`` of this one)."""
-        return DenseRects(self.width, self.height, self.offsets[rows])
+        return DenseRects(self.width, self.height, self.offsets[rows], self.capacity)
 
     @property
     def pixels(self) -> int:

@@ -32,6 +32,7 @@ from . import occupancy
 from .base import HeadFactory, HeadModel, HeadSetup
 from .batch import RayBatch
 from .camera import Camera
+from .compaction import compact_slots
 from .conditioning import Conditioning, FrameBatch
 from .field import HeadField
 from .losses import LossWeights, PerceptualLoss, as_patches, distortion, photometric
@@ -256,36 +257,63 @@ class NerfHead(HeadModel):
         return out
 
     def render_rays_dense(self, origins: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor,
-                          cond: Conditioning, background: torch.Tensor) -> dict[str, torch.Tensor]:
-        """:meth:`render_rays` without gradients, with static shapes: every sample evaluated.
+                          cond: Conditioning, background: torch.Tensor,
+                          capacity: tuple[int, ...] | None = None) -> dict[str, torch.Tensor]:
+        """:meth:`render_rays` without gradients, with static shapes.
 
-        origins, dirs: [R, 3] (head frame); ray_frame: [R] long; background: [R, 3] float in [0, 1].
-        Returns color [R, 3] float32 and opacity [R]. Samples :meth:`render_rays` skips (outside occupied
-        cells, the back half of rays whose front half is opaque, rays that miss the head) get zero
-        density, so the colours are the same up to float rounding.
+        origins, dirs: [R, 3] (head frame); ray_frame: [R] long; background: [R, 3] float in [0, 1]. Without
+        ``capacity``, every sample is evaluated and the ones :meth:`render_rays` skips (outside occupied cells,
+        runs behind an opaque front, rays that miss the head) get zero density. With ``capacity`` (field points
+        per run of samples, :func:`march_runs`), each run's wanted samples are compacted into that many slots
+        (:func:`~syncanim.model.compaction.compact_slots`) and only those are evaluated. Either way the colours
+        are :meth:`render_rays`'s up to float rounding, as long as no run wanted more points than its capacity.
+        Returns color [R, 3] float32, opacity [R] and ``points`` [runs] long: the points each run wanted.
         """
         c = self.config
         r, s = origins.shape[0], self.samples_per_ray()
+        runs = march_runs(s, c.march_parts)
+        if capacity is not None and len(capacity) != len(runs):
+            raise ValueError(f"capacity: one per run of samples ({len(runs)}), got {len(capacity)}")
         t_surf, hit = surface_depth(origins, dirs, self.prior, self.box_lo, self.box_hi)  # [R], [R]
         t, deltas = shell_samples(t_surf, s, c.shell_front, c.shell_back)  # [R, S]
         pts = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [R, S, 3]
         unit = to_unit_box(pts, self.box_lo, self.box_hi)
         want = occupancy.lookup(self.occupied, unit) & hit[:, None]  # [R, S]
-        ray = torch.arange(r, device=origins.device).repeat_interleave(s)  # [R*S]
-        sig, rgb = self.field.points(unit.reshape(-1, 3), ray, dirs, None if len(cond) == 1 else ray_frame,
-                                     cond.mouth, cond.expressions, cond.latent, c.fused_field, c.field_precision)
-        sigma = torch.where(want, sig.view(r, s), 0.0)  # [R, S]
-        rgb = rgb.view(r, s, 3)
+        frames = None if len(cond) == 1 else ray_frame
+        if capacity is None:
+            ray = torch.arange(r, device=origins.device).repeat_interleave(s)  # [R*S]
+            sig, rgb = self.field.points(unit.reshape(-1, 3), ray, dirs, frames, cond.mouth, cond.expressions,
+                                         cond.latent, c.fused_field, c.field_precision)
+            sigma = torch.where(want, sig.view(r, s), 0.0)  # [R, S]
+            rgb = rgb.view(r, s, 3)
+        else:
+            sigma = torch.zeros(r, s, device=origins.device)
+            rgb = torch.zeros(r, s, 3, device=origins.device)
         # a run of samples counts only where the runs before it left the ray visible, as in render_rays
-        runs = march_runs(s, c.march_parts)
-        parts = [sigma[:, runs[0]]]
-        for part in runs[1:]:
-            light = torch.exp(-(sigma[:, :part.start] * deltas[:, :part.start]).sum(1)) > 1e-4  # [R]
-            parts.append(sigma[:, part] * light[:, None])
-        sigma = torch.cat(parts, 1)
+        points = []
+        for i, part in enumerate(runs):
+            width = part.stop - part.start
+            wanted = want[:, part]
+            if part.start:
+                light = torch.exp(-(sigma[:, :part.start] * deltas[:, :part.start]).sum(1)) > 1e-4  # [R]
+                wanted = wanted & light[:, None]
+            if capacity is None:
+                sigma[:, part] = sigma[:, part] * wanted
+                points.append(wanted.sum())
+                continue
+            index, valid, count = compact_slots(wanted.reshape(-1), capacity[i])  # [K], [K], []
+            points.append(count)
+            sig, col = self.field.points(unit[:, part].reshape(-1, 3).index_select(0, index), index // width, dirs,
+                                         frames, cond.mouth, cond.expressions, cond.latent, c.fused_field,
+                                         c.field_precision)
+            # the empty slots repeat entry 0: they add zeros
+            sig = torch.where(valid, sig.float(), 0.0)
+            col = torch.where(valid[:, None], col.float(), 0.0)
+            sigma[:, part] = torch.zeros(r * width, device=sig.device).index_add_(0, index, sig).view(r, width)
+            rgb[:, part] = torch.zeros(r * width, 3, device=sig.device).index_add_(0, index, col).view(r, width, 3)
         col, opa, _, _ = composite_rays(sigma, rgb, deltas, t, background, backend=c.backend)
         return {"color": torch.where(hit[:, None], col, background.float()),
-                "opacity": torch.where(hit, opa.float(), 0.0)}
+                "opacity": torch.where(hit, opa.float(), 0.0), "points": torch.stack(points)}
 
     def loss_dict(self, batch: RayBatch, outputs: dict[str, torch.Tensor], weights: LossWeights,
                   perceptual: PerceptualLoss | None = None) -> dict[str, torch.Tensor]:

@@ -45,6 +45,7 @@ from ..model.torso import TorsoField
 from ..motion.store import load_motion
 from ..motion.syncer import Motion, MotionSyncer
 from .draw import render_batch_uint8, render_person
+from .graphs import StaticDraw
 from .poses import ReplayTrack, expressions_in, track_frames
 from .speech import FeatureBlock
 
@@ -62,10 +63,24 @@ class Avatar:
     syncer: MotionSyncer | None
     torso: TorsoField | None
     device: torch.device
+    drawers: dict[tuple, StaticDraw] = field(default_factory=dict, repr=False)  # by (precision, torso used)
 
     @property
     def layout(self) -> ModelLayout:
         return ModelLayout(self.root)
+
+    def static_draw(self, precision: str, torso: bool) -> StaticDraw:
+        """The avatar's static-shape drawer (CUDA graphs on CUDA) for ``precision``, over its torso or not;
+        one per kind, shared by every stream of the avatar."""
+        key = (precision, torso)
+        if key not in self.drawers:
+            i = self.info
+            clip = Camera.from_numpy(self.replay.rotation, self.replay.translation, i.focal, i.cx, i.cy, i.image_size,
+                                     self.device)
+            self.drawers[key] = StaticDraw(self.model, self.torso if torso else None, (i.focal, i.cx, i.cy),
+                                           i.image_size, precision, self.model.head_rects(clip),
+                                           capture=self.device.type == "cuda")
+        return self.drawers[key]
 
 
 def load_avatar(root: str | Path, device: torch.device, *, syncer: bool = True, torso: bool = True) -> Avatar:
@@ -89,6 +104,7 @@ class StreamSettings:
     precision: str = "fp32"  # resolved
     lookahead: int | None = None  # mouth look-ahead in frames; None: the predictor's own
     portrait: bool = False  # draw over the original frames (replayed), for a paste afterwards
+    static: bool = False  # draw with static shapes (syncanim.stream.graphs), replayed from CUDA graphs on CUDA
 
 
 @dataclass
@@ -284,10 +300,14 @@ def draw_calls(calls: list[tuple[AvatarStream, Call]],
                                np.concatenate([c.translation[w] for c, w in picked]), info.focal, info.cx, info.cy,
                                info.image_size, a.device)
     cond = Conditioning.cat([c.cond[torch.from_numpy(np.flatnonzero(w)).to(a.device)] for c, w in picked])
-    if first.torso is not None:
+    under = None
+    if first.torso is None:
+        under = np.stack([b for c, w in picked for b, keep in zip(c.backdrops, w, strict=True) if keep])
+    if s.static:
+        images = a.static_draw(s.precision, first.torso is not None).draw(camera, cond, under)
+    elif first.torso is not None:
         images = render_person(a.model, first.torso, camera, cond, precision=s.precision, chunk=s.chunk_rays)
     else:
-        under = np.stack([b for c, w in picked for b, keep in zip(c.backdrops, w, strict=True) if keep])
         images = render_batch_uint8(a.model, camera, cond, under, precision=s.precision, chunk=s.chunk_rays)
     ms = (time.perf_counter() - t1) * 1e3
     row = 0

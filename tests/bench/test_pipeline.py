@@ -9,7 +9,6 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from syncanim.bench import pipeline as bp
 from syncanim.bench import synthetic as syn
 from syncanim.bench.pipeline import STAGES, BenchConfig, BenchResult, bench_config, run_bench
 from syncanim.config import PluginSection, RuntimeConfig
@@ -18,6 +17,7 @@ from syncanim.model.camera import Camera
 from syncanim.model.conditioning import Conditioning
 from syncanim.model.frames import DenseRects
 from syncanim.model.head import NerfHeadConfig
+from syncanim.stream.graphs import GraphedStep
 
 CPU = RuntimeConfig(device="cpu")
 # one thread: on a shared 2-core machine two OpenMP threads slow down many times over when the other core is busy
@@ -106,6 +106,12 @@ def test_dense_renderer_runs():
     assert r.renderer == "dense" and r.rays_per_frame >= 100
 
 
+def test_static_renderer_runs_on_cpu_without_graphs():
+    """The static draw (render and live's on CUDA) runs eagerly on CPU; its head row draws the whole call."""
+    r = run_bench(BenchConfig(**FAST, renderer="static", batch=2), CPU, model=SMALL_HEAD)
+    assert r.renderer == "static" and "torso" not in r.stages and r.stages["head_render"].median_ms > 0
+
+
 def test_bf16_and_portrait_on_cpu():
     r = run_bench(BenchConfig(**FAST, precision="bf16", portrait=True), CPU, model=SMALL_HEAD)
     assert r.precision == "bf16" and r.portrait
@@ -163,8 +169,14 @@ GPU = RuntimeConfig(device="cuda")
 
 @pytest.mark.gpu
 def test_cuda_graphs_need_the_dense_renderer():
-    with pytest.raises(ConfigError, match="not supported for the compact renderer"):
+    with pytest.raises(ConfigError, match="captures the dense renderer"):
         run_bench(BenchConfig(**FAST, cuda_graphs=True), GPU, model=SMALL_HEAD)
+
+
+@pytest.mark.gpu
+def test_gpu_bench_draws_static_by_default():
+    r = run_bench(BenchConfig(**FAST, batch=2), GPU, model=SMALL_HEAD)
+    assert r.renderer == "static" and r.stages["end_to_end"].median_ms > 0
 
 
 @pytest.mark.gpu
@@ -199,7 +211,7 @@ def test_graph_replay_matches_eager_dense_render():
         dense = DenseRects(layout.width, layout.height, x["offsets"])
         return model.render_frames(camera, cond, x["backgrounds"], dense=dense, chunk=4096).images
 
-    graphed = bp.GraphedStep(step, inputs([0, 1]))
+    graphed = GraphedStep(step, inputs([0, 1]))
     for frames in ([10, 11], [200, 201]):  # replays read new inputs
         x = inputs(frames)
         got = graphed(**x).clone()

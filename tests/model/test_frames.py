@@ -46,6 +46,46 @@ def test_dense_layout_renders_the_compact_images(scene):
     torch.testing.assert_close(dense.opacity, compact.opacity, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_a_capacity_evaluates_only_the_wanted_points_and_says_how_many(scene, parts):
+    """Compacted into fixed-size slots, the wanted samples give the compact images; a capacity too small is
+    seen in the counts, never silently."""
+    model, camera, cond, bg = scene
+    base = model.config
+    try:
+        model.config = base.model_copy(update={"march_parts": parts})
+        compact = model.render_frames(camera, cond, bg)
+        layout = DenseRects.covering(model.head_rects(camera), 96, "cpu")
+        every = model.render_frames(camera, cond, bg, dense=layout)
+        wanted = every.points
+        assert wanted.shape == (parts,) and int(wanted[0]) > 0
+        room = DenseRects(layout.width, layout.height, layout.offsets, tuple(int(n) + 7 for n in wanted))
+        roomy = model.render_frames(camera, cond, bg, dense=room)
+        tight = DenseRects(layout.width, layout.height, layout.offsets, tuple(max(1, int(n) // 2) for n in wanted))
+        short = model.render_frames(camera, cond, bg, dense=tight)
+    finally:
+        model.config = base
+    torch.testing.assert_close(roomy.images, compact.images, atol=1e-5, rtol=0)
+    torch.testing.assert_close(roomy.opacity, compact.opacity, atol=1e-5, rtol=0)
+    assert torch.equal(roomy.points, wanted)
+    # too little room: the first run's count still says how many it wanted, and the image lacks points
+    assert int(short.points[0]) == int(wanted[0])
+    assert (short.points > torch.tensor(tight.capacity)).any()
+    assert (short.images - compact.images).abs().max() > 1e-3
+
+
+def test_compact_slots_keep_order_and_count():
+    from syncanim.model.compaction import compact_slots
+
+    mask = torch.tensor([0, 1, 1, 0, 0, 1, 0, 1], dtype=torch.bool)
+    index, valid, count = compact_slots(mask, 6)
+    assert index.tolist() == [1, 2, 5, 7, 0, 0] and valid.tolist() == [True] * 4 + [False] * 2 and int(count) == 4
+    index, valid, count = compact_slots(mask, 2)  # too few slots: the first entries, and the true count
+    assert index.tolist() == [1, 2] and valid.all() and int(count) == 4
+    index, valid, count = compact_slots(torch.zeros(5, dtype=torch.bool), 3)
+    assert int(count) == 0 and not valid.any()
+
+
 def test_chunking_does_not_change_the_images(scene):
     model, camera, cond, bg = scene
     whole = model.render_frames(camera, cond, bg)
