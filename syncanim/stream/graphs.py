@@ -71,7 +71,7 @@ class GraphedStep:
             if isinstance(e, torch.OutOfMemoryError):
                 raise
             raise KernelUnavailable(f"CUDA graph capture of the render step failed: {str(e).splitlines()[0]}",
-                                    hint="run without cuda_graphs") from e
+                                    hint="turn CUDA graphs off: --set render.cuda_graphs=false (or live.cuda_graphs)") from e
 
     def __call__(self, **inputs: Any):
         for k, v in inputs.items():
