@@ -40,6 +40,8 @@ VARIANTS = [  # name, model config overrides, precision
     ("march4", {"fused_field": False, "march_parts": 4}, "fp32"),
     ("bf16", {"fused_field": False}, "bf16"),
     ("render8", {"fused_field": False, "render_samples": 8}, "fp32"),
+    ("grow0", {"fused_field": False, "render_occupancy_grow": 0}, "fp32"),
+    ("grow1", {"fused_field": False, "render_occupancy_grow": 1}, "fp32"),
 ]
 
 

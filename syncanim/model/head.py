@@ -80,6 +80,9 @@ class NerfHeadConfig(Frozen):
     occupancy_res: int = Field(64, ge=8, le=256)  # occupancy grid cells per side (0 samples in empty cells)
     occupancy_threshold: float = Field(0.005, gt=0)  # a cell is empty when density x bin length stays below this
     occupancy_grow: int = Field(1, ge=0, le=4)  # occupied cells are grown by this many cells (safety margin)
+    # when rendering (no gradients), grow the cells by this many instead (None: as in training); the grid is
+    # recomputed from the kept densities. Fewer cells, fewer field points: benchmarks/render_speed.py (grow0)
+    render_occupancy_grow: int | None = Field(None, ge=0, le=4)
     backend: str = "auto"  # kernel backend: auto | ref | torch | triton
     # render the field in one fused Triton kernel where the backend is triton (CUDA): the same images (GPU tests),
     # off: on an H200 not faster than the per-op kernels (12.9 ms a 512 px frame per-op, 13.6 fused in tf32, 129 in
@@ -136,6 +139,7 @@ class NerfHead(HeadModel):
         self.register_buffer("occ_density", torch.full((g, g, g), 1e4))
         self.register_buffer("occupied", torch.ones((g, g, g), dtype=torch.bool))
         self._box_on_host: tuple[tuple, tuple[np.ndarray, np.ndarray]] | None = None
+        self._render_grid: tuple[tuple, torch.Tensor] | None = None
 
     @classmethod
     def for_face(cls, config: NerfHeadConfig, canonical: np.ndarray, audio_per_frame: int, audio_feat_dim: int,
@@ -209,7 +213,7 @@ class NerfHead(HeadModel):
         t, deltas = shell_samples(t_surf[idx], s, c.shell_front, c.shell_back, generator)  # [Rh, S]
         pts = o[:, None, :] + t[..., None] * d[:, None, :]  # [Rh, S, 3]
         unit = to_unit_box(pts, self.box_lo, self.box_hi)
-        occupied = occupancy.lookup(self.occupied, unit)  # [Rh, S]: samples in occupied cells
+        occupied = occupancy.lookup(self.occupied_grid(), unit)  # [Rh, S]: samples in occupied cells
         sigma = torch.zeros(occupied.shape, device=unit.device)
         rgb = torch.zeros(*occupied.shape, 3, device=unit.device)
         gates: list[torch.Tensor] = []
@@ -278,7 +282,7 @@ class NerfHead(HeadModel):
         t, deltas = shell_samples(t_surf, s, c.shell_front, c.shell_back)  # [R, S]
         pts = origins[:, None, :] + t[..., None] * dirs[:, None, :]  # [R, S, 3]
         unit = to_unit_box(pts, self.box_lo, self.box_hi)
-        want = occupancy.lookup(self.occupied, unit) & hit[:, None]  # [R, S]
+        want = occupancy.lookup(self.occupied_grid(), unit) & hit[:, None]  # [R, S]
         frames = None if len(cond) == 1 else ray_frame
         if capacity is None:
             ray = torch.arange(r, device=origins.device).repeat_interleave(s)  # [R*S]
@@ -346,12 +350,27 @@ class NerfHead(HeadModel):
         band = (head[:, 2] >= surface - c.shell_front - cell) & (head[:, 2] <= surface + c.shell_back + cell)
         return band.view(res, res, res).float()
 
+    def occupied_grid(self) -> torch.Tensor:
+        """The occupied cells [G, G, G] bool samples are taken in: training's grid, or without gradients and with
+        ``render_occupancy_grow`` set, the same densities grown by that many cells (kept until the grid changes)."""
+        c = self.config
+        if c.render_occupancy_grow is None or torch.is_grad_enabled():
+            return self.occupied
+        key = (c.render_occupancy_grow, self.occ_density.data_ptr(), self.occ_density._version, c.samples,
+               c.occupancy_threshold)
+        if self._render_grid is None or self._render_grid[0] != key:
+            bin_length = (c.shell_front + c.shell_back) / c.samples
+            self._render_grid = (key, occupancy.occupied_cells(self.occ_density, bin_length, c.occupancy_threshold,
+                                                               c.render_occupancy_grow))
+        return self._render_grid[1]
+
     def occupied_box(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Corners (lo, hi: [3], head frame) of the occupied cells' bounding box (the whole box if none)."""
-        idx = self.occupied.nonzero()
+        grid = self.occupied_grid()
+        idx = grid.nonzero()
         if idx.numel() == 0:
             return self.box_lo, self.box_hi
-        g = self.occupied.shape[0]
+        g = grid.shape[0]
         lo_u = idx.min(0).values.float() / g * 2 - 1
         hi_u = (idx.max(0).values.float() + 1) / g * 2 - 1
         span = self.box_hi - self.box_lo
@@ -359,7 +378,8 @@ class NerfHead(HeadModel):
 
     def head_rects(self, camera: Camera) -> np.ndarray:
         """Pixel rectangles [B, 4] int64 (x0, y0, x1, y1) of the projected occupied part of the head box."""
-        key = (self.occupied.data_ptr(), self.occupied._version, self.box_lo._version, self.box_hi._version)
+        key = (self.occupied.data_ptr(), self.occupied._version, self.box_lo._version, self.box_hi._version,
+               self.occupied_grid() is self.occupied)
         if self._box_on_host is None or self._box_on_host[0] != key:  # read back once per occupancy update
             self._box_on_host = (key, tuple(t.cpu().numpy() for t in self.occupied_box()))
         lo, hi = self._box_on_host[1]

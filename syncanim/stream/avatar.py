@@ -77,8 +77,10 @@ class Avatar:
             i = self.info
             clip = Camera.from_numpy(self.replay.rotation, self.replay.translation, i.focal, i.cx, i.cy, i.image_size,
                                      self.device)
+            with torch.no_grad():  # the rendering's occupied cells
+                rects = self.model.head_rects(clip)
             self.drawers[key] = StaticDraw(self.model, self.torso if torso else None, (i.focal, i.cx, i.cy),
-                                           i.image_size, precision, self.model.head_rects(clip),
+                                           i.image_size, precision, rects,
                                            capture=self.device.type == "cuda")
         return self.drawers[key]
 

@@ -128,6 +128,7 @@ class StaticDraw:
                                            chunk=b * dense.pixels)
         return to_uint8(out.images), out.points
 
+    @torch.no_grad()
     def draw(self, camera: Camera, cond: Conditioning, below: np.ndarray | None = None) -> np.ndarray:
         """B frames: the head in ``camera``'s poses with ``cond`` over the torso for those poses, or over
         ``below`` [B, H, W, 3] uint8 (required without a torso) -> [B, H, W, 3] uint8 on the host."""

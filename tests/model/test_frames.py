@@ -187,3 +187,41 @@ def test_head_rects_follow_the_occupancy(scene):
     with torch.no_grad():
         model.occupied.fill_(True)
     np.testing.assert_array_equal(model.head_rects(camera), whole)
+
+
+def test_rendering_can_grow_the_occupied_cells_less_than_training(scene):
+    """``render_occupancy_grow``: the grid is recomputed from the kept densities for rendering only; the trained
+    growth gives the trained grid back, less growth fewer cells and field points, and training keeps its grid."""
+    from syncanim.model import occupancy
+
+    model, camera, cond, bg = scene
+    base, saved = model.config, (model.occ_density.clone(), model.occupied.clone())
+    c = base
+    bin_length = (c.shell_front + c.shell_back) / c.samples
+    try:
+        with torch.no_grad():  # a head-shaped density: a ball in the box
+            pts = occupancy.cell_points(c.occupancy_res, torch.device("cpu")).view(*model.occupied.shape, 3)
+            model.occ_density.copy_((pts.norm(dim=-1) < 0.6).float() * 10.0)
+            model.occupied.copy_(occupancy.occupied_cells(model.occ_density, bin_length, c.occupancy_threshold,
+                                                          c.occupancy_grow))
+            trained = model.render_frames(camera, cond, bg)
+        model.config = base.model_copy(update={"render_occupancy_grow": c.occupancy_grow})
+        with torch.no_grad():
+            assert torch.equal(model.occupied_grid(), model.occupied)
+        model.config = base.model_copy(update={"render_occupancy_grow": 0})
+        with torch.no_grad():
+            tight = model.occupied_grid()
+            layout = DenseRects.covering(model.head_rects(camera), 96, "cpu")
+            fewer = model.render_frames(camera, cond, bg, dense=layout)
+        assert model.occupied_grid() is model.occupied  # with gradients (training): the trained grid
+        assert tight.sum() < model.occupied.sum() and not (tight & ~model.occupied).any()
+        model.config = base
+        with torch.no_grad():
+            grown = model.render_frames(camera, cond, bg, dense=DenseRects.covering(model.head_rects(camera), 96, "cpu"))
+    finally:
+        model.config = base
+        with torch.no_grad():
+            model.occ_density.copy_(saved[0])
+            model.occupied.copy_(saved[1])
+    assert int(fewer.points.sum()) < int(grown.points.sum())
+    assert trained.opacity.max() > 0.5
