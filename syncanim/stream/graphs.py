@@ -112,7 +112,9 @@ class StaticDraw:
             return None
         width = [p.stop - p.start for p in march_runs(self.model.samples_per_ray(), self.model.config.march_parts)]
         most = [b * self.rect[0] * self.rect[1] * n for n in width]
-        return tuple(min(m, SLOT_BLOCK * math.ceil(b * n / SLOT_BLOCK)) for n, m in zip(self.per_frame, most, strict=True))
+        # never an empty run (a kernel launch over no points), never more than every sample
+        return tuple(min(m, SLOT_BLOCK * max(1, math.ceil(b * n / SLOT_BLOCK)))
+                     for n, m in zip(self.per_frame, most, strict=True))
 
     def _step(self, rotation, translation, offsets, mouth, expressions, latent, below):
         """One call from tensors alone (what a graph captures) -> (frames [B, H, W, 3] uint8, points [runs])."""
