@@ -36,7 +36,6 @@ from ..model.base import HeadModel
 from ..model.camera import Camera
 from ..model.conditioning import Conditioning
 from ..model.frames import DenseRects, fixed_rects, to_uint8
-from ..model.head import march_runs
 from ..model.torso import TorsoField
 
 log = logging.getLogger(__name__)
@@ -95,9 +94,7 @@ class StaticDraw:
         self.model, self.torso, self.size, self.precision = model, torso, size, precision
         self.intrinsics = intrinsics
         self.capture, self.max_graphs = capture, max_graphs
-        w = int(max(1, (clip_rects[:, 2] - clip_rects[:, 0]).max()))
-        h = int(max(1, (clip_rects[:, 3] - clip_rects[:, 1]).max()))
-        self.rect = self._roomy(w, h)
+        self.rect = self._roomy(*fixed_rects(clip_rects, size)[0])
         self.per_frame: tuple[float, ...] | None = None  # field points per frame and run of samples
         self.graphs: OrderedDict[tuple, GraphedStep] = OrderedDict()
         self.recaptures = 0  # calls that needed more room than the graphs had (each drops the graphs)
@@ -110,11 +107,8 @@ class StaticDraw:
         """Field points evaluated per run of samples in a call of ``b`` frames (None before the first call)."""
         if self.per_frame is None:
             return None
-        width = [p.stop - p.start for p in march_runs(self.model.samples_per_ray(), self.model.config.march_parts)]
-        most = [b * self.rect[0] * self.rect[1] * n for n in width]
-        # never an empty run (a kernel launch over no points), never more than every sample
-        return tuple(min(m, SLOT_BLOCK * max(1, math.ceil(b * n / SLOT_BLOCK)))
-                     for n, m in zip(self.per_frame, most, strict=True))
+        # never an empty run (a kernel launch over no points)
+        return tuple(SLOT_BLOCK * max(1, math.ceil(b * n / SLOT_BLOCK)) for n in self.per_frame)
 
     def _step(self, rotation, translation, offsets, mouth, expressions, latent, below):
         """One call from tensors alone (what a graph captures) -> (frames [B, H, W, 3] uint8, points [runs])."""
@@ -137,7 +131,7 @@ class StaticDraw:
         if (below is None) != (self.torso is not None):
             raise ValueError("StaticDraw.draw: frames to draw over without a torso, none with one")
         rects = self.model.head_rects(camera)
-        need_w, need_h = int((rects[:, 2] - rects[:, 0]).max()), int((rects[:, 3] - rects[:, 1]).max())
+        (need_w, need_h), _ = fixed_rects(rects, self.size)
         if need_w > self.rect[0] or need_h > self.rect[1]:  # a pose the rectangle does not hold: a larger one
             self.rect = self._roomy(max(need_w, self.rect[0]), max(need_h, self.rect[1]))
             self.graphs.clear()
