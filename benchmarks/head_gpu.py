@@ -34,7 +34,7 @@ from syncanim.model.folder import load_model
 from syncanim.model.frames import from_uint8, to_uint8
 from syncanim.model.head import EXPRESSIONS
 from syncanim.render.pipeline import render_batch, render_batch_uint8
-from syncanim.render.validation import plate_bound, render_split
+from syncanim.render.validation import plate_bound, render_split, split_level
 from syncanim.train.trainer import run_train
 
 
@@ -108,6 +108,7 @@ def render_speech(model, info, data, features: Path, out: Path, device, cfg, mod
     beside the features (else the training frames' poses and expressions)."""
     from syncanim.model.conditioning import FrameBatch
     from syncanim.model.folder import ModelLayout, load_torso
+    from syncanim.motion.mouth_level import stream_level
     from syncanim.motion.store import load_motion
     from syncanim.motion.syncer import generate_motion
     from syncanim.render.pipeline import load_features
@@ -126,10 +127,18 @@ def render_speech(model, info, data, features: Path, out: Path, device, cfg, mod
         expr = expressions_in(motion.expressions, info.expressions, expr)
         rot, trans = motion.rotation, motion.translation
         extra = {"rotation": rot, "translation": trans, "expressions": motion.expressions}
+    expr_t = torch.from_numpy(np.ascontiguousarray(expr, np.float32)).to(device)
     with torch.no_grad():
         codes = model.predictor.predict(torch.from_numpy(feats).to(device))  # [T, C]
-        cond = model.condition(FrameBatch(torch.from_numpy(np.ascontiguousarray(expr, np.float32)).to(device),
-                                          codes=codes))
+        level = stream_level(info.mouth, info.fps, cfg.render.mouth_level)
+        if level is not None and rms_path.is_file():  # as a stream levels it (syncanim.motion.mouth_level)
+            loud = np.loadtxt(rms_path)[:n]
+            plain = model.condition(FrameBatch(expr_t, codes=codes))
+            codes = level.apply(codes, np.pad(loud, (0, n - len(loud))))
+            save_jpegs(out.with_name(out.stem + "_nolevel.npz"),
+                       render_conditioned(model, info, data, plain, k, device, cfg, rot, trans, torso), quality=88,
+                       pose_frames=k, **extra)
+        cond = model.condition(FrameBatch(expr_t, codes=codes))
     t0 = time.perf_counter()
     frames = render_conditioned(model, info, data, cond, k, device, cfg, rot, trans, torso)
     seconds = time.perf_counter() - t0
@@ -172,7 +181,8 @@ def main() -> int:
     model, info = load_model(model_dir, device)
     data = load_head_data(args.dataset, EXPRESSIONS)
     ids = list(range(data.num_train, data.num_frames))
-    rendered, fps = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision)
+    rendered, fps = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision,
+                                 level=split_level(info.mouth, info.fps, args.dataset, data, cfg.render.mouth_level))
     gt = data.frames[ids]
     scores = score_frames(rendered, gt, face_boxes(data.landmarks[ids], (data.size, data.size))).means()
     result["val"] = {
@@ -184,6 +194,9 @@ def main() -> int:
     }
     print(json.dumps(result["val"]), flush=True)
     save_jpegs(out / "val_renders.npz", rendered, ids=np.array(ids))
+    if "level" in info.mouth:  # the same frames without the mouth level, to compare
+        plain, _ = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision)
+        save_jpegs(out / "val_renders_nolevel.npz", plain, ids=np.array(ids))
     # the same frames with the mouth codes measured on the real frames: the renderer alone, without the predictor
     codes = torch.from_numpy(model.mouth_basis().encode(data.landmarks[ids])).float().to(device)
     with torch.no_grad():

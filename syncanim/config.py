@@ -189,6 +189,9 @@ class RenderConfig(Frozen):
     # on CUDA, draw from tensors of fixed size replayed from CUDA graphs (the same images, none of the host's
     # launching and waiting inside a frame; syncanim.stream.graphs); off: the compact renderer, eagerly
     cuda_graphs: bool = True
+    # speech the subject's predictor has not heard (another voice or language) moves the mouth less than their own:
+    # raise its level to the subject's speaking level by at most this factor (syncanim.motion.mouth_level); 1: off
+    mouth_level: float = Field(1.6, ge=1.0, le=3.0)
 
 
 class LiveConfig(Frozen):
@@ -216,6 +219,7 @@ class LiveConfig(Frozen):
     loop_join: int = Field(12, ge=0)
     precision: Literal["auto", "fp32", "bf16"] = "fp32"  # as [render]
     cuda_graphs: bool = True  # as [render]
+    mouth_level: float = Field(1.6, ge=1.0, le=3.0)  # as [render]
     # blocks of this many KiB and more are returned to the system when freed (glibc), so a long session's memory
     # stays flat; 0 leaves the allocator as it is (docs/live.md)
     heap_mmap_kib: int = Field(128, ge=0, le=1 << 20)

@@ -8,7 +8,7 @@
 # for pytest: see benchmarks/gpu/README.md), .gpu-data/cnn2/ (benchmarks/gpu/pack_dataset.py), optionally
 # .gpu-data/speech/ (NAME.npy from `syncanim features`: new speech to render) and .peer-bench/ (the peer renderer).
 # Results go to $OUT: env.txt, gpu_tests.log, kernels_gpu.json, bench_pipeline_gpu.json, ernerf*.json,
-# head_gpu.json, head_extra.tgz, val_renders*.npz, speech_*.npz, bench_model_gpu.json, model.tar.part-* (with KEEP_MODEL=1).
+# head_gpu.json, head_extra.tgz, renders.tar.part-* (val_renders*.npz, speech_*.npz), bench_model_gpu.json, model.tar.part-* (with KEEP_MODEL=1).
 set -u
 OUT=${OUT:-/tmp/syncanim-gpu-out}; mkdir -p "$OUT"
 PHASE=${1:-all}
@@ -56,7 +56,9 @@ if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
       $(for kv in ${TRAIN_SET:-}; do printf -- "--set %s " "$kv"; done) \
       $( [ -d .gpu-data/speech ] && echo --speech .gpu-data/speech ) \
       2>&1 | tee /tmp/head_gpu.log | grep -v "^train \|^load \|^assets " | tail -n 20  # the whole log: even if cut short
-  cp /tmp/head/head_gpu.json /tmp/head/speech_*.npz /tmp/head/val_renders*.npz "$OUT/" 2>/dev/null
+  cp /tmp/head/head_gpu.json "$OUT/" 2>/dev/null
+  # the renders, in parts of at most 15 MiB: join them with `cat renders.tar.part-* | tar xf -`
+  ( cd /tmp/head && tar cf - val_renders*.npz speech_*.npz 2>/dev/null ) | split -b 15m - "$OUT/renders.tar.part-"
   stamp "render path per stage with the trained model"
   [ "${SKIP_BENCH:-0}" != 1 ] && timeout 120 python3 benchmarks/bench_pipeline.py --device cuda --model /tmp/head/model \
       --only model-b1-bf16 model-b4-bf16 model-b1-bf16-dense-graphs --json "$OUT/bench_model_gpu.json" 2>&1 \

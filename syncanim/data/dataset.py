@@ -131,6 +131,15 @@ def load_head_data(root: str | Path, expressions: tuple[str, ...], threads: int 
     )
 
 
+def clip_rms(root: str | Path, manifest: Manifest) -> np.ndarray:
+    """The loudness of each of the dataset's frames: [N] float64."""
+    from ..audio.framing import frame_rms
+    from ..audio.waveform import read_audio
+
+    wave = read_audio(DatasetLayout(root).audio, manifest.sample_rate)
+    return frame_rms(wave.samples, wave.sample_rate, manifest.fps, 0, manifest.num_frames)
+
+
 def mouth_boxes(landmarks: np.ndarray, size: int, patch: int) -> np.ndarray:
     """Top-left corners [N, 2] (x, y) of ``patch``-sized squares centred on the mouth, inside the image."""
     centre = landmarks[:, list(LIPS), :2].mean(1)  # [N, 2]

@@ -383,7 +383,7 @@ def _model_mode(model_dir: Path, dataset: str | os.PathLike[str] | None, baselin
     from ..data.manifest import DatasetLayout
     from ..model.folder import dataset_path, load_model, read_info
     from ..model.head import EXPRESSIONS
-    from ..render.validation import render_split
+    from ..render.validation import render_split, split_level
     from .baselines import baseline_indices
 
     progress: ProgressFn = common["progress"]
@@ -406,7 +406,8 @@ def _model_mode(model_dir: Path, dataset: str | os.PathLike[str] | None, baselin
 
     torso = load_torso(ModelLayout(model_dir), info, device) if render.torso else None
     rendered, render_fps = render_split(net, data, ids, device, render.chunk_rays, render.frames_per_call, progress,
-                                        render.precision, torso)
+                                        render.precision, torso,
+                                        level=split_level(info.mouth, info.fps, ds, data, render.mouth_level))
     notes: list[str] = []
     if torso is not None:
         from ..render.validation import plate_bound

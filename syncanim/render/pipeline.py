@@ -146,7 +146,7 @@ def run_render(
     settings = StreamSettings(pose=pose, seed=render.seed, loop_join=render.loop_join,
                               frames_per_call=render.frames_per_call, chunk_rays=render.chunk_rays,
                               precision=precision, portrait=render.portrait,
-                              static=render.cuda_graphs and device.type == "cuda")
+                              static=render.cuda_graphs and device.type == "cuda", mouth_level=render.mouth_level)
     stream = AvatarStream(avatar, settings)
     mux = read_audio(audio_path, MUX_RATE)
     s = info.image_size

@@ -22,7 +22,7 @@ import torch
 
 from ..config import RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
-from ..data.dataset import HeadData, load_head_data
+from ..data.dataset import HeadData, clip_rms, load_head_data
 from ..data.files import write_json_atomic
 from ..data.labels import BACKGROUND
 from ..device import resolve_device, resolve_precision
@@ -37,6 +37,7 @@ from ..model.conditioning import FrameBatch
 from ..model.folder import ModelLayout, dataset_path, load_model, load_torso
 from ..model.head import EXPRESSIONS
 from ..model.torso import TorsoField
+from ..motion.mouth_level import MouthLevel, stream_level
 from .pipeline import render_batch_uint8, render_person
 
 
@@ -71,14 +72,17 @@ def plate_bound(frames: np.ndarray, labels: np.ndarray, plate: np.ndarray) -> fl
 
 def render_split(model: HeadModel, data: HeadData, ids: list[int], device: torch.device, chunk: int,
                  per_call: int, progress: ProgressFn = no_progress, precision: str = "fp32",
-                 torso: TorsoField | None = None, backdrop: str = "plate") -> tuple[np.ndarray, float]:
+                 torso: TorsoField | None = None, backdrop: str = "plate",
+                 level: tuple[MouthLevel, np.ndarray] | None = None) -> tuple[np.ndarray, float]:
     """Render dataset frames ``ids`` from their own poses, speech and expressions, ``per_call`` frames at a
     time (:func:`~syncanim.render.pipeline.render_batch`), the lighting latent the training mean: over the
     model's ``torso`` for each pose and the plate (:func:`~syncanim.render.pipeline.render_person`), or
     without one over the frames' own backgrounds. With a torso, ``backdrop`` "frame" puts it over each frame's
     own background pixels instead of the plate (:func:`own_backdrops`: scores the person alone, not how well a
     still plate matches a changing background). ``precision``: auto | fp32 | bf16 | fp16
-    (:func:`syncanim.device.resolve_precision`). -> ([B, H, W, 3] uint8, frames/s)."""
+    (:func:`syncanim.device.resolve_precision`). ``level``: a stream's mouth level and the loudness [N] of the
+    dataset's frames, ``ids`` then being consecutive frames heard in order (as a stream would). -> ([B, H, W, 3]
+    uint8, frames/s)."""
     import time
 
     precision = resolve_precision(device, precision)
@@ -90,8 +94,10 @@ def render_split(model: HeadModel, data: HeadData, ids: list[int], device: torch
         camera = Camera.from_numpy(data.rotation[idx], data.translation[idx], data.focal, data.cx, data.cy, data.size,
                                    device)
         with torch.no_grad():
-            cond = model.condition(FrameBatch(torch.from_numpy(data.expressions[idx]).to(device), features=feats,
-                                              frames=torch.tensor(idx, device=device)))
+            codes = model.predictor(feats, torch.tensor(idx, device=device))  # [B, C]
+            if level is not None:
+                codes = level[0].apply(codes, level[1][idx])
+            cond = model.condition(FrameBatch(torch.from_numpy(data.expressions[idx]).to(device), codes=codes))
         if torso is not None:
             under = own_backdrops(data.frames[idx], data.labels[idx], data.plate) if backdrop == "frame" else None
             out.append(render_person(model, torso, camera, cond, precision=precision, chunk=chunk, under=under))
@@ -102,12 +108,21 @@ def render_split(model: HeadModel, data: HeadData, ids: list[int], device: torch
     return np.concatenate(out), len(ids) / max(spent, 1e-9)
 
 
+def split_level(mouth: dict, fps: float, dataset: str | os.PathLike[str], data: HeadData,
+                max_gain: float) -> tuple[MouthLevel, np.ndarray] | None:
+    """What :func:`render_split` levels the mouth with, for a model's ``mouth`` section (model.json) and its
+    ``dataset``: a stream's mouth level and each frame's loudness, or None (off, or no reference)."""
+    lvl = stream_level(mouth, fps, max_gain)
+    return None if lvl is None else (lvl, clip_rms(dataset, data.manifest))
+
+
 def run_validation(model_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], render: RenderConfig,
                    runtime: RuntimeConfig, *, dataset: str | os.PathLike[str] | None = None,
                    progress: ProgressFn = no_progress) -> ValResult:
     device = resolve_device(runtime)
     model, info = load_model(model_dir, device)
-    data = load_head_data(dataset or dataset_path(model_dir, info), EXPRESSIONS)
+    ds = dataset or dataset_path(model_dir, info)
+    data = load_head_data(ds, EXPRESSIONS)
     if data.size != info.image_size:
         raise DataError(f"the dataset is {data.size} px, the model was trained at {info.image_size} px")
     ids = list(range(data.num_train, data.num_frames))
@@ -115,7 +130,8 @@ def run_validation(model_dir: str | os.PathLike[str], out_dir: str | os.PathLike
         raise DataError("the dataset has no validation frames")
     torso = load_torso(ModelLayout(model_dir), info, device) if render.torso else None
     rendered, fps = render_split(model, data, ids, device, render.chunk_rays, render.frames_per_call, progress,
-                                 render.precision, torso)
+                                 render.precision, torso,
+                                 level=split_level(info.mouth, info.fps, ds, data, render.mouth_level))
     gt = data.frames[ids]
     scores = score_frames(rendered, gt, face_boxes(data.landmarks[ids], (data.size, data.size))).means()
     progress("lmd", 0, 1)

@@ -42,6 +42,7 @@ from ..model.camera import Camera
 from ..model.conditioning import Conditioning, FrameBatch
 from ..model.folder import ModelInfo, ModelLayout, Replay, load_model, load_replay, load_torso
 from ..model.torso import TorsoField
+from ..motion.mouth_level import stream_level
 from ..motion.store import load_motion
 from ..motion.syncer import Motion, MotionSyncer
 from .draw import render_batch_uint8, render_person
@@ -107,6 +108,7 @@ class StreamSettings:
     lookahead: int | None = None  # mouth look-ahead in frames; None: the predictor's own
     portrait: bool = False  # draw over the original frames (replayed), for a paste afterwards
     static: bool = False  # draw with static shapes (syncanim.stream.graphs), replayed from CUDA graphs on CUDA
+    mouth_level: float = 1.6  # the most the mouth's level is raised to the subject's own (syncanim.motion.mouth_level); 1: off
 
 
 @dataclass
@@ -171,6 +173,8 @@ class AvatarStream:
         if self.torso is None:
             self.backdrops = backdrops if backdrops is not None else track_frames(self.track, source, a.info.fps)
         self.ring: torch.Tensor | None = None  # features of frames [ring0, known)
+        self.loud = np.zeros(0)  # their loudness
+        self.level = stream_level(a.info.mouth, a.info.fps, s.mouth_level)
         self.ring0 = 0
         self.known = 0  # frames whose features have been pushed
         self.done = 0  # frames prepared
@@ -194,6 +198,7 @@ class AvatarStream:
         t0 = time.perf_counter()
         f = torch.from_numpy(np.ascontiguousarray(block.features, np.float32)).to(self.a.device)  # [n, P, F]
         self.ring = f if self.ring is None else torch.cat([self.ring, f])
+        self.loud = np.concatenate([self.loud, np.asarray(block.rms, np.float64).reshape(-1)])
         self.known += len(block)
         if self.motion is not None:
             self._add_motion(self.motion.push(f, block.rms))
@@ -249,8 +254,11 @@ class AvatarStream:
         lo = max(0, int(idx[0]) - self.past)  # the window's first frame (clamped at the clip's start)
         feats = self.ring[lo - self.ring0:self.known - self.ring0]  # [W, P, F]: through the newest frame
         with torch.no_grad():
+            codes = a.model.predictor(feats, torch.from_numpy(idx - lo).to(a.device))  # [B, C]
+            if self.level is not None:
+                codes = self.level.apply(codes, self.loud[idx - self.ring0])
             cond = a.model.condition(FrameBatch(torch.from_numpy(np.ascontiguousarray(expr, np.float32)).to(a.device),
-                                                features=feats, frames=torch.from_numpy(idx - lo).to(a.device)))
+                                                codes=codes))
         return Call(idx, rot, trans, cond, backdrops, {**ms, "conditioning": (time.perf_counter() - t0) * 1e3})
 
     def draw(self, call: Call, keep: Callable[[int], bool] | None = None) -> list[Frame]:
@@ -264,6 +272,7 @@ class AvatarStream:
             cut = max(0, self.done - self.past) - self.ring0
             if cut > 0:
                 self.ring = self.ring[cut:]
+                self.loud = self.loud[cut:]
                 self.ring0 += cut
         if self.moved is not None:
             cut = self.done - self.shift - 1 - self.moved0

@@ -27,9 +27,9 @@ import torch
 from ..config import PluginSection, RuntimeConfig, TrainConfig, dump_toml
 from ..console import ProgressFn, no_progress
 from ..data.batches import Batch, DeviceData, patch_batch, ray_batch, to_device
-from ..data.dataset import HeadData, load_head_data
+from ..data.dataset import HeadData, clip_rms, load_head_data
 from ..data.files import write_text_atomic
-from ..data.manifest import DatasetLayout, dataset_audio_section
+from ..data.manifest import dataset_audio_section
 from ..device import autocast, resolve_device, resolve_precision
 from ..errors import CheckpointError, ConfigError, ResourceError  # noqa: F401
 from ..face.landmarks import FACE_OVAL
@@ -55,6 +55,7 @@ from ..model.folder import (
 from ..model.frames import to_uint8
 from ..model.head import EXPRESSIONS, NerfHead
 from ..model.losses import LossWeights, PerceptualLoss, make_perceptual
+from ..motion.mouth_level import level_reference
 from ..motion.store import motion_section, save_motion
 from ..registry import Registry, default_registry
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -166,17 +167,8 @@ def mouth_targets(data: HeadData, dataset: Path, components: int, variance: floa
     while speaking in the training frames."""
     n = data.num_train
     basis = MouthBasis.fit(data.landmarks[:n], components, variance)
-    spread = speaking_spread(mouth_opening(data.landmarks[:n]), speech_frames(clip_rms(data, dataset)[:n]))
+    spread = speaking_spread(mouth_opening(data.landmarks[:n]), speech_frames(clip_rms(dataset, data.manifest)[:n]))
     return basis, spread
-
-
-def clip_rms(data: HeadData, dataset: Path) -> np.ndarray:
-    """The loudness of each of the dataset's frames: [N] float64."""
-    from ..audio.framing import frame_rms
-    from ..audio.waveform import read_audio
-
-    wave = read_audio(DatasetLayout(dataset).audio, data.manifest.sample_rate)
-    return frame_rms(wave.samples, wave.sample_rate, data.manifest.fps, 0, data.manifest.num_frames)
 
 
 def write_assets(layout: ModelLayout, data: HeadData, fps: float, videos: bool = True) -> None:
@@ -236,7 +228,7 @@ def run_train(
     except OSError as e:
         raise ResourceError(f"cannot write to {layout.root}: {e.strerror}") from e
     basis, spread = mouth_targets(data, dataset, model_cfg.mouth.components, model_cfg.mouth.variance)
-    rms = clip_rms(data, dataset)
+    rms = clip_rms(dataset, data.manifest)
     mouth_info: dict[str, Any] = {"components": basis.size, "points": len(MOUTH_POINTS), "speaking_spread": spread}
     info = ModelInfo(model={"kind": model_section.kind, **model_cfg.model_dump()}, audio=dataset_audio_section(dataset),
                      audio_per_frame=m.audio_per_frame, audio_dim=m.audio_dim, num_latents=m.num_train,
@@ -280,6 +272,11 @@ def run_train(
     # codes from the basis kept with the weights, fresh or resumed alike (a basis fitted again, e.g. on
     # another machine, could differ in its components' signs)
     codes = model.mouth_basis().encode(data.landmarks)
+    if "level" not in info.mouth:  # the speaking level streams aim for (syncanim.motion.mouth_level)
+        n = data.num_train
+        ref = level_reference(codes[:n], mouth_opening(data.landmarks[:n]), speech_frames(rms[:n]),
+                              model.mouth_basis().weight, train.mouth.render_gain)
+        info = replace(info, mouth={**info.mouth, "level": ref.to_json()})
     # the head's box comes with the weights: project it only once they are loaded
     rects = model.head_rects(Camera.from_numpy(data.rotation, data.translation, data.focal, data.cx, data.cy,
                                                data.size, "cpu"))
@@ -295,7 +292,7 @@ def run_train(
     if not resume:
         report = fit_mouth_predictor(model.predictor, d.audio, d.codes, d.num_train, model.mouth_weight, train.mouth,
                                      gen, progress)
-        info = replace(info, mouth={**mouth_info, "fit": asdict(report)})
+        info = replace(info, mouth={**info.mouth, "fit": asdict(report)})
         corr = report.holdout_correlation[0] if report.holdout_correlation else float("nan")
         log.info("mouth predictor: %.1f s, held-out correlation of the main component %.2f, gain %.2f",
                  report.seconds, corr, report.gain[0] if report.gain else 1.0)
