@@ -161,13 +161,13 @@ def validate(model: NerfHead, d: DeviceData, frames: list[int], chunk: int = 1 <
     return float(np.mean([_psnr(m) for m in mse])), out.cpu().numpy()
 
 
-def mouth_targets(data: HeadData, dataset: Path, components: int, variance: float
+def mouth_targets(data: HeadData, rms: np.ndarray, components: int, variance: float
                   ) -> tuple[MouthBasis, float]:
     """The subject's mouth basis (fitted on the training frames) and the subject's mouth-opening spread
-    while speaking in the training frames."""
+    while speaking in the training frames (``rms``: each frame's loudness [N])."""
     n = data.num_train
     basis = MouthBasis.fit(data.landmarks[:n], components, variance)
-    spread = speaking_spread(mouth_opening(data.landmarks[:n]), speech_frames(clip_rms(dataset, data.manifest)[:n]))
+    spread = speaking_spread(mouth_opening(data.landmarks[:n]), speech_frames(rms[:n]))
     return basis, spread
 
 
@@ -227,8 +227,8 @@ def run_train(
         layout.root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ResourceError(f"cannot write to {layout.root}: {e.strerror}") from e
-    basis, spread = mouth_targets(data, dataset, model_cfg.mouth.components, model_cfg.mouth.variance)
-    rms = clip_rms(dataset, data.manifest)
+    rms = clip_rms(dataset, data.manifest)  # [N]
+    basis, spread = mouth_targets(data, rms, model_cfg.mouth.components, model_cfg.mouth.variance)
     mouth_info: dict[str, Any] = {"components": basis.size, "points": len(MOUTH_POINTS), "speaking_spread": spread}
     info = ModelInfo(model={"kind": model_section.kind, **model_cfg.model_dump()}, audio=dataset_audio_section(dataset),
                      audio_per_frame=m.audio_per_frame, audio_dim=m.audio_dim, num_latents=m.num_train,
@@ -271,11 +271,12 @@ def run_train(
         layout.metrics.unlink()
     # codes from the basis kept with the weights, fresh or resumed alike (a basis fitted again, e.g. on
     # another machine, could differ in its components' signs)
-    codes = model.mouth_basis().encode(data.landmarks)
+    kept = model.mouth_basis()
+    codes = kept.encode(data.landmarks)
     if "level" not in info.mouth:  # the speaking level streams aim for (syncanim.motion.mouth_level)
         n = data.num_train
-        ref = level_reference(codes[:n], mouth_opening(data.landmarks[:n]), speech_frames(rms[:n]),
-                              model.mouth_basis().weight, train.mouth.render_gain)
+        ref = level_reference(codes[:n], mouth_opening(data.landmarks[:n]), speech_frames(rms[:n]), kept.weight,
+                              train.mouth.render_gain)
         info = replace(info, mouth={**info.mouth, "level": ref.to_json()})
     # the head's box comes with the weights: project it only once they are loaded
     rects = model.head_rects(Camera.from_numpy(data.rotation, data.translation, data.focal, data.cx, data.cy,
