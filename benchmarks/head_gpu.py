@@ -102,7 +102,7 @@ def render_conditioned(model, info, data, cond, k: np.ndarray, device, cfg, rota
     return np.concatenate(frames)
 
 
-def render_speech(model, info, data, features: Path, out: Path, device, cfg, model_dir: Path) -> dict:
+def render_speech(model, info, data, features: Path, out: Path, device, cfg, model_dir: Path, compare: bool = True) -> dict:
     """Render new speech (precomputed features) over the training frames' backgrounds, in order, with head
     pose, brows and blinks from the model's motion syncer when ``NAME.rms.txt`` (each frame's loudness) is
     beside the features (else the training frames' poses and expressions)."""
@@ -135,6 +135,7 @@ def render_speech(model, info, data, features: Path, out: Path, device, cfg, mod
             loud = np.loadtxt(rms_path)[:n]
             plain = model.condition(FrameBatch(expr_t, codes=codes))
             codes = level.apply(codes, np.pad(loud, (0, n - len(loud))))
+        if level is not None and rms_path.is_file() and compare:  # the same speech without the level
             save_jpegs(out.with_name(out.stem + "_nolevel.npz"),
                        render_conditioned(model, info, data, plain, k, device, cfg, rot, trans, torso), quality=88,
                        pose_frames=k, **extra)
@@ -157,6 +158,9 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=None, help="a trained model folder: skip training")
     ap.add_argument("--speech", type=Path, default=None,
                     help="a folder of speech features (NAME.npy from `syncanim features`): render each as new speech")
+    ap.add_argument("--lean", action="store_true",
+                    help="only the held-out renders (predicted and measured codes) and the new speech: no renders "
+                         "without the mouth level, no whole person, no render speed (many models in one call)")
     args = ap.parse_args()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +198,7 @@ def main() -> int:
     }
     print(json.dumps(result["val"]), flush=True)
     save_jpegs(out / "val_renders.npz", rendered, ids=np.array(ids))
-    if "level" in info.mouth:  # the same frames without the mouth level, to compare
+    if "level" in info.mouth and not args.lean:  # the same frames without the mouth level, to compare
         plain, _ = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision)
         save_jpegs(out / "val_renders_nolevel.npz", plain, ids=np.array(ids))
     # the same frames with the mouth codes measured on the real frames: the renderer alone, without the predictor
@@ -210,7 +214,7 @@ def main() -> int:
     from syncanim.model.folder import ModelLayout, load_torso
 
     torso = load_torso(ModelLayout(model_dir), info, device)
-    if torso is not None:
+    if torso is not None and not args.lean:
         person, _ = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision,
                                  torso=torso)
         boxes = face_boxes(data.landmarks[ids], (data.size, data.size))
@@ -233,10 +237,13 @@ def main() -> int:
 
     if args.speech is not None:
         result["speech"] = {p.stem: render_speech(model, info, data, p, out / f"speech_{p.stem}.npz", device, cfg,
-                                                    model_dir)
+                                                    model_dir, compare=not args.lean)
                             for p in sorted(args.speech.glob("*.npy"))}
         print(json.dumps(result["speech"]), flush=True)
 
+    if args.lean:
+        (out / "head_gpu.json").write_text(json.dumps(result, indent=2) + "\n")
+        return 0
     # render speed: the head at full size, poses/audio/backgrounds already on the device
     speed = {f"batch{b}": render_speed(model, data, ids[:b], device, cfg, out) for b in (1, 4)}
     occ = float(model.occupied.float().mean())

@@ -4,6 +4,11 @@
 #   bash benchmarks/gpu/run_suite.sh checks        GPU tests, kernel and render-path benchmarks, peer renderer
 #   bash benchmarks/gpu/run_suite.sh train [MIN]   train on cnn2 for MIN minutes [8], score, time the model
 #   bash benchmarks/gpu/run_suite.sh all [MIN]     both
+#   bash benchmarks/gpu/run_suite.sh mouth         cpu-quick models of .gpu-data/cnn20 (a CPU preset trained on
+#       the GPU, fp32: many settings in one call), one per MOUTH_VARIANTS entry "NAME[:key=value,key=value]";
+#       each comes back as mouth_NAME.tar (held-out renders with predicted and measured codes, new speech)
+#   bash benchmarks/gpu/run_suite.sh predictor     the mouth predictor alone on cnn2, PREDICTOR_VARIANTS side by side
+#       (benchmarks/mouth_predictor.py)
 # Needs in the working tree: wheels the machine lacks (.device-wheels/ or .device-wheels-noav/, and .gpu-wheels/
 # for pytest: see benchmarks/gpu/README.md), .gpu-data/cnn2/ (benchmarks/gpu/pack_dataset.py), optionally
 # .gpu-data/speech/ (NAME.npy from `syncanim features`: new speech to render) and .peer-bench/ (the peer renderer).
@@ -68,6 +73,27 @@ if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
       render_profile.txt model/metrics.jsonl model/model.json 2>/dev/null
   [ "${KEEP_MODEL:-0}" = 1 ] && tar cf - -C /tmp/head model/model.json model/model.safetensors model/config.resolved.toml model/assets/replay.npz \
       | split -b 15m - "$OUT/model.tar.part-"
+fi
+if [ "$PHASE" = mouth ]; then
+  stamp "dataset"
+  python3 benchmarks/gpu/unpack_dataset.py .gpu-data/cnn20 || exit 1
+  for spec in ${MOUTH_VARIANTS:-base}; do
+    name=${spec%%:*}; sets=""
+    [ "$spec" != "$name" ] && sets=$(echo "${spec#*:}" | tr ',' ' ')
+    stamp "cpu-quick variant $name ($sets)"
+    python3 benchmarks/head_gpu.py .gpu-data/cnn20/dataset --out "/tmp/mouth/$name" --preset cpu-quick --lean \
+        --set runtime.device=cuda --set train.precision=fp32 $(for kv in $sets; do printf -- "--set %s " "$kv"; done) \
+        $( [ -d .gpu-data/speech ] && echo --speech .gpu-data/speech ) 2>&1 | grep "^{" | tail -n 3
+    cp "/tmp/mouth/$name/model/model.json" "/tmp/mouth/$name/" 2>/dev/null
+    ( cd "/tmp/mouth/$name" && tar cf "$OUT/mouth_$name.tar" head_gpu.json model.json val_renders*.npz speech_*.npz )
+  done
+fi
+if [ "$PHASE" = predictor ]; then
+  stamp "dataset"
+  python3 benchmarks/gpu/unpack_dataset.py .gpu-data/cnn2 || exit 1
+  stamp "mouth predictor variants"
+  python3 benchmarks/mouth_predictor.py .gpu-data/cnn2/dataset ${PREDICTOR_VARIANTS:-base=} --seeds ${SEEDS:-0 1 2} \
+      --json "$OUT/mouth_predictor.json" 2>&1 | grep -v Warn
 fi
 [ -f "$OUT/peer.log" ] && tar czf "$OUT/logs.tgz" -C "$OUT" peer.log
 stamp "done"
