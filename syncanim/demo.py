@@ -48,7 +48,7 @@ def demo_config(gpu: bool | None = None, overrides: list[str] | tuple[str, ...] 
     if not gpu:
         prep = cfg.prep.model_copy(update={"size": 256, "crop": "subject"})
         # a budget for the trained stages, so the whole demo stays within 10 minutes on a slower CPU too (on
-        # the 2-core machines measured, the cpu-quick step counts take 6-11 minutes); --set train.max_minutes=...
+        # the 2-core machines measured, the cpu-quick step counts took 22 minutes on a 20 s clip, the cores shared); --set train.max_minutes=...
         # overrides it
         train = cfg.train if cfg.train.max_minutes is not None else \
             cfg.train.model_copy(update={"max_minutes": DEMO_CPU_TRAIN_MINUTES})
