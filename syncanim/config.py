@@ -140,6 +140,12 @@ class TrainConfig(Frozen):
     # share drawn in the lip patch around the mouth, before head_share; with the defaults (0.25 + 0.75)
     # every ray falls in the head's rectangle, which is all a render covers
     mouth_share: float = Field(0.25, ge=0.0, le=1.0)
+    # share drawn in the box around the eyes, after the mouth's: a blink shuts a few pixels in a few frames,
+    # which rays spread over the head rarely see
+    eye_share: float = Field(0.0, ge=0.0, le=1.0)
+    # training frames are drawn by ray batches with weight 1 + blink_boost * eye closure (0: all alike), so the
+    # few frames with shut eyes are seen often enough for the head to learn to blink
+    blink_boost: float = Field(0.0, ge=0.0, le=50.0)
     lr_grid: float = Field(1e-2, gt=0)  # hash tables
     lr_net: float = Field(1e-3, gt=0)  # MLPs, audio encoder, lighting latents
     lr_final: float = Field(0.1, gt=0, le=1)  # learning rates decay exponentially to this share

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .dataset import HeadData, mouth_boxes
+from .dataset import HeadData, eye_boxes, mouth_boxes
 
 
 @dataclass
@@ -23,20 +23,24 @@ class DeviceData:
     codes: torch.Tensor  # [N, C] float32: each frame's mouth code, measured on its landmarks
     rects: torch.Tensor  # [N, 4] long: x0, y0, x1, y1 of the head's projected box
     mouths: torch.Tensor  # [N, 2] long: top-left of the mouth patch
+    eyes: torch.Tensor  # [N, 4] long: x0, y0, x1, y1 of the box around both eyes
     focal: float
     cx: float
     cy: float
     num_train: int
     patch: int
+    weight: torch.Tensor | None = None  # [N] float: how often ray batches draw each training frame (None: alike)
 
     @property
     def size(self) -> int:
         return self.frames.shape[1]
 
 
-def to_device(data: HeadData, device: torch.device, rects: np.ndarray, patch: int, codes: np.ndarray) -> DeviceData:
+def to_device(data: HeadData, device: torch.device, rects: np.ndarray, patch: int, codes: np.ndarray,
+              weight: np.ndarray | None = None) -> DeviceData:
     """Move a loaded dataset to ``device``. rects: [N, 4] head rectangles (see model.rays.project_box);
-    codes: [N, C] mouth codes (see syncanim.face.mouth.MouthBasis)."""
+    codes: [N, C] mouth codes (see syncanim.face.mouth.MouthBasis); weight: [N] how often ray batches draw
+    each frame (None: all alike)."""
     return DeviceData(
         frames=torch.from_numpy(data.frames).to(device), backgrounds=torch.from_numpy(data.backgrounds).to(device),
         rotation=torch.from_numpy(data.rotation).to(device), translation=torch.from_numpy(data.translation).to(device),
@@ -44,8 +48,19 @@ def to_device(data: HeadData, device: torch.device, rects: np.ndarray, patch: in
         codes=torch.from_numpy(np.nan_to_num(codes).astype(np.float32)).to(device),
         rects=torch.from_numpy(rects.astype(np.int64)).to(device),
         mouths=torch.from_numpy(mouth_boxes(data.landmarks, data.size, patch)).to(device),
+        eyes=torch.from_numpy(eye_boxes(data.landmarks, data.size)).to(device),
         focal=data.focal, cx=data.cx, cy=data.cy, num_train=data.num_train, patch=patch,
+        weight=None if weight is None else torch.as_tensor(weight, dtype=torch.float32).to(device),
     )
+
+
+def blink_weight(expressions: np.ndarray, blink_columns: list[int], boost: float) -> np.ndarray | None:
+    """Draw weights ``[N]`` that favour frames with closed eyes: ``1 + boost * closure``, the closure the
+    larger of the ``blink_columns`` of ``expressions [N, E]`` (0 open .. 1 shut); None when ``boost`` is 0."""
+    if boost <= 0 or not blink_columns:
+        return None
+    closure = np.clip(np.asarray(expressions, np.float64)[:, blink_columns].max(1), 0.0, 1.0)
+    return 1.0 + boost * closure
 
 
 @dataclass
@@ -62,22 +77,31 @@ def _gather(images: torch.Tensor, frames: torch.Tensor, xy: torch.Tensor) -> tor
 
 
 def ray_batch(d: DeviceData, frames_per_step: int, rays: int, head_share: float, gen: torch.Generator,
-              mouth_share: float = 0.0) -> Batch:
-    """``rays`` random rays from ``frames_per_step`` random training frames: ``mouth_share`` of them in
-    the ``patch`` square around each frame's mouth, then ``head_share`` inside its head rectangle (fewer
-    when the two shares pass 1), the rest anywhere in the frame (none when they reach 1)."""
+              mouth_share: float = 0.0, eye_share: float = 0.0) -> Batch:
+    """``rays`` random rays from ``frames_per_step`` random training frames (drawn by ``d.weight`` when it
+    is set): ``mouth_share`` of them in the ``patch`` square around each frame's mouth, ``eye_share`` in the
+    box around its eyes, then ``head_share`` inside its head rectangle (fewer when the shares pass 1), the
+    rest anywhere in the frame (none when they reach 1)."""
     dev = d.frames.device
     b = frames_per_step
     per = max(1, rays // b)
-    frames = torch.randint(0, d.num_train, (b,), generator=gen, device=gen.device).to(dev)
+    if d.weight is None:
+        frames = torch.randint(0, d.num_train, (b,), generator=gen, device=gen.device).to(dev)
+    else:
+        w = d.weight[:d.num_train].to(gen.device)
+        frames = torch.multinomial(w, b, replacement=True, generator=gen).to(dev)
     n_mouth = int(round(per * mouth_share))
-    n_head = min(per, n_mouth + int(round(per * head_share)))
+    n_eye = min(per, n_mouth + int(round(per * eye_share)))
+    n_head = min(per, n_eye + int(round(per * head_share)))
     u = torch.rand((b, per, 2), generator=gen, device=gen.device).to(dev)
     rect = d.rects[frames].float()  # [B, 4]
+    eyes = d.eyes[frames].float()  # [B, 4]
     lo = torch.zeros(b, per, 2, device=dev)
     span = torch.full((b, per, 2), float(d.size), device=dev)
-    lo[:, n_mouth:n_head] = rect[:, None, :2]
-    span[:, n_mouth:n_head] = (rect[:, 2:] - rect[:, :2]).clamp_min(1)[:, None, :]
+    lo[:, n_eye:n_head] = rect[:, None, :2]
+    span[:, n_eye:n_head] = (rect[:, 2:] - rect[:, :2]).clamp_min(1)[:, None, :]
+    lo[:, n_mouth:n_eye] = eyes[:, None, :2]
+    span[:, n_mouth:n_eye] = (eyes[:, 2:] - eyes[:, :2]).clamp_min(1)[:, None, :]
     lo[:, :n_mouth] = d.mouths[frames].float()[:, None, :]
     span[:, :n_mouth] = float(d.patch)
     xy = (lo + u * span).long().clamp(0, d.size - 1)

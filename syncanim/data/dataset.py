@@ -140,6 +140,20 @@ def clip_rms(root: str | Path, manifest: Manifest) -> np.ndarray:
     return frame_rms(wave.samples, wave.sample_rate, manifest.fps, 0, manifest.num_frames)
 
 
+#: landmarks that bound the eyes: outer and inner corners, upper and lower lids of both
+EYE_POINTS = (33, 133, 159, 145, 263, 362, 386, 374)
+
+
+def eye_boxes(landmarks: np.ndarray, size: int, margin: float = 0.25) -> np.ndarray:
+    """Boxes [N, 4] (x0, y0, x1, y1; pixels, inside the image) around both eyes of each frame's landmarks
+    ``[N, 478, >= 2]``, widened on every side by ``margin`` times the eyes' span (outer corner to outer corner)."""
+    pts = landmarks[:, list(EYE_POINTS), :2].astype(np.float64)  # [N, 8, 2]
+    lo, hi = pts.min(1), pts.max(1)  # [N, 2]
+    pad = margin * (hi[:, :1] - lo[:, :1])  # [N, 1]
+    box = np.concatenate([lo - pad, hi + pad], 1)
+    return np.clip(np.round(box), 0, size).astype(np.int64)
+
+
 def mouth_boxes(landmarks: np.ndarray, size: int, patch: int) -> np.ndarray:
     """Top-left corners [N, 2] (x, y) of ``patch``-sized squares centred on the mouth, inside the image."""
     centre = landmarks[:, list(LIPS), :2].mean(1)  # [N, 2]

@@ -26,7 +26,7 @@ import torch
 
 from ..config import PluginSection, RuntimeConfig, TrainConfig, dump_toml
 from ..console import ProgressFn, no_progress
-from ..data.batches import Batch, DeviceData, patch_batch, ray_batch, to_device
+from ..data.batches import Batch, DeviceData, blink_weight, patch_batch, ray_batch, to_device
 from ..data.dataset import HeadData, clip_rms, load_head_data
 from ..data.files import write_text_atomic
 from ..data.manifest import dataset_audio_section
@@ -281,7 +281,8 @@ def run_train(
     # the head's box comes with the weights: project it only once they are loaded
     rects = model.head_rects(Camera.from_numpy(data.rotation, data.translation, data.focal, data.cx, data.cy,
                                                data.size, "cpu"))
-    d = to_device(data, device, rects, patch, codes)
+    blinks = [i for i, name in enumerate(EXPRESSIONS) if name.startswith("blink")]
+    d = to_device(data, device, rects, patch, codes, blink_weight(data.expressions, blinks, train.blink_boost))
     plate, boxes = data.plate, person_boxes(data.labels, margin=data.size // 32)
     del data
     perceptual: PerceptualLoss | None = make_perceptual(train, device) if schedule.lips else None
@@ -326,7 +327,8 @@ def run_train(
             if lip_patch:
                 batch = patch_batch(d, train.lips_frames_per_step, gen)
             else:
-                batch = ray_batch(d, train.frames_per_step, train.rays, train.head_share, gen, train.mouth_share)
+                batch = ray_batch(d, train.frames_per_step, train.rays, train.head_share, gen, train.mouth_share,
+                                  train.eye_share)
             fit = step_batch(d, batch, gen, train.mouth.code_noise, d.patch if lip_patch else 0)
             with autocast(device, precision):
                 losses = model.train_step(fit, weights, perceptual, generator=gen)
