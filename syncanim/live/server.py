@@ -7,6 +7,7 @@ the engine's and the viewers' figures as JSON. With a token, every request must 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hmac
 import json
@@ -73,7 +74,10 @@ class LiveServer:
         if not self.thread.is_alive():
             return
         if self.runner is not None:
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=10)
+            try:  # a viewer that never answers must not hold the process: give up on a clean close after 10 s
+                asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=10)
+            except concurrent.futures.TimeoutError:
+                log.warning("the server did not close its connections within 10 s; stopping it anyway")
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 

@@ -130,7 +130,7 @@ def test_ctrl_c_stops_cleanly(tiny_model):
     import subprocess
     import sys
 
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": "200", "PYTHONFAULTHANDLER": "1"}
     p = subprocess.Popen([sys.executable, "-m", "syncanim.cli", "live", str(tiny_model.layout.root), "--port", "0",
                           "--device", "cpu"], stderr=subprocess.PIPE, text=True, env=env)
     lines = []
@@ -143,5 +143,9 @@ def test_ctrl_c_stops_cleanly(tiny_model):
     assert any("open http://127.0.0.1:" in x for x in lines), lines
     time.sleep(1.0)
     p.send_signal(signal.SIGINT)
-    rest = p.communicate(timeout=60)[1]
+    try:
+        rest = p.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:  # show where it hangs: the fault handler prints every thread's stack on SIGABRT
+        p.send_signal(signal.SIGABRT)
+        raise AssertionError("live did not stop within 60 s of Ctrl-C:\n" + p.communicate(timeout=30)[1]) from None
     assert p.returncode == 0 and "stopped" in rest and "Traceback" not in rest
