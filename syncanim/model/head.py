@@ -67,6 +67,9 @@ class NerfHeadConfig(Frozen):
     geo_dim: int = Field(15, ge=1)
     audio_dim: int = Field(32, ge=1)  # width of the mouth conditioning the region gates scale per point
     latent_dim: int = Field(4, ge=0)  # per-frame lighting code (its mean is used when rendering new audio)
+    # the expression coefficients (blinks 0 open .. 1 shut, brows) enter the field multiplied by this: Adam moves
+    # each weight by about the same step whatever its input, so a larger input learns a blink's few frames faster
+    expression_scale: float = Field(1.0, gt=0, le=100)
     samples: int = Field(16, ge=2, le=128)  # samples per ray in the shell
     # samples per ray when rendering (no gradients): fewer than training's spread over the same shell cost
     # proportionally less; 0: as many as in training (benchmarks/render_speed.py measures the difference)
@@ -171,10 +174,12 @@ class NerfHead(HeadModel):
 
     def condition(self, batch: FrameBatch) -> Conditioning:
         """B frames' conditioning: the embedding [B, audio_dim] of their mouth codes (given, or read by the
-        mouth predictor from the speech features around each frame), their expressions [B, E] and
-        lighting codes [B, L]."""
+        mouth predictor from the speech features around each frame), their expressions [B, E] (times
+        ``expression_scale``) and lighting codes [B, L]."""
         codes = batch.codes if batch.codes is not None else self.predictor(batch.features, batch.frames)
-        return Conditioning(self.code_embed(codes), batch.expressions, self.latent_for(batch.latent_frames, len(batch)))
+        scale = self.config.expression_scale
+        expressions = batch.expressions if scale == 1 else batch.expressions * scale
+        return Conditioning(self.code_embed(codes), expressions, self.latent_for(batch.latent_frames, len(batch)))
 
     def latent_for(self, frames: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Lighting codes [B, L]: per training frame, or their mean (``frames`` None)."""
