@@ -177,8 +177,7 @@ class NerfHead(HeadModel):
         mouth predictor from the speech features around each frame), their expressions [B, E] (times
         ``expression_scale``) and lighting codes [B, L]."""
         codes = batch.codes if batch.codes is not None else self.predictor(batch.features, batch.frames)
-        scale = self.config.expression_scale
-        expressions = batch.expressions if scale == 1 else batch.expressions * scale
+        expressions = batch.expressions * self.config.expression_scale  # x 1 is exact: no special case
         return Conditioning(self.code_embed(codes), expressions, self.latent_for(batch.latent_frames, len(batch)))
 
     def latent_for(self, frames: torch.Tensor | None, batch: int) -> torch.Tensor:
