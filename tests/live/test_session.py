@@ -131,8 +131,11 @@ def test_ctrl_c_stops_cleanly(tiny_model):
     import sys
 
     env = {**os.environ, "COLUMNS": "200", "PYTHONFAULTHANDLER": "1"}
+    # a shell without job control starts background jobs with SIGINT ignored, and a child inherits that (Python then
+    # installs no Ctrl-C handler): give the child the default disposition, as a terminal would
     p = subprocess.Popen([sys.executable, "-m", "syncanim.cli", "live", str(tiny_model.layout.root), "--port", "0",
-                          "--device", "cpu"], stderr=subprocess.PIPE, text=True, env=env)
+                          "--device", "cpu"], stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     t0 = time.monotonic()
     while time.monotonic() - t0 < 120:
