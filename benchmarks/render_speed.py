@@ -84,10 +84,22 @@ class SampleCounter:
         field.points = points
 
 
-def static_draws(avatar, cams, cond, plates, rot, trans, ref_frames, device, runs: int) -> dict:
+def profile_calls(call, count: int, device: torch.device, path: Path) -> None:
+    """Profile ``call(i)`` for up to 10 frames; write the table of operations by total device time to ``path``."""
+    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA]
+                                                    if device.type == "cuda" else [])
+    with torch.profiler.profile(activities=acts) as prof, torch.no_grad():
+        for i in range(min(10, count)):
+            call(i)
+    key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    path.write_text(prof.key_averages().table(sort_by=key, row_limit=30))
+
+
+def static_draws(avatar, cams, cond, plates, rot, trans, ref_frames, device, runs: int,
+                 profile_dir: Path | None = None) -> dict:
     """The static draw (render and live's on CUDA: CUDA graphs) of the same frames, batch 1 with the copy: the head
     over the plate (as the variants), then head + torso: in fp32, with TF32 matrix products, and with the fused field
-    kernel (tf32)."""
+    kernel (tf32). With ``profile_dir``, the fp32 draws are profiled there too (``render_profile_static_*.txt``)."""
     from syncanim.stream.graphs import StaticDraw
 
     model, info = avatar.model, avatar.info
@@ -121,6 +133,11 @@ def static_draws(avatar, cams, cond, plates, rot, trans, ref_frames, device, run
                 call(i)
 
             t = time_calls(timed, device, warmup=5, runs=runs)
+            if profile_dir is not None and not tag:  # the device's kernels of the static draw, by total time
+                profile_calls(call, len(cams), device, profile_dir / f"render_profile_static_{name}.txt")
+                eager = StaticDraw(model, torso, intr, info.image_size, "fp32", rects, capture=False)
+                profile_calls(lambda i, eager=eager: call(i, eager), len(cams), device,
+                              profile_dir / f"render_profile_static_eager_{name}.txt")
             row = {"ms_per_frame_with_copy": t["median_ms"], "p95_ms": t["p95_ms"], "rect": list(drawer.rect),
                    "capacity": drawer.capacity(1), "recaptures": drawer.recaptures}
             if torso is None:
@@ -205,7 +222,7 @@ def main() -> int:
               f"{'' if name == 'reference' else f'{q:6.2f} dB vs reference'}"
               f"{'' if truth is None else f'  val {over_psnr:.3f} dB'}", flush=True)
     model.config = base
-    report["static"] = static_draws(avatar, cams, cond, plates, rot, trans, ref_frames, device, args.runs)
+    report["static"] = static_draws(avatar, cams, cond, plates, rot, trans, ref_frames, device, args.runs, args.out)
     if torso is not None:
         def person() -> None:
             i = k[0] % len(idx)
@@ -231,13 +248,8 @@ def main() -> int:
         over, prec = next((o, p) for n, o, p in VARIANTS if n == name)
         model.config = base.model_copy(update=over)
         precision = resolve_precision(device, prec)
-        acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA]
-                                                        if device.type == "cuda" else [])
-        with torch.profiler.profile(activities=acts) as prof, torch.no_grad():
-            for i in range(min(10, len(idx))):
-                frame_call(i, precision)
-        key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
-        (args.out / f"render_profile_{name}.txt").write_text(prof.key_averages().table(sort_by=key, row_limit=30))
+        profile_calls(lambda i, precision=precision: frame_call(i, precision), len(idx), device,
+                      args.out / f"render_profile_{name}.txt")
     model.config = base
     (args.out / "render_speed.json").write_text(json.dumps(report, indent=1))
     return 0
