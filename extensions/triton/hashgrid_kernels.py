@@ -1,7 +1,8 @@
 """Triton kernels of ``syncanim.kernels.hashgrid.triplane_encode`` (backend ``"triton"``).
 
-Loaded by file path on first use by ``syncanim.kernels.backend.load_triton_module``. The grid is
-(point blocks, 3 planes x L levels): each program interpolates one level of one plane for BLOCK_N points.
+Loaded by file path on first use by ``syncanim.kernels.backend.load_triton_module``. Forward: one
+program per block of BLOCK_N points interpolates every level of every plane for them (whole output rows);
+backward: a program per (point block, plane x level).
 Level metadata comes from ``meta: [L, 3] int32`` = (resolution, first row, dense flag).
 Backward scatters ``w * grad`` into a zeroed float32 table gradient with ``atomic_add``.
 Table element offsets are int32 (``grid_spec`` keeps ``3 * rows * F < 2 ** 31``); point offsets are int64.
@@ -64,21 +65,23 @@ def _corners(coords_ptr, meta_ptr, pid_pl, n64, nmask, ROWS, LEVELS: tl.constexp
 @triton.jit
 def _triplane_fwd_kernel(coords_ptr, table_ptr, meta_ptr, out_ptr, N, ROWS, LEVELS: tl.constexpr,
                          F: tl.constexpr, FP: tl.constexpr, HASH_MASK: tl.constexpr, BLOCK_N: tl.constexpr):
+    # one program: every plane and level of BLOCK_N points, so each point's output row is written whole by one
+    # program (with a program per level, the rows' 8-byte pieces reached memory as partial sectors)
     pid_n = tl.program_id(0)
-    pid_pl = tl.program_id(1)  # plane * LEVELS + level
     n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     nmask = n < N
     n64 = n.to(tl.int64)
-    r00, r10, r01, r11, w00, w10, w01, w11 = _corners(coords_ptr, meta_ptr, pid_pl, n64, nmask, ROWS, LEVELS, F,
-                                                      HASH_MASK)
     f = tl.arange(0, FP)
     m2 = nmask[:, None] & (f < F)[None, :]  # [BLOCK_N, FP]
-    v = w00[:, None] * tl.load(table_ptr + r00[:, None] + f[None, :], mask=m2, other=0.0)
-    v += w10[:, None] * tl.load(table_ptr + r10[:, None] + f[None, :], mask=m2, other=0.0)
-    v += w01[:, None] * tl.load(table_ptr + r01[:, None] + f[None, :], mask=m2, other=0.0)
-    v += w11[:, None] * tl.load(table_ptr + r11[:, None] + f[None, :], mask=m2, other=0.0)
-    out_offs = n64[:, None] * (3 * LEVELS * F) + pid_pl * F + f[None, :]
-    tl.store(out_ptr + out_offs, v, mask=m2)
+    row = n64[:, None] * (3 * LEVELS * F) + f[None, :]
+    for pid_pl in tl.static_range(3 * LEVELS):  # plane * LEVELS + level
+        r00, r10, r01, r11, w00, w10, w01, w11 = _corners(coords_ptr, meta_ptr, pid_pl, n64, nmask, ROWS, LEVELS, F,
+                                                          HASH_MASK)
+        v = w00[:, None] * tl.load(table_ptr + r00[:, None] + f[None, :], mask=m2, other=0.0)
+        v += w10[:, None] * tl.load(table_ptr + r10[:, None] + f[None, :], mask=m2, other=0.0)
+        v += w01[:, None] * tl.load(table_ptr + r01[:, None] + f[None, :], mask=m2, other=0.0)
+        v += w11[:, None] * tl.load(table_ptr + r11[:, None] + f[None, :], mask=m2, other=0.0)
+        tl.store(out_ptr + row + pid_pl * F, v, mask=m2)
 
 
 @triton.jit
@@ -118,7 +121,7 @@ def triplane_forward(coords: torch.Tensor, tables: torch.Tensor, meta: torch.Ten
     out = torch.empty(n, 3 * levels * features, device=coords.device, dtype=torch.float32)
     if n == 0:
         return out
-    grid = (triton.cdiv(n, BLOCK_N), 3 * levels)
+    grid = (triton.cdiv(n, BLOCK_N),)
     with _device_guard(coords):
         _triplane_fwd_kernel[grid](coords, tables, meta, out, n, rows, LEVELS=levels, F=features,
                                    FP=triton.next_power_of_2(features), HASH_MASK=(1 << log2_table) - 1,

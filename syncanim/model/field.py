@@ -12,8 +12,10 @@ latent.
 from __future__ import annotations
 
 import logging
+from itertools import accumulate
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..kernels.backend import resolve_backend
@@ -33,6 +35,26 @@ def sh_degree2(dirs: torch.Tensor) -> torch.Tensor:
         0.31539156525252005 * (2 * z * z - x * x - y * y),
         -1.0925484305920792 * x * z, 0.5462742152960396 * (x * x - y * y),
     ], -1)
+
+
+def split_linear(layer: nn.Linear, *parts: torch.Tensor) -> torch.Tensor:
+    """``layer(torch.cat(parts, -1))`` without the concatenation: one matrix product per part, accumulated in
+    place into the first's. parts: [N, D_i] (or [1, D_i], the same row for every point: folded into the bias),
+    sum D_i = layer.in_features, the first [N, D_0] -> [N, out_features]."""
+    w, bias = layer.weight, layer.bias
+    ends = list(accumulate(p.shape[-1] for p in parts))
+    starts = [0, *ends[:-1]]
+    if ends[-1] != w.shape[1]:
+        raise ValueError(f"split_linear: parts of {ends[-1]} features for a layer of {w.shape[1]}")
+    rows = [(p, w[:, a:b]) for p, a, b in zip(parts, starts, ends, strict=True)]
+    for p, wp in rows[1:]:
+        if p.shape[0] == 1 and rows[0][0].shape[0] != 1:  # one row for all: part of the bias
+            bias = bias + (p.to(wp.dtype) @ wp.t())[0]
+    out = F.linear(rows[0][0], rows[0][1], bias)
+    for p, wp in rows[1:]:
+        if p.shape[0] != 1 or out.shape[0] == 1:
+            out.addmm_(p.to(out.dtype), wp.t().to(out.dtype))
+    return out
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -73,8 +95,10 @@ class HeadField(nn.Module):
         e = self.encode(x_unit)
         ga = torch.sigmoid(self.audio_gate(e))
         ge = torch.sigmoid(self.expr_gate(e))
-        h = self.density_net(torch.cat([e, ga * audio, ge * expr], -1))
-        return h, ga, ge
+        # the density net's first layer on [e, ga * audio, ge * expr], one product per block of its columns
+        # accumulated in place: the same sum without writing the concatenation out
+        h = split_linear(self.density_net[0], e, ga * audio, ge * expr)
+        return self.density_net[1:](h), ga, ge
 
     def density(self, x_unit: torch.Tensor, audio: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
         """x_unit: [N, 3]; audio: [N, A]; expr: [N, E] -> sigma [N] (no colour: for the occupancy grid)."""
@@ -87,8 +111,8 @@ class HeadField(nn.Module):
         frame's, for every point) -> sigma [N] (>= 0), rgb [N, 3] in [0, 1], audio_gate [N, A], expr_gate [N, E]."""
         h, ga, ge = self._hidden(x_unit, audio, expr)
         sigma = torch.exp(h[:, 0].float().clamp(max=15.0))
-        latent = latent.to(h.dtype).expand(h.shape[0], -1)
-        rgb = torch.sigmoid(self.color_net(torch.cat([h[:, 1:], sh_degree2(dirs).to(h.dtype), latent], -1)).float())
+        c = split_linear(self.color_net[0], h[:, 1:], sh_degree2(dirs), latent)
+        rgb = torch.sigmoid(self.color_net[1:](c).float())
         return {"sigma": sigma, "rgb": rgb, "audio_gate": ga, "expr_gate": ge}
 
     def points(self, x_unit: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
