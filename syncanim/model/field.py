@@ -49,7 +49,8 @@ def split_linear(layer: nn.Linear, *parts: torch.Tensor) -> torch.Tensor:
     rows = [(p, w[:, a:b]) for p, a, b in zip(parts, starts, ends, strict=True)]
     for p, wp in rows[1:]:
         if p.shape[0] == 1 and rows[0][0].shape[0] != 1:  # one row for all: part of the bias
-            bias = bias + (p.to(wp.dtype) @ wp.t())[0]
+            row = (p.to(wp.dtype) @ wp.t())[0]
+            bias = row if bias is None else bias + row
     out = F.linear(rows[0][0], rows[0][1], bias)
     for p, wp in rows[1:]:
         if p.shape[0] != 1 or out.shape[0] == 1:

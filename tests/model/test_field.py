@@ -7,10 +7,11 @@ from torch import nn
 from syncanim.model.field import split_linear
 
 
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
 @pytest.mark.parametrize("shared", [False, True], ids=["per-point", "one-row"])
-def test_split_linear_is_the_layer_on_the_concatenation(shared):
+def test_split_linear_is_the_layer_on_the_concatenation(shared, bias):
     g = torch.Generator().manual_seed(0)
-    layer = nn.Linear(13, 7)
+    layer = nn.Linear(13, 7, bias=bias)
     a = torch.randn(50, 6, generator=g, requires_grad=True)
     b = torch.randn(50, 4, generator=g)
     c = torch.randn(1 if shared else 50, 3, generator=g)
@@ -18,8 +19,9 @@ def test_split_linear_is_the_layer_on_the_concatenation(shared):
     want = layer(torch.cat([a, b, c.expand(50, -1)], -1))
     got = split_linear(layer, a, b, c)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    gw = torch.autograd.grad(want, [a, layer.weight, layer.bias], cot)
-    gg = torch.autograd.grad(got, [a, layer.weight, layer.bias], cot)
+    params = [a, *layer.parameters()]
+    gw = torch.autograd.grad(want, params, cot)
+    gg = torch.autograd.grad(got, params, cot)
     for x, y in zip(gg, gw, strict=True):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-4)
 
