@@ -47,7 +47,9 @@ def figures(frames_fn, fps: float, size: tuple[int, int], name: str) -> tuple[di
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("source", type=Path)
-    ap.add_argument("--train-frames", type=int, required=True)
+    ap.add_argument("--train-frames", type=int, required=True,
+                    help="the model's training frames, all of them: the syncer is calibrated to their spread, and a "
+                         "part of a clip can move much less than the whole")
     ap.add_argument("--speech", action="append", default=[], help="NAME=speech_NAME.npz")
     ap.add_argument("--silence", default=None, help="NAME:START_S:END_S, a silent stretch of one speech")
     ap.add_argument("--json", type=Path, default=None)
