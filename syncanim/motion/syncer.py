@@ -208,7 +208,8 @@ class MotionStream:
         n = len(self.buf) - window + 1
         if n <= 0:
             return Motion.concat([])
-        self.s.net.eval()
+        if self.s.net.training:
+            self.s.net.eval()
         m = self.s.net.forward_runs(self.buf[None])[0].double().cpu().numpy()  # [n, 7]
         proj = self.s.project(self.buf[a.past:a.past + n])  # [n, 7]: the frames being given out
         self.buf = self.buf[n:]

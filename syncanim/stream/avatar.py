@@ -243,12 +243,13 @@ class AvatarStream:
     def _prepare_call(self, idx: np.ndarray, ms: dict[str, float]) -> Call:
         a, info = self.a, self.a.info
         t0 = time.perf_counter()
-        rot, trans, expr = self.track.poses(idx)
-        if self.motion is not None:
-            mrot, mtrans, mexpr = self._motion_of(idx)
-            expr = expressions_in(mexpr, info.expressions, expr)
-            if self.s.pose == "audio":
-                rot, trans = mrot, mtrans
+        if self.motion is not None and self.s.pose == "audio":  # the pose from the speech: the track's expressions only
+            rot, trans, mexpr = self._motion_of(idx)
+            expr = expressions_in(mexpr, info.expressions, self.track.expressions(idx))
+        else:
+            rot, trans, expr = self.track.poses(idx)
+            if self.motion is not None:
+                expr = expressions_in(self._motion_of(idx)[2], info.expressions, expr)
         backdrops = [next(self.backdrops) for _ in idx] if self.backdrops is not None else [None] * len(idx)
         assert self.ring is not None
         lo = max(0, int(idx[0]) - self.past)  # the window's first frame (clamped at the clip's start)

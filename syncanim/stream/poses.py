@@ -32,14 +32,23 @@ class ReplayTrack:
             self.plan = self._plan(max(stop, 2 * len(self.plan.a)))
         return self.plan
 
+    def _plan_of(self, idx: np.ndarray) -> ReplayPlan:
+        full = self.covering(int(idx.max()) + 1)
+        return ReplayPlan(full.a[idx], full.b[idx], full.w[idx])
+
     def poses(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Frames ``idx [B]`` -> rotation [B, 3, 3], translation [B, 3], expressions [B, E] float32."""
-        full = self.covering(int(idx.max()) + 1)
-        plan = ReplayPlan(full.a[idx], full.b[idx], full.w[idx])
+        plan = self._plan_of(idx)
         rot, trans = blend_poses(self.replay.rotation, self.replay.translation, plan)
+        return rot, trans, self._expressions(plan)
+
+    def expressions(self, idx: np.ndarray) -> np.ndarray:
+        """Frames ``idx [B]`` -> expressions [B, E] float32 alone (for streams whose pose comes from elsewhere)."""
+        return self._expressions(self._plan_of(idx))
+
+    def _expressions(self, plan: ReplayPlan) -> np.ndarray:
         e = self.replay.expressions
-        expr = (1 - plan.w)[:, None] * e[plan.a] + plan.w[:, None] * e[plan.b]
-        return rot, trans, expr.astype(np.float32)
+        return ((1 - plan.w)[:, None] * e[plan.a] + plan.w[:, None] * e[plan.b]).astype(np.float32)
 
     def outline(self, k: int) -> np.ndarray:
         """The face polygon [K, 2] (pixels) of frame ``k``'s replayed frame (``--portrait``)."""

@@ -38,3 +38,16 @@ def test_loop_length_returns_near_the_start_pose():
 def test_static_plan_holds_the_first_frame():
     p = static_plan(5)
     assert p.a.tolist() == [0] * 5 and (p.w == 0).all()
+
+
+def test_track_expressions_alone_are_those_of_its_poses():
+    from syncanim.model.folder import Replay
+    from syncanim.stream.poses import ReplayTrack
+
+    rot, trans = _track()
+    expr = np.random.default_rng(0).random((100, 4)).astype(np.float32)
+    track = ReplayTrack(Replay(rot, trans, expr, np.zeros((100, 3, 2), np.float32), 100), static=False, join=8)
+    idx = np.arange(90, 260)  # past the first loop's join: blended frames
+    _, _, want = track.poses(idx)
+    assert np.array_equal(track.expressions(idx), want)
+    assert not np.array_equal(want, expr[idx % 100])  # the joins blend: not a plain lookup
