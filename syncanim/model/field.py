@@ -46,14 +46,16 @@ def split_linear(layer: nn.Linear, *parts: torch.Tensor) -> torch.Tensor:
     starts = [0, *ends[:-1]]
     if ends[-1] != w.shape[1]:
         raise ValueError(f"split_linear: parts of {ends[-1]} features for a layer of {w.shape[1]}")
-    rows = [(p, w[:, a:b]) for p, a, b in zip(parts, starts, ends, strict=True)]
-    for p, wp in rows[1:]:
-        if p.shape[0] == 1 and rows[0][0].shape[0] != 1:  # one row for all: part of the bias
+    blocks = [(p, w[:, a:b]) for p, a, b in zip(parts, starts, ends, strict=True)]
+    (first, w0), rest = blocks[0], blocks[1:]
+    shared = [p.shape[0] == 1 and first.shape[0] != 1 for p, _ in rest]  # one row for all: part of the bias
+    for (p, wp), one in zip(rest, shared, strict=True):
+        if one:
             row = (p.to(wp.dtype) @ wp.t())[0]
             bias = row if bias is None else bias + row
-    out = F.linear(rows[0][0], rows[0][1], bias)
-    for p, wp in rows[1:]:
-        if p.shape[0] != 1 or out.shape[0] == 1:
+    out = F.linear(first, w0, bias)
+    for (p, wp), one in zip(rest, shared, strict=True):
+        if not one:
             out.addmm_(p.to(out.dtype), wp.t().to(out.dtype))
     return out
 
