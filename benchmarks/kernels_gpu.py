@@ -9,7 +9,8 @@ kernels); the report gives median and p90 in milliseconds, the largest differenc
 (forward output and gradients), the GPU name and the torch, CUDA and Triton versions, as JSON.
 
 ``field_points`` (``--field-points``, 0 to skip): the head's field at a frame's points as rendering runs it,
-the per-op path (its reference) against the fused kernel for each precision and launch setting
+the per-op path (its reference) against the fused kernels (``--field-modes``: ``all``, the whole field in one;
+``mlp``, the encoder's own kernel and then everything after it in one) for each precision and launch setting
 (``--field-blocks`` points per program x ``--field-warps``), a random field of the head's default sizes.
 """
 
@@ -20,6 +21,7 @@ import json
 import statistics
 import sys
 import time
+from itertools import product
 from pathlib import Path
 
 
@@ -152,32 +154,33 @@ def bench_field(args) -> dict:
             torch.randn(1, 4, device=args.device, generator=gen))
     result: dict = {"points": n, "rays": rays, "variants": {}}
     with torch.no_grad():
-        want = f.points(x, ray, dirs, None, *cond, fused=False)
-        result["per_op"] = _timeit(lambda: f.points(x, ray, dirs, None, *cond, fused=False), args.warmup, args.iters,
+        want = f.points(x, ray, dirs, None, *cond, fused="off")
+        result["per_op"] = _timeit(lambda: f.points(x, ray, dirs, None, *cond, fused="off"), args.warmup, args.iters,
                                    args.device)
-        print(f"field_points    per-op            {result['per_op']['median_ms']:8.3f} ms", file=sys.stderr)
+        result["encoder"] = _timeit(lambda: f.encode(x), args.warmup, args.iters, args.device)
+        print(f"field_points    per-op            {result['per_op']['median_ms']:8.3f} ms (the encoder alone "
+              f"{result['encoder']['median_ms']:.3f} ms)", file=sys.stderr)
         packed = f.packed()
-        for precision in args.field_precisions:
-            for block in args.field_blocks:
-                for warps in args.field_warps:
-                    name = f"{precision}-b{block}-w{warps}"
-                    launch = {"block": block, "num_warps": warps}
+        for mode, precision, block, warps in product(args.field_modes, args.field_precisions, args.field_blocks,
+                                                     args.field_warps):
+            name = f"{mode}-{precision}-b{block}-w{warps}"
+            launch = {"block": block, "num_warps": warps}
 
-                    def call(precision=precision, launch=launch):
-                        return field_points_triton(packed, f.spec, f.tables, x, ray, dirs, None, *cond, precision,
-                                                   launch=launch)
+            def call(precision=precision, launch=launch, mode=mode):  # mlp: the encoder's kernel first
+                return field_points_triton(packed, f.spec, f.tables, x, ray, dirs, None, *cond, precision,
+                                           encoding=f.encode(x) if mode == "mlp" else None, launch=launch)
 
-                    try:
-                        got = call()
-                        entry = {**_timeit(call, args.warmup, args.iters, args.device),
-                                 "max_abs_diff_sigma": float((got[0] - want[0]).abs().max()),
-                                 "max_abs_diff_rgb": float((got[1] - want[1]).abs().max())}
-                    except Exception as e:  # a setting that does not compile (registers, shared memory)
-                        entry = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:200]}
-                    result["variants"][name] = entry
-                    print(f"field_points    fused {name:12s} " + (f"{entry['median_ms']:8.3f} ms  max|d| rgb "
-                          f"{entry['max_abs_diff_rgb']:.1e}" if "error" not in entry else entry["error"]),
-                          file=sys.stderr)
+            try:
+                got = call()
+                entry = {**_timeit(call, args.warmup, args.iters, args.device),
+                         "max_abs_diff_sigma": float((got[0] - want[0]).abs().max()),
+                         "max_abs_diff_rgb": float((got[1] - want[1]).abs().max())}
+            except Exception as e:  # a setting that does not compile (registers, shared memory)
+                entry = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:200]}
+            result["variants"][name] = entry
+            print(f"field_points    fused {name:12s} " + (f"{entry['median_ms']:8.3f} ms  max|d| rgb "
+                  f"{entry['max_abs_diff_rgb']:.1e}" if "error" not in entry else entry["error"]),
+                  file=sys.stderr)
     return result
 
 
@@ -196,6 +199,8 @@ def main() -> int:
     ap.add_argument("--hashgrid-backends", nargs="+", default=["ref", "torch", "triton"])
     ap.add_argument("--composite-backends", nargs="+", default=["ref", "triton"])
     ap.add_argument("--field-points", type=int, default=800_000, help="points of field_points (0: skip it)")
+    ap.add_argument("--field-modes", nargs="+", default=["all", "mlp"], choices=["all", "mlp"],
+                    help="fused kernels: the whole field, or everything after the encoder")
     ap.add_argument("--field-precisions", nargs="+", default=["tf32", "ieee"])
     ap.add_argument("--field-blocks", nargs="+", type=int, default=[32, 64, 128])
     ap.add_argument("--field-warps", nargs="+", type=int, default=[2, 4, 8])

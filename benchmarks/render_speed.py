@@ -31,17 +31,19 @@ from syncanim.stream.draw import render_batch
 from syncanim.stream.poses import ReplayTrack
 
 VARIANTS = [  # name, model config overrides, precision
-    ("reference", {"fused_field": False}, "fp32"),
-    ("fused", {"fused_field": True}, "fp32"),
-    ("fused-tf32", {"fused_field": True, "field_precision": "tf32"}, "fp32"),
-    ("fused-render8", {"fused_field": True, "render_samples": 8}, "fp32"),
-    ("fused-render8-tf32", {"fused_field": True, "render_samples": 8, "field_precision": "tf32"}, "fp32"),
-    ("march1", {"fused_field": False, "march_parts": 1}, "fp32"),
-    ("march4", {"fused_field": False, "march_parts": 4}, "fp32"),
-    ("bf16", {"fused_field": False}, "bf16"),
-    ("render8", {"fused_field": False, "render_samples": 8}, "fp32"),
-    ("grow0", {"fused_field": False, "render_occupancy_grow": 0}, "fp32"),
-    ("grow1", {"fused_field": False, "render_occupancy_grow": 1}, "fp32"),
+    ("reference", {"fused_field": "off"}, "fp32"),
+    ("fused", {"fused_field": "all"}, "fp32"),
+    ("fused-tf32", {"fused_field": "all", "field_precision": "tf32"}, "fp32"),
+    ("fused-render8", {"fused_field": "all", "render_samples": 8}, "fp32"),
+    ("fused-render8-tf32", {"fused_field": "all", "render_samples": 8, "field_precision": "tf32"}, "fp32"),
+    ("mlp", {"fused_field": "mlp"}, "fp32"),
+    ("mlp-tf32", {"fused_field": "mlp", "field_precision": "tf32"}, "fp32"),
+    ("march1", {"fused_field": "off", "march_parts": 1}, "fp32"),
+    ("march4", {"fused_field": "off", "march_parts": 4}, "fp32"),
+    ("bf16", {"fused_field": "off"}, "bf16"),
+    ("render8", {"fused_field": "off", "render_samples": 8}, "fp32"),
+    ("grow0", {"fused_field": "off", "render_occupancy_grow": 0}, "fp32"),
+    ("grow1", {"fused_field": "off", "render_occupancy_grow": 1}, "fp32"),
 ]
 
 
@@ -99,7 +101,7 @@ def static_draws(avatar, cams, cond, plates, rot, trans, ref_frames, device, run
                  profile_dir: Path | None = None) -> dict:
     """The static draw (render and live's on CUDA: CUDA graphs) of the same frames, batch 1 with the copy: the head
     over the plate (as the variants), then head + torso: in fp32, with TF32 matrix products, and with the fused field
-    kernel (tf32). With ``profile_dir``, the fp32 draws are profiled there too (``render_profile_static_*.txt``)."""
+    kernels (tf32): the whole field, and everything after the encoder. With ``profile_dir``, the fp32 draws are profiled there too (``render_profile_static_*.txt``)."""
     from syncanim.stream.graphs import StaticDraw
 
     model, info = avatar.model, avatar.info
@@ -110,11 +112,11 @@ def static_draws(avatar, cams, cond, plates, rot, trans, ref_frames, device, run
     out: dict = {}
     k = [0]
     base = model.config
-    for tf32, fused in ((False, False), (True, False), (False, True)):
+    for tf32, fused in ((False, "off"), (True, "off"), (False, "all"), (False, "mlp")):
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
-        model.config = base.model_copy(update={"fused_field": fused, "field_precision": "tf32"} if fused else {})
-        tag = ("-tf32" if tf32 else "") + ("-fused-tf32" if fused else "")
+        model.config = base.model_copy(update={"fused_field": fused, "field_precision": "tf32"})
+        tag = ("-tf32" if tf32 else "") + {"off": "", "all": "-fused-tf32", "mlp": "-mlp-tf32"}[fused]
         for name, torso in ((f"head{tag}", None), (f"head+torso{tag}", avatar.torso)):
             if name.startswith("head+torso") and torso is None:
                 continue

@@ -35,7 +35,9 @@ for phase in ${1:-sweep}; do
           --json "$OUT/kernels_gpu.json" 2>&1 | grep -v "^{" | tail -n 16 ;;
     sweep)
       echo "== render options of .gpu-model"
-      python3 benchmarks/render_speed.py .gpu-model --out "$OUT/sweep_base" ${SWEEP_ARGS:-} 2>&1 | grep -v "^USDT\|profiler" | tail -n 14
+      python3 benchmarks/render_speed.py .gpu-model --out "$OUT/sweep_base" ${SWEEP_ARGS:-} 2>&1 | grep -v "^USDT\|profiler" | tail -n 24
+      # one file: a call brings back at most 8, and none whose name has a '+'
+      tar -C "$OUT" -czf "$OUT/sweep_base.tgz" sweep_base && rm -rf "$OUT/sweep_base"
       if [ -d .peer-bench ]; then
         echo "== peer renderer"
         ( cd .peer-bench && OUT="$OUT" SKIP_UPSTREAM=1 bash run_on_gpu.sh > "$OUT/peer.log" 2>&1 ); tail -n 8 "$OUT/peer.log"

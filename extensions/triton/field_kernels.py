@@ -6,6 +6,8 @@ plane x level x feature, its 4 corner rows gathered from the tables), the region
 spherical harmonics of the ray direction and the colour MLP, as ``tl.dot`` products with the zero-padded
 weights of :class:`syncanim.kernels.field.PackedField`. The point's ray gives its direction and frame (the
 frame's mouth, expressions and colour-layer bias), so nothing is gathered or concatenated in memory.
+``_field_mlp_kernel`` is the same after the encoding, which it reads from memory (the per-op encoder's output):
+the encoder runs on its own, one program per block of points over whole rows, and the MLPs stay fused.
 Loaded by file path on first use by ``syncanim.kernels.backend.load_triton_module``.
 """
 
@@ -38,6 +40,51 @@ def _row_vector(ptr, N: tl.constexpr):
 def _per_frame(ptr, frame, nmask, N: tl.constexpr):
     """The rows of a [B, N] per-frame table for each point's frame -> [BLOCK, N]."""
     return tl.load(ptr + frame[:, None] * N + tl.arange(0, N)[None, :], mask=nmask[:, None], other=0.0)
+
+
+@triton.jit
+def _field_mlp(e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
+               wga_ptr, bga_ptr, wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr,
+               wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, per_frame,
+               ENC_P: tl.constexpr, A_P: tl.constexpr, E_P: tl.constexpr, H_P: tl.constexpr, G_P: tl.constexpr,
+               PRECISION: tl.constexpr):
+    """Everything after the encoding ``e`` [BLOCK, ENC_P] of a block of points: their sigma and rgb stored."""
+    # the point's ray: its direction and frame
+    ray = tl.load(ray_ptr + n64, mask=nmask, other=0).to(tl.int64)
+    frame = tl.load(rframe_ptr + ray, mask=nmask & ((n64 * 0 + per_frame) != 0), other=0).to(tl.int64)  # 0: one frame
+    # region gates scale the frame's mouth and expression vectors; the density MLP
+    ga = tl.sigmoid(tl.dot(e, _matrix(wga_ptr, ENC_P, A_P), input_precision=PRECISION) + _row_vector(bga_ptr, A_P))
+    ge = tl.sigmoid(tl.dot(e, _matrix(wge_ptr, ENC_P, E_P), input_precision=PRECISION) + _row_vector(bge_ptr, E_P))
+    audio = ga * _per_frame(audio_ptr, frame, nmask, A_P)
+    expr = ge * _per_frame(expr_ptr, frame, nmask, E_P)
+    h = tl.dot(e, _matrix(w1e_ptr, ENC_P, H_P), input_precision=PRECISION)
+    h += tl.dot(audio, _matrix(w1a_ptr, A_P, H_P), input_precision=PRECISION)
+    h += tl.dot(expr, _matrix(w1x_ptr, E_P, H_P), input_precision=PRECISION)
+    h = tl.maximum(h + _row_vector(b1_ptr, H_P), 0.0)
+    h = tl.maximum(tl.dot(h, _matrix(w2_ptr, H_P, H_P), input_precision=PRECISION) + _row_vector(b2_ptr, H_P), 0.0)
+    g = tl.dot(h, _matrix(w3_ptr, H_P, G_P), input_precision=PRECISION) + _row_vector(b3_ptr, G_P)  # [BLOCK, G_P]
+    gcol = tl.arange(0, G_P)[None, :]
+    sigma = tl.exp(tl.minimum(tl.sum(tl.where(gcol == 0, g, 0.0), axis=1), 15.0))
+    tl.store(sigma_ptr + n64, sigma, mask=nmask)
+    # the colour MLP: geometry features (the weights skip column 0, the density), direction harmonics, frame bias
+    dx = tl.load(dirs_ptr + ray * 3, mask=nmask, other=0.0)[:, None]
+    dy = tl.load(dirs_ptr + ray * 3 + 1, mask=nmask, other=0.0)[:, None]
+    dz = tl.load(dirs_ptr + ray * 3 + 2, mask=nmask, other=0.0)[:, None]
+    k = tl.arange(0, 16)[None, :]
+    sh = tl.where(k == 0, 0.28209479177387814, 0.0)
+    sh = tl.where(k == 1, -0.48860251190291987 * dy, sh)
+    sh = tl.where(k == 2, 0.48860251190291987 * dz, sh)
+    sh = tl.where(k == 3, -0.48860251190291987 * dx, sh)
+    sh = tl.where(k == 4, 1.0925484305920792 * dx * dy, sh)
+    sh = tl.where(k == 5, -1.0925484305920792 * dy * dz, sh)
+    sh = tl.where(k == 6, 0.31539156525252005 * (2 * dz * dz - dx * dx - dy * dy), sh)
+    sh = tl.where(k == 7, -1.0925484305920792 * dx * dz, sh)
+    sh = tl.where(k == 8, 0.5462742152960396 * (dx * dx - dy * dy), sh)
+    c = tl.dot(g, _matrix(wc1g_ptr, G_P, H_P), input_precision=PRECISION)
+    c += tl.dot(sh, _matrix(wc1s_ptr, 16, H_P), input_precision=PRECISION)
+    c = tl.maximum(c + _per_frame(cbias_ptr, frame, nmask, H_P), 0.0)
+    rgb = tl.sigmoid(tl.dot(c, _matrix(wc2_ptr, H_P, 16), input_precision=PRECISION) + _row_vector(bc2_ptr, 16))
+    tl.store(rgb_ptr + n64[:, None] * 3 + k, rgb, mask=nmask[:, None] & (k < 3))
 
 
 @triton.jit(do_not_specialize=["N", "ROWS", "per_frame"])  # one compiled kernel for every point count
@@ -76,42 +123,28 @@ def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr
                                    other=0.0)
     e += fu * fv * tl.load(table_ptr + base + _grid_row(iu + 1, iv + 1, res, dense, HASH_MASK) * F, mask=m2,
                            other=0.0)
-    # the point's ray: its direction and frame
-    ray = tl.load(ray_ptr + n64, mask=nmask, other=0).to(tl.int64)
-    frame = tl.load(rframe_ptr + ray, mask=nmask & ((n * 0 + per_frame) != 0), other=0).to(tl.int64)  # 0: one frame
-    # region gates scale the frame's mouth and expression vectors; the density MLP
-    ga = tl.sigmoid(tl.dot(e, _matrix(wga_ptr, ENC_P, A_P), input_precision=PRECISION) + _row_vector(bga_ptr, A_P))
-    ge = tl.sigmoid(tl.dot(e, _matrix(wge_ptr, ENC_P, E_P), input_precision=PRECISION) + _row_vector(bge_ptr, E_P))
-    audio = ga * _per_frame(audio_ptr, frame, nmask, A_P)
-    expr = ge * _per_frame(expr_ptr, frame, nmask, E_P)
-    h = tl.dot(e, _matrix(w1e_ptr, ENC_P, H_P), input_precision=PRECISION)
-    h += tl.dot(audio, _matrix(w1a_ptr, A_P, H_P), input_precision=PRECISION)
-    h += tl.dot(expr, _matrix(w1x_ptr, E_P, H_P), input_precision=PRECISION)
-    h = tl.maximum(h + _row_vector(b1_ptr, H_P), 0.0)
-    h = tl.maximum(tl.dot(h, _matrix(w2_ptr, H_P, H_P), input_precision=PRECISION) + _row_vector(b2_ptr, H_P), 0.0)
-    g = tl.dot(h, _matrix(w3_ptr, H_P, G_P), input_precision=PRECISION) + _row_vector(b3_ptr, G_P)  # [BLOCK, G_P]
-    gcol = tl.arange(0, G_P)[None, :]
-    sigma = tl.exp(tl.minimum(tl.sum(tl.where(gcol == 0, g, 0.0), axis=1), 15.0))
-    tl.store(sigma_ptr + n64, sigma, mask=nmask)
-    # the colour MLP: geometry features (the weights skip column 0, the density), direction harmonics, frame bias
-    dx = tl.load(dirs_ptr + ray * 3, mask=nmask, other=0.0)[:, None]
-    dy = tl.load(dirs_ptr + ray * 3 + 1, mask=nmask, other=0.0)[:, None]
-    dz = tl.load(dirs_ptr + ray * 3 + 2, mask=nmask, other=0.0)[:, None]
-    k = tl.arange(0, 16)[None, :]
-    sh = tl.where(k == 0, 0.28209479177387814, 0.0)
-    sh = tl.where(k == 1, -0.48860251190291987 * dy, sh)
-    sh = tl.where(k == 2, 0.48860251190291987 * dz, sh)
-    sh = tl.where(k == 3, -0.48860251190291987 * dx, sh)
-    sh = tl.where(k == 4, 1.0925484305920792 * dx * dy, sh)
-    sh = tl.where(k == 5, -1.0925484305920792 * dy * dz, sh)
-    sh = tl.where(k == 6, 0.31539156525252005 * (2 * dz * dz - dx * dx - dy * dy), sh)
-    sh = tl.where(k == 7, -1.0925484305920792 * dx * dz, sh)
-    sh = tl.where(k == 8, 0.5462742152960396 * (dx * dx - dy * dy), sh)
-    c = tl.dot(g, _matrix(wc1g_ptr, G_P, H_P), input_precision=PRECISION)
-    c += tl.dot(sh, _matrix(wc1s_ptr, 16, H_P), input_precision=PRECISION)
-    c = tl.maximum(c + _per_frame(cbias_ptr, frame, nmask, H_P), 0.0)
-    rgb = tl.sigmoid(tl.dot(c, _matrix(wc2_ptr, H_P, 16), input_precision=PRECISION) + _row_vector(bc2_ptr, 16))
-    tl.store(rgb_ptr + n64[:, None] * 3 + k, rgb, mask=nmask[:, None] & (k < 3))
+    _field_mlp(e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
+               wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr,
+               wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, per_frame, ENC_P, A_P, E_P, H_P, G_P, PRECISION)
+
+
+@triton.jit(do_not_specialize=["N", "per_frame"])
+def _field_mlp_kernel(enc_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
+                      wga_ptr, bga_ptr, wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr,
+                      w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr,
+                      sigma_ptr, rgb_ptr, N, per_frame, ENC: tl.constexpr, ENC_P: tl.constexpr, A_P: tl.constexpr,
+                      E_P: tl.constexpr, H_P: tl.constexpr, G_P: tl.constexpr, PRECISION: tl.constexpr,
+                      BLOCK: tl.constexpr):
+    # the same field from an encoding already in memory (the per-op encoder's [N, ENC] rows)
+    pid = tl.program_id(0)
+    n = pid * BLOCK + tl.arange(0, BLOCK)
+    nmask = n < N
+    n64 = n.to(tl.int64)
+    col = tl.arange(0, ENC_P)
+    e = tl.load(enc_ptr + n64[:, None] * ENC + col[None, :], mask=nmask[:, None] & (col < ENC)[None, :], other=0.0)
+    _field_mlp(e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
+               wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr,
+               wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, per_frame, ENC_P, A_P, E_P, H_P, G_P, PRECISION)
 
 
 BLOCK = 64
@@ -120,6 +153,18 @@ BLOCK = 64
 def _device_guard(t: torch.Tensor):
     """Make ``t``'s GPU current for the launch (Triton launches on the current device)."""
     return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
+
+
+def _weights(w: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """The padded weights in the kernels' argument order."""
+    return [w[k] for k in ("wga", "bga", "wge", "bge", "w1e", "w1a", "w1x", "b1", "w2", "b2", "w3", "b3", "wc1g",
+                           "wc1s", "wc2", "bc2")]
+
+
+def _widths(w: dict[str, torch.Tensor]) -> dict[str, int]:
+    """The padded widths the kernels are compiled for."""
+    enc_p, a_p = w["wga"].shape
+    return {"ENC_P": enc_p, "A_P": a_p, "E_P": w["wge"].shape[1], "H_P": w["w2"].shape[0], "G_P": w["w3"].shape[1]}
 
 
 def field_forward(coords: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
@@ -136,14 +181,28 @@ def field_forward(coords: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, r
     rgb = torch.empty(n, 3, device=coords.device, dtype=torch.float32)
     if n == 0:
         return sigma, rgb
-    enc_p, a_p = w["wga"].shape
-    e_p, h_p, g_p = w["wge"].shape[1], w["w2"].shape[0], w["w3"].shape[1]
     one = ray_frame is None
     with _device_guard(coords):
         _field_fwd_kernel[(triton.cdiv(n, block),)](
-            coords, ray, dirs, ray if one else ray_frame, audio, expr, cbias, tables, meta,
-            w["wga"], w["bga"], w["wge"], w["bge"], w["w1e"], w["w1a"], w["w1x"], w["b1"], w["w2"], w["b2"],
-            w["w3"], w["b3"], w["wc1g"], w["wc1s"], w["wc2"], w["bc2"], sigma, rgb, n, rows, 0 if one else 1,
-            LEVELS=levels, F=features, ENC_P=enc_p, A_P=a_p, E_P=e_p, H_P=h_p, G_P=g_p,
-            HASH_MASK=(1 << log2_table) - 1, PRECISION=precision, BLOCK=block, num_warps=num_warps)
+            coords, ray, dirs, ray if one else ray_frame, audio, expr, cbias, tables, meta, *_weights(w), sigma, rgb,
+            n, rows, 0 if one else 1, LEVELS=levels, F=features, **_widths(w), HASH_MASK=(1 << log2_table) - 1,
+            PRECISION=precision, BLOCK=block, num_warps=num_warps)
+    return sigma, rgb
+
+
+def field_mlp_forward(encoding: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
+                      audio: torch.Tensor, expr: torch.Tensor, cbias: torch.Tensor, w: dict[str, torch.Tensor],
+                      precision: str, block: int = BLOCK, num_warps: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`field_forward` from the points' tri-plane encoding [N, ENC] float32 (contiguous) instead of their
+    coordinates: everything after the encoder in one launch. Returns sigma [N], rgb [N, 3] float32."""
+    n, enc = encoding.shape
+    sigma = torch.empty(n, device=encoding.device, dtype=torch.float32)
+    rgb = torch.empty(n, 3, device=encoding.device, dtype=torch.float32)
+    if n == 0:
+        return sigma, rgb
+    one = ray_frame is None
+    with _device_guard(encoding):
+        _field_mlp_kernel[(triton.cdiv(n, block),)](
+            encoding, ray, dirs, ray if one else ray_frame, audio, expr, cbias, *_weights(w), sigma, rgb, n,
+            0 if one else 1, ENC=enc, **_widths(w), PRECISION=precision, BLOCK=block, num_warps=num_warps)
     return sigma, rgb

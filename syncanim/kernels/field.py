@@ -85,12 +85,15 @@ def pack_field(spec: GridSpec, gates: tuple[torch.nn.Linear, torch.nn.Linear], d
 def field_points_triton(packed: PackedField, spec: GridSpec, tables: torch.Tensor, coords: torch.Tensor,
                         ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None, audio: torch.Tensor,
                         expr: torch.Tensor, latent: torch.Tensor, precision: str = "ieee", *,
-                        launch: dict[str, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                        encoding: torch.Tensor | None = None, launch: dict[str, int] | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Density and colour at points, fused. coords: [N, 3] unit box; ray: [N] long, the ray of each point;
     dirs: [R, 3] unit ray directions; ray_frame: [R] long, the frame of each ray (row of the conditioning), or
     None when there is one frame; audio [B, A], expr [B, E], latent [B, L]: per frame. ``precision``: of the
-    MLP products (:data:`PRECISIONS`); ``launch``: the kernel's ``block`` and ``num_warps`` when not its defaults
-    (benchmarks/kernels_gpu.py). Returns sigma [N] (>= 0), rgb [N, 3] float32."""
+    MLP products (:data:`PRECISIONS`); ``encoding``: the points' tri-plane encoding [N, 3 * levels * features]
+    when already computed (then only the MLPs run fused, and ``tables`` is not read); ``launch``: the kernel's
+    ``block`` and ``num_warps`` when not its defaults (benchmarks/kernels_gpu.py). Returns sigma [N] (>= 0),
+    rgb [N, 3] float32."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     mod = load_triton_module("field_kernels")
@@ -99,6 +102,10 @@ def field_points_triton(packed: PackedField, spec: GridSpec, tables: torch.Tenso
     frames_e = _block(expr.reshape(b, -1), b, packed.expr_pad)
     cbias = (latent.float() @ packed.latent_weight + packed.color_bias).contiguous()  # [B, H_P]
     frame = None if ray_frame is None else ray_frame.to(torch.int32).contiguous()
+    if encoding is not None:
+        return mod.field_mlp_forward(encoding.float().contiguous(), ray.to(torch.int32).contiguous(),
+                                     dirs.float().contiguous(), frame, frames_a, frames_e, cbias, packed.weights,
+                                     precision, **(launch or {}))
     return mod.field_forward(coords.float().contiguous(), ray.to(torch.int32).contiguous(), dirs.float().contiguous(),
                              frame, frames_a, frames_e, cbias, tables.detach().float().contiguous(),
                              _level_meta(spec, coords.device), packed.weights, spec.levels, spec.features, spec.rows,

@@ -24,6 +24,9 @@ from ..kernels.hashgrid import GridSpec, triplane_encode
 
 log = logging.getLogger(__name__)
 
+#: what :meth:`HeadField.points` runs in one kernel: nothing (off), everything after the encoding (mlp), all
+FUSED = ("off", "mlp", "all")
+
 
 def sh_degree2(dirs: torch.Tensor) -> torch.Tensor:
     """Real spherical harmonics up to degree 2 of unit directions. [N, 3] -> [N, 9]."""
@@ -119,25 +122,29 @@ class HeadField(nn.Module):
         return {"sigma": sigma, "rgb": rgb, "audio_gate": ga, "expr_gate": ge}
 
     def points(self, x_unit: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
-               audio: torch.Tensor, expr: torch.Tensor, latent: torch.Tensor, fused: bool = True,
+               audio: torch.Tensor, expr: torch.Tensor, latent: torch.Tensor, fused: str = "all",
                precision: str = "ieee") -> tuple[torch.Tensor, torch.Tensor]:
         """Density and colour at points for rendering (no gradients), each point read on its ray.
 
         x_unit: [N, 3]; ray: [N] long, the ray of each point; dirs: [R, 3] unit ray directions; ray_frame: [R]
         long, the frame (row of the conditioning) of each ray, or None when there is one frame; audio [B, A],
-        expr [B, E], latent [B, L]. Returns sigma [N], rgb [N, 3] float32. With ``fused``, the ``triton`` backend
-        (``auto`` on CUDA) runs one kernel, its matrix products in ``precision``
-        (:data:`syncanim.kernels.field.PRECISIONS`); otherwise, on the other backends, and under ``auto`` once the
-        kernel has failed to compile or launch here (a warning, :attr:`fused_error`), :meth:`forward` on gathered
-        inputs (the reference).
+        expr [B, E], latent [B, L]. Returns sigma [N], rgb [N, 3] float32. ``fused`` (:data:`FUSED`): with
+        ``all``, the ``triton`` backend (``auto`` on CUDA) runs the whole field in one kernel; with ``mlp``, the
+        encoder's own kernel and then everything after it in one kernel; their matrix products in ``precision``
+        (:data:`syncanim.kernels.field.PRECISIONS`). With ``off``, on the other backends, and under ``auto`` once
+        the kernel has failed to compile or launch here (a warning, :attr:`fused_error`), :meth:`forward` on
+        gathered inputs (the reference).
         """
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-        if fused and self.fused_error is None and resolve_backend(
+        if fused not in FUSED:
+            raise ValueError(f"unknown fused mode {fused!r}; choose one of {', '.join(FUSED)}")
+        if fused != "off" and self.fused_error is None and resolve_backend(
                 "field_points", self.backend, x_unit.device, ("ref", "torch", "triton"), ("triton", "torch")) == "triton":
             try:
                 return field_points_triton(self.packed(), self.spec, self.tables, x_unit, ray, dirs, ray_frame, audio,
-                                           expr, latent, precision)
+                                           expr, latent, precision,
+                                           encoding=self.encode(x_unit) if fused == "mlp" else None)
             except torch.OutOfMemoryError:
                 raise
             except Exception as e:  # a kernel that does not compile or launch on this GPU / Triton

@@ -16,11 +16,11 @@ codes shows what the field alone can do.
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from ..config import Frozen
@@ -58,6 +58,10 @@ class MouthNetConfig(Frozen):
 
 
 class NerfHeadConfig(Frozen):
+    #: settings that change how the trained model renders, not what training learns: a run resumes across them
+    render_only: ClassVar[frozenset[str]] = frozenset({"render_samples", "render_occupancy_grow", "fused_field",
+                                                      "field_precision"})
+
     levels: int = Field(12, ge=1, le=24)  # hash-grid levels per plane
     features: int = Field(2, ge=1, le=8)  # features per level
     base_res: int = Field(16, ge=2)
@@ -87,13 +91,20 @@ class NerfHeadConfig(Frozen):
     # recomputed from the kept densities. Fewer cells, fewer field points: benchmarks/render_speed.py (grow0)
     render_occupancy_grow: int | None = Field(None, ge=0, le=4)
     backend: str = "auto"  # kernel backend: auto | ref | torch | triton
-    # render the field in one fused Triton kernel where the backend is triton (CUDA): the same images (GPU tests),
-    # off: on an H200 not faster than the per-op kernels (12.9 ms a 512 px frame per-op, 13.6 fused in tf32, 129 in
-    # ieee; docs/training.md)
-    fused_field: bool = False
-    # the fused field kernel's matrix products: ieee (float32) | tf32 (tensor cores, 10-bit mantissa)
-    field_precision: Literal["ieee", "tf32"] = "ieee"
+    # where the backend is triton (CUDA), render the field with fused Triton kernels: mlp (the encoder's kernel, then
+    # everything after it in one), all (the whole field in one) or off (a kernel per op); the same images (GPU
+    # tests). On an H200 a 512 px head draws in 4.1 ms with mlp in tf32, 5.7 off, 9.8 all (docs/training.md).
+    # Models saved when this was a switch say true / false: all / off
+    fused_field: Literal["off", "mlp", "all"] = "mlp"
+    # the fused kernels' matrix products: tf32 (tensor cores, inputs rounded to 10 bits: frames 61 dB from
+    # float32's) | ieee (float32 products, ten times slower in a Triton kernel)
+    field_precision: Literal["ieee", "tf32"] = "tf32"
     mouth: MouthNetConfig = MouthNetConfig()
+
+    @field_validator("fused_field", mode="before")
+    @classmethod
+    def _fused_was_a_switch(cls, v):
+        return {True: "all", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
 def march_runs(samples: int, parts: int) -> list[slice]:

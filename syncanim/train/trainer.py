@@ -11,6 +11,7 @@ the predicted codes, as a render of new speech is. Validation PSNR on held-out f
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -64,6 +65,13 @@ from .mouth import fit_mouth_predictor
 from .torso import fit_torso, person_boxes
 
 log = logging.getLogger(__name__)
+
+
+def _learned_settings(config_type: type, model: dict[str, Any]) -> dict[str, Any]:
+    """A model section without the settings its config class calls render-only (``render_only``): the part a
+    resumed run must share with the run it continues."""
+    skip = getattr(config_type, "render_only", frozenset())
+    return {k: v for k, v in model.items() if k not in skip}
 
 
 @dataclass
@@ -238,7 +246,8 @@ def run_train(
     if resume:
         old = read_info(layout.root)
         same_data = dataset_path(layout.root, old).resolve() == dataset.resolve()
-        if old.model != info.model or not same_data or old.audio != info.audio:
+        learned = functools.partial(_learned_settings, type(model_cfg))
+        if learned(old.model) != learned(info.model) or not same_data or old.audio != info.audio:
             raise CheckpointError(f"{layout.root} holds a run with another model or dataset",
                                   hint="use another --out folder, or delete this one to start over")
         model = build_model(info, reg)

@@ -53,11 +53,13 @@ def check(f, n, rays, frames, device, tol, precision="ieee"):
         want = f.points(*args)
         f.backend = "triton"
         got = f.points(*args, precision=precision)
+        after_encoder = f.points(*args, fused="mlp", precision=precision)
         f.backend = "auto"
-        assert torch.equal(f.points(*args, fused=False)[0], f(args[0], args[2][args[1]], *(
+        assert torch.equal(f.points(*args, fused="off")[0], f(args[0], args[2][args[1]], *(
             v if args[3] is None else v[args[3][args[1]]] for v in args[4:]))["sigma"])
-    for a, b in zip(got, want):
+    for a, b, c in zip(got, want, after_encoder):
         assert a.dtype == torch.float32 and a.shape == b.shape
+        torch.testing.assert_close(c, b, rtol=tol, atol=tol)
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
 """
 
@@ -97,12 +99,13 @@ bg = torch.rand(2, 48, 48, 3, generator=g)
 layout = DenseRects.covering(model.head_rects(camera), 48, "cpu")
 for dense in (None, layout):
     frames = {}
-    for fused in (False, True):
+    for fused in ("off", "mlp", "all"):
         model.config = config.model_copy(update={"fused_field": fused})
         frames[fused] = model.render_frames(camera, cond, bg, dense=dense)
-    assert frames[False].opacity.max() > 0.5
-    torch.testing.assert_close(frames[True].images, frames[False].images, atol=1e-5, rtol=0)
-    torch.testing.assert_close(frames[True].opacity, frames[False].opacity, atol=1e-5, rtol=0)
+    assert frames["off"].opacity.max() > 0.5
+    for fused in ("mlp", "all"):
+        torch.testing.assert_close(frames[fused].images, frames["off"].images, atol=1e-5, rtol=0)
+        torch.testing.assert_close(frames[fused].opacity, frames["off"].opacity, atol=1e-5, rtol=0)
 print("ok")
 """
 
@@ -123,16 +126,19 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from syncanim.kernels.backend import load_triton_module
 
-kernel = load_triton_module("field_kernels")._field_fwd_kernel
-names = kernel.arg_names
-const = dict(LEVELS=12, F=2, ENC_P=128, A_P=32, E_P=16, H_P=64, G_P=16, HASH_MASK=(1 << 17) - 1,
-             PRECISION=sys.argv[1], BLOCK=64)
-ints = {"ray_ptr", "rframe_ptr", "meta_ptr"}
-sig = {n: "constexpr" if n in const else ("*i32" if n in ints else "*fp32") if n.endswith("_ptr") else "i32"
-       for n in names}
-compiled = triton.compile(ASTSource(fn=kernel, signature=sig, constexprs={(names.index(n),): v for n, v in const.items()}),
-                          target=GPUTarget("cuda", 90, 32))
-assert "cubin" in compiled.asm
+mod = load_triton_module("field_kernels")
+for kernel in (mod._field_fwd_kernel, mod._field_mlp_kernel):
+    names = kernel.arg_names
+    const = dict(LEVELS=12, F=2, ENC=72, ENC_P=128, A_P=32, E_P=16, H_P=64, G_P=16, HASH_MASK=(1 << 17) - 1,
+                 PRECISION=sys.argv[1], BLOCK=64)
+    const = {n: v for n, v in const.items() if n in names}
+    ints = {"ray_ptr", "rframe_ptr", "meta_ptr"}
+    sig = {n: "constexpr" if n in const else ("*i32" if n in ints else "*fp32") if n.endswith("_ptr") else "i32"
+           for n in names}
+    compiled = triton.compile(ASTSource(fn=kernel, signature=sig,
+                                        constexprs={(names.index(n),): v for n, v in const.items()}),
+                              target=GPUTarget("cuda", 90, 32))
+    assert "cubin" in compiled.asm
 print("ok")
 """
 
@@ -185,11 +191,21 @@ def test_points_reference_is_forward_on_gathered_inputs():
     assert torch.equal(sigma, want["sigma"]) and torch.equal(rgb, want["rgb"])
 
 
-def test_unknown_precision_is_refused():
+@pytest.mark.parametrize("option,match", [({"precision": "fp8"}, "precision"), ({"fused": True}, "fused mode")])
+def test_unknown_options_are_refused(option, match):
     f = HeadField(grid_spec(levels=2, features=2, base_res=4, max_res=16, log2_table=8), 8, 3, 4)
-    with pytest.raises(ValueError, match="precision"), torch.no_grad():
+    with pytest.raises(ValueError, match=match), torch.no_grad():
         f.points(torch.zeros(1, 3), torch.zeros(1, dtype=torch.long), torch.ones(1, 3), None, torch.zeros(1, 8),
-                 torch.zeros(1, 3), torch.zeros(1, 4), precision="fp8")
+                 torch.zeros(1, 3), torch.zeros(1, 4), **option)
+
+
+def test_saved_switch_reads_as_a_mode():
+    """Models saved when ``fused_field`` was a switch load as the modes it meant."""
+    from syncanim.model.head import NerfHeadConfig
+
+    assert NerfHeadConfig(fused_field=True).fused_field == "all"
+    assert NerfHeadConfig(fused_field=False).fused_field == "off"
+    assert NerfHeadConfig(fused_field="mlp").fused_field == "mlp"
 
 
 @pytest.mark.gpu

@@ -102,6 +102,21 @@ def test_model_folder_of_another_model_is_refused(tiny_model, tmp_path):
                   RuntimeConfig(device="cpu"))
 
 
+def test_a_render_only_setting_does_not_block_a_resume(tiny_model, tmp_path):
+    """How a model renders (here its fused kernels and render samples) is not what it learned: the run goes on,
+    and the folder keeps the new settings."""
+    out = tmp_path / "m"
+    shutil.copytree(tiny_model.layout.root, out)
+    info = json.loads((out / "model.json").read_text())
+    info["model"]["fused_field"] = False  # as models saved when it was a switch say
+    (out / "model.json").write_text(json.dumps(info))
+    again = run_train(tiny_dataset_of(tiny_model), out, PluginSection(**{**TINY_MODEL, "render_samples": 4}),
+                      TrainConfig(**TINY_TRAIN), RuntimeConfig(device="cpu"))
+    assert again.step == again.resumed_from == 50
+    saved = json.loads((out / "model.json").read_text())["model"]
+    assert saved["render_samples"] == 4 and saved["fused_field"] == "mlp"
+
+
 def test_nothing_to_train_is_a_config_error(tiny_dataset, tmp_path):
     with pytest.raises(ConfigError):
         _train(tiny_dataset.layout.root, tmp_path / "m", head_steps=0, lips_steps=0)
