@@ -101,7 +101,8 @@ def static_draws(avatar, cams, cond, plates, rot, trans, ref_frames, device, run
                  profile_dir: Path | None = None) -> dict:
     """The static draw (render and live's on CUDA: CUDA graphs) of the same frames, batch 1 with the copy: the head
     over the plate (as the variants), then head + torso: in fp32, with TF32 matrix products, and with the fused field
-    kernels (tf32): the whole field, and everything after the encoder. With ``profile_dir``, the fp32 draws are profiled there too (``render_profile_static_*.txt``)."""
+    kernels (tf32): the whole field, and everything after the encoder. With ``profile_dir``, the draws of the model's
+    own fused mode are profiled there too (``render_profile_static_*.txt``)."""
     from syncanim.stream.graphs import StaticDraw
 
     model, info = avatar.model, avatar.info
@@ -135,7 +136,7 @@ def static_draws(avatar, cams, cond, plates, rot, trans, ref_frames, device, run
                 call(i)
 
             t = time_calls(timed, device, warmup=5, runs=runs)
-            if profile_dir is not None and not tag:  # the device's kernels of the static draw, by total time
+            if profile_dir is not None and fused == base.fused_field and not tf32:  # the device's kernels, by time
                 profile_calls(call, len(cams), device, profile_dir / f"render_profile_static_{name}.txt")
                 eager = StaticDraw(model, torso, intr, info.image_size, "fp32", rects, capture=False)
                 profile_calls(lambda i, eager=eager: call(i, eager), len(cams), device,

@@ -45,10 +45,17 @@ def _per_frame(ptr, frame, nmask, N: tl.constexpr):
 @triton.jit
 def _field_mlp(e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
                wga_ptr, bga_ptr, wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr,
-               wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, per_frame,
+               wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, per_frame,
                ENC_P: tl.constexpr, A_P: tl.constexpr, E_P: tl.constexpr, H_P: tl.constexpr, G_P: tl.constexpr,
-               PRECISION: tl.constexpr):
-    """Everything after the encoding ``e`` [BLOCK, ENC_P] of a block of points: their sigma and rgb stored."""
+               PRECISION: tl.constexpr, SCATTER: tl.constexpr):
+    """Everything after the encoding ``e`` [BLOCK, ENC_P] of a block of points: their sigma and rgb stored, at
+    the points' own rows, or with ``SCATTER`` at rows ``pos`` and only where ``valid``."""
+    if SCATTER:
+        out = tl.load(pos_ptr + n64, mask=nmask, other=0)
+        smask = nmask & (tl.load(valid_ptr + n64, mask=nmask, other=0) != 0)
+    else:
+        out = n64
+        smask = nmask
     # the point's ray: its direction and frame
     ray = tl.load(ray_ptr + n64, mask=nmask, other=0).to(tl.int64)
     frame = tl.load(rframe_ptr + ray, mask=nmask & ((n64 * 0 + per_frame) != 0), other=0).to(tl.int64)  # 0: one frame
@@ -65,7 +72,7 @@ def _field_mlp(e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr
     g = tl.dot(h, _matrix(w3_ptr, H_P, G_P), input_precision=PRECISION) + _row_vector(b3_ptr, G_P)  # [BLOCK, G_P]
     gcol = tl.arange(0, G_P)[None, :]
     sigma = tl.exp(tl.minimum(tl.sum(tl.where(gcol == 0, g, 0.0), axis=1), 15.0))
-    tl.store(sigma_ptr + n64, sigma, mask=nmask)
+    tl.store(sigma_ptr + out, sigma, mask=smask)
     # the colour MLP: geometry features (the weights skip column 0, the density), direction harmonics, frame bias
     dx = tl.load(dirs_ptr + ray * 3, mask=nmask, other=0.0)[:, None]
     dy = tl.load(dirs_ptr + ray * 3 + 1, mask=nmask, other=0.0)[:, None]
@@ -84,17 +91,17 @@ def _field_mlp(e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr
     c += tl.dot(sh, _matrix(wc1s_ptr, 16, H_P), input_precision=PRECISION)
     c = tl.maximum(c + _per_frame(cbias_ptr, frame, nmask, H_P), 0.0)
     rgb = tl.sigmoid(tl.dot(c, _matrix(wc2_ptr, H_P, 16), input_precision=PRECISION) + _row_vector(bc2_ptr, 16))
-    tl.store(rgb_ptr + n64[:, None] * 3 + k, rgb, mask=nmask[:, None] & (k < 3))
+    tl.store(rgb_ptr + out[:, None] * 3 + k, rgb, mask=smask[:, None] & (k < 3))
 
 
 @triton.jit(do_not_specialize=["N", "ROWS", "per_frame"])  # one compiled kernel for every point count
 def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
                       table_ptr, meta_ptr, wga_ptr, bga_ptr, wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr,
                       w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr,
-                      sigma_ptr, rgb_ptr, N, ROWS, per_frame,
+                      sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, N, ROWS, per_frame,
                       LEVELS: tl.constexpr, F: tl.constexpr, ENC_P: tl.constexpr, A_P: tl.constexpr,
                       E_P: tl.constexpr, H_P: tl.constexpr, G_P: tl.constexpr, HASH_MASK: tl.constexpr,
-                      PRECISION: tl.constexpr, BLOCK: tl.constexpr):
+                      PRECISION: tl.constexpr, SCATTER: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     n = pid * BLOCK + tl.arange(0, BLOCK)
     nmask = n < N
@@ -125,16 +132,17 @@ def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr
                            other=0.0)
     _field_mlp(e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
                wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr,
-               wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, per_frame, ENC_P, A_P, E_P, H_P, G_P, PRECISION)
+               wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, per_frame, ENC_P, A_P, E_P, H_P,
+               G_P, PRECISION, SCATTER)
 
 
 @triton.jit(do_not_specialize=["N", "per_frame"])
 def _field_mlp_kernel(enc_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
                       wga_ptr, bga_ptr, wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr,
                       w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr,
-                      sigma_ptr, rgb_ptr, N, per_frame, ENC: tl.constexpr, ENC_P: tl.constexpr, A_P: tl.constexpr,
-                      E_P: tl.constexpr, H_P: tl.constexpr, G_P: tl.constexpr, PRECISION: tl.constexpr,
-                      BLOCK: tl.constexpr):
+                      sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, N, per_frame, ENC: tl.constexpr,
+                      ENC_P: tl.constexpr, A_P: tl.constexpr, E_P: tl.constexpr, H_P: tl.constexpr,
+                      G_P: tl.constexpr, PRECISION: tl.constexpr, SCATTER: tl.constexpr, BLOCK: tl.constexpr):
     # the same field from an encoding already in memory (the per-op encoder's [N, ENC] rows)
     pid = tl.program_id(0)
     n = pid * BLOCK + tl.arange(0, BLOCK)
@@ -144,7 +152,8 @@ def _field_mlp_kernel(enc_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_pt
     e = tl.load(enc_ptr + n64[:, None] * ENC + col[None, :], mask=nmask[:, None] & (col < ENC)[None, :], other=0.0)
     _field_mlp(e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
                wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr,
-               wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, per_frame, ENC_P, A_P, E_P, H_P, G_P, PRECISION)
+               wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, per_frame, ENC_P, A_P, E_P, H_P,
+               G_P, PRECISION, SCATTER)
 
 
 BLOCK = 64
@@ -167,42 +176,61 @@ def _widths(w: dict[str, torch.Tensor]) -> dict[str, int]:
     return {"ENC_P": enc_p, "A_P": a_p, "E_P": w["wge"].shape[1], "H_P": w["w2"].shape[0], "G_P": w["w3"].shape[1]}
 
 
+def _outputs(n: int, device: torch.device, into: tuple | None) -> tuple[torch.Tensor, ...]:
+    """sigma, rgb and the scatter's rows and valid flags (uint8) the kernels write through: ``into`` = (sigma [M],
+    rgb [M, 3], pos [N] int64, valid [N] bool), or new [N] and [N, 3] buffers (rows and flags unused)."""
+    if into is None:
+        sigma = torch.empty(n, device=device, dtype=torch.float32)
+        return sigma, torch.empty(n, 3, device=device, dtype=torch.float32), sigma, sigma
+    sigma, rgb, pos, valid = into
+    return sigma, rgb, pos, valid.view(torch.uint8)
+
+
 def field_forward(coords: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
                   audio: torch.Tensor, expr: torch.Tensor, cbias: torch.Tensor, tables: torch.Tensor,
                   meta: torch.Tensor, w: dict[str, torch.Tensor], levels: int, features: int, rows: int,
-                  log2_table: int, precision: str, block: int = BLOCK, num_warps: int = 4
+                  log2_table: int, precision: str, block: int = BLOCK, num_warps: int = 4, into: tuple | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """coords [N, 3] float32; ray [N] int32; dirs [R, 3] float32; ray_frame [R] int32 or None (one frame);
     audio [B, A_P], expr [B, E_P], cbias [B, H_P] float32; tables [3, rows, F]; meta [L, 3] int32; ``w``: the
     padded weights (see PackedField). All contiguous. ``block`` points per program (a power of two, >= 16) and
-    ``num_warps``: launch settings (benchmarks/kernels_gpu.py times them). Returns sigma [N], rgb [N, 3] float32."""
+    ``num_warps``: launch settings (benchmarks/kernels_gpu.py times them). Returns sigma [N], rgb [N, 3] float32;
+    with ``into`` = (sigma [M], rgb [M, 3] float32, pos [N] int64, valid [N] bool), point n's results are written
+    to row pos[n] of those where valid[n] instead, and they are returned."""
     n = coords.shape[0]
-    sigma = torch.empty(n, device=coords.device, dtype=torch.float32)
-    rgb = torch.empty(n, 3, device=coords.device, dtype=torch.float32)
+    sigma, rgb, pos, valid = _outputs(n, coords.device, into)
     if n == 0:
         return sigma, rgb
     one = ray_frame is None
     with _device_guard(coords):
         _field_fwd_kernel[(triton.cdiv(n, block),)](
             coords, ray, dirs, ray if one else ray_frame, audio, expr, cbias, tables, meta, *_weights(w), sigma, rgb,
-            n, rows, 0 if one else 1, LEVELS=levels, F=features, **_widths(w), HASH_MASK=(1 << log2_table) - 1,
-            PRECISION=precision, BLOCK=block, num_warps=num_warps)
+            pos, valid, n, rows, 0 if one else 1, LEVELS=levels, F=features, **_widths(w),
+            HASH_MASK=(1 << log2_table) - 1, PRECISION=precision, SCATTER=into is not None, BLOCK=block,
+            num_warps=num_warps)
     return sigma, rgb
+
+
+#: the MLP kernel's launch: fastest of 32-256 points x 2-8 warps on an H200 (benchmarks/kernels_gpu.py; 64 points
+#: on 8 warps made an illegal memory access there)
+MLP_BLOCK, MLP_WARPS = 64, 2
 
 
 def field_mlp_forward(encoding: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
                       audio: torch.Tensor, expr: torch.Tensor, cbias: torch.Tensor, w: dict[str, torch.Tensor],
-                      precision: str, block: int = BLOCK, num_warps: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+                      precision: str, block: int = MLP_BLOCK, num_warps: int = MLP_WARPS, into: tuple | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`field_forward` from the points' tri-plane encoding [N, ENC] float32 (contiguous) instead of their
-    coordinates: everything after the encoder in one launch. Returns sigma [N], rgb [N, 3] float32."""
+    coordinates: everything after the encoder in one launch. Returns sigma [N], rgb [N, 3] float32 (or ``into``'s,
+    written as :func:`field_forward` says)."""
     n, enc = encoding.shape
-    sigma = torch.empty(n, device=encoding.device, dtype=torch.float32)
-    rgb = torch.empty(n, 3, device=encoding.device, dtype=torch.float32)
+    sigma, rgb, pos, valid = _outputs(n, encoding.device, into)
     if n == 0:
         return sigma, rgb
     one = ray_frame is None
     with _device_guard(encoding):
         _field_mlp_kernel[(triton.cdiv(n, block),)](
-            encoding, ray, dirs, ray if one else ray_frame, audio, expr, cbias, *_weights(w), sigma, rgb, n,
-            0 if one else 1, ENC=enc, **_widths(w), PRECISION=precision, BLOCK=block, num_warps=num_warps)
+            encoding, ray, dirs, ray if one else ray_frame, audio, expr, cbias, *_weights(w), sigma, rgb, pos, valid,
+            n, 0 if one else 1, ENC=enc, **_widths(w), PRECISION=precision, SCATTER=into is not None, BLOCK=block,
+            num_warps=num_warps)
     return sigma, rgb

@@ -36,6 +36,25 @@ def _block(w: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class Scatter:
+    """Where a field's results at N points go: point n's to row ``pos[n]`` of ``sigma`` [M] and ``rgb`` [M, 3]
+    (float32, contiguous, zero where written) when ``valid[n]``; the other points are dropped. pos: [N] int64,
+    distinct where valid; valid: [N] bool."""
+
+    sigma: torch.Tensor
+    rgb: torch.Tensor
+    pos: torch.Tensor
+    valid: torch.Tensor
+
+    def add(self, sigma: torch.Tensor, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write results computed at the N points (sigma [N], rgb [N, 3]) as a kernel would, in plain torch
+        (no host synchronisation: the dropped points add zeros). Returns the target buffers."""
+        self.sigma.index_add_(0, self.pos, torch.where(self.valid, sigma.float(), 0.0))
+        self.rgb.index_add_(0, self.pos, torch.where(self.valid[:, None], rgb.float(), 0.0))
+        return self.sigma, self.rgb
+
+
+@dataclass(frozen=True)
 class PackedField:
     """A field's weights as the kernel reads them (``weights``: name -> padded float32 matrix or bias), the
     lighting latent's columns of the first colour layer (``latent_weight`` [L, H_P]) and its bias
@@ -85,15 +104,15 @@ def pack_field(spec: GridSpec, gates: tuple[torch.nn.Linear, torch.nn.Linear], d
 def field_points_triton(packed: PackedField, spec: GridSpec, tables: torch.Tensor, coords: torch.Tensor,
                         ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None, audio: torch.Tensor,
                         expr: torch.Tensor, latent: torch.Tensor, precision: str = "ieee", *,
-                        encoding: torch.Tensor | None = None, launch: dict[str, int] | None = None
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+                        encoding: torch.Tensor | None = None, into: Scatter | None = None,
+                        launch: dict[str, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Density and colour at points, fused. coords: [N, 3] unit box; ray: [N] long, the ray of each point;
     dirs: [R, 3] unit ray directions; ray_frame: [R] long, the frame of each ray (row of the conditioning), or
     None when there is one frame; audio [B, A], expr [B, E], latent [B, L]: per frame. ``precision``: of the
     MLP products (:data:`PRECISIONS`); ``encoding``: the points' tri-plane encoding [N, 3 * levels * features]
-    when already computed (then only the MLPs run fused, and ``tables`` is not read); ``launch``: the kernel's
-    ``block`` and ``num_warps`` when not its defaults (benchmarks/kernels_gpu.py). Returns sigma [N] (>= 0),
-    rgb [N, 3] float32."""
+    when already computed (then only the MLPs run fused, and ``tables`` is not read); ``into``: where the results
+    go instead of new buffers (:class:`Scatter`); ``launch``: the kernel's ``block`` and ``num_warps`` when not its
+    defaults (benchmarks/kernels_gpu.py). Returns sigma [N] (>= 0), rgb [N, 3] float32, or ``into``'s buffers."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     mod = load_triton_module("field_kernels")
@@ -102,11 +121,12 @@ def field_points_triton(packed: PackedField, spec: GridSpec, tables: torch.Tenso
     frames_e = _block(expr.reshape(b, -1), b, packed.expr_pad)
     cbias = (latent.float() @ packed.latent_weight + packed.color_bias).contiguous()  # [B, H_P]
     frame = None if ray_frame is None else ray_frame.to(torch.int32).contiguous()
+    target = None if into is None else (into.sigma, into.rgb, into.pos.contiguous(), into.valid.contiguous())
     if encoding is not None:
         return mod.field_mlp_forward(encoding.float().contiguous(), ray.to(torch.int32).contiguous(),
                                      dirs.float().contiguous(), frame, frames_a, frames_e, cbias, packed.weights,
-                                     precision, **(launch or {}))
+                                     precision, into=target, **(launch or {}))
     return mod.field_forward(coords.float().contiguous(), ray.to(torch.int32).contiguous(), dirs.float().contiguous(),
                              frame, frames_a, frames_e, cbias, tables.detach().float().contiguous(),
                              _level_meta(spec, coords.device), packed.weights, spec.levels, spec.features, spec.rows,
-                             spec.log2_table, precision, **(launch or {}))
+                             spec.log2_table, precision, into=target, **(launch or {}))

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..kernels.backend import resolve_backend
-from ..kernels.field import PRECISIONS, PackedField, field_points_triton, pack_field
+from ..kernels.field import PRECISIONS, PackedField, Scatter, field_points_triton, pack_field
 from ..kernels.hashgrid import GridSpec, triplane_encode
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class HeadField(nn.Module):
 
     def points(self, x_unit: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
                audio: torch.Tensor, expr: torch.Tensor, latent: torch.Tensor, fused: str = "all",
-               precision: str = "ieee") -> tuple[torch.Tensor, torch.Tensor]:
+               precision: str = "ieee", into: Scatter | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Density and colour at points for rendering (no gradients), each point read on its ray.
 
         x_unit: [N, 3]; ray: [N] long, the ray of each point; dirs: [R, 3] unit ray directions; ray_frame: [R]
@@ -133,7 +133,8 @@ class HeadField(nn.Module):
         encoder's own kernel and then everything after it in one kernel; their matrix products in ``precision``
         (:data:`syncanim.kernels.field.PRECISIONS`). With ``off``, on the other backends, and under ``auto`` once
         the kernel has failed to compile or launch here (a warning, :attr:`fused_error`), :meth:`forward` on
-        gathered inputs (the reference).
+        gathered inputs (the reference). ``into``: the results go to its buffers' rows (the kernels store them
+        there), which are returned.
         """
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -144,7 +145,7 @@ class HeadField(nn.Module):
             try:
                 return field_points_triton(self.packed(), self.spec, self.tables, x_unit, ray, dirs, ray_frame, audio,
                                            expr, latent, precision,
-                                           encoding=self.encode(x_unit) if fused == "mlp" else None)
+                                           encoding=self.encode(x_unit) if fused == "mlp" else None, into=into)
             except torch.OutOfMemoryError:
                 raise
             except Exception as e:  # a kernel that does not compile or launch on this GPU / Triton
@@ -156,6 +157,8 @@ class HeadField(nn.Module):
         frame = None if ray_frame is None else ray_frame.index_select(0, ray)
         f = self(x_unit, dirs.index_select(0, ray),
                  *(x if frame is None else x.index_select(0, frame) for x in (audio, expr, latent)))
+        if into is not None:
+            return into.add(f["sigma"], f["rgb"])
         return f["sigma"].float(), f["rgb"].float()
 
     def packed(self) -> PackedField:

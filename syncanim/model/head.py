@@ -26,6 +26,7 @@ from torch import nn
 from ..config import Frozen
 from ..face.mouth import ANCHORS, MouthBasis
 from ..kernels.composite import composite_rays
+from ..kernels.field import Scatter
 from ..kernels.hashgrid import grid_spec
 from ..registry import Spec
 from . import occupancy
@@ -322,14 +323,11 @@ class NerfHead(HeadModel):
                 continue
             index, valid, count = compact_slots(wanted.reshape(-1), capacity[i])  # [K], [K], []
             points.append(count)
-            sig, col = self.field.points(unit[:, part].reshape(-1, 3).index_select(0, index), index // width, dirs,
-                                         frames, cond.mouth, cond.expressions, cond.latent, c.fused_field,
-                                         c.field_precision)
-            # the empty slots repeat entry 0: they add zeros
-            sig = torch.where(valid, sig.float(), 0.0)
-            col = torch.where(valid[:, None], col.float(), 0.0)
-            sigma[:, part] = torch.zeros(r * width, device=sig.device).index_add_(0, index, sig).view(r, width)
-            rgb[:, part] = torch.zeros(r * width, 3, device=sig.device).index_add_(0, index, col).view(r, width, 3)
+            # each slot's results straight to its sample in sigma / rgb (the empty slots, which repeat entry 0, not)
+            ray_of = index // width
+            into = Scatter(sigma.view(-1), rgb.view(-1, 3), ray_of * s + part.start + (index - ray_of * width), valid)
+            self.field.points(unit[:, part].reshape(-1, 3).index_select(0, index), ray_of, dirs, frames, cond.mouth,
+                              cond.expressions, cond.latent, c.fused_field, c.field_precision, into=into)
         col, opa, _, _ = composite_rays(sigma, rgb, deltas, t, background, backend=c.backend)
         return {"color": torch.where(hit[:, None], col, background.float()),
                 "opacity": torch.where(hit, opa.float(), 0.0), "points": torch.stack(points)}

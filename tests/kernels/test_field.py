@@ -18,6 +18,7 @@ from syncanim.model.field import HeadField
 
 CASES = """
 import torch
+from syncanim.kernels.field import Scatter
 from syncanim.kernels.hashgrid import grid_spec
 from syncanim.model.field import HeadField
 
@@ -59,8 +60,25 @@ def check(f, n, rays, frames, device, tol, precision="ieee"):
             v if args[3] is None else v[args[3][args[1]]] for v in args[4:]))["sigma"])
     for a, b, c in zip(got, want, after_encoder):
         assert a.dtype == torch.float32 and a.shape == b.shape
-        torch.testing.assert_close(c, b, rtol=tol, atol=tol)
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+        torch.testing.assert_close(c, b, rtol=tol, atol=tol)
+    # results scattered to rows of bigger buffers, the invalid points dropped, by every path
+    g = torch.Generator().manual_seed(n)
+    pos = torch.randperm(2 * n + 3, generator=g)[:n].to(device)
+    valid = (torch.rand(n, generator=g) < 0.7).to(device)
+    for backend, fused in (("torch", "off"), ("triton", "mlp"), ("triton", "all")):
+        f.backend = backend
+        into = Scatter(torch.zeros(2 * n + 3, device=device), torch.zeros(2 * n + 3, 3, device=device), pos, valid)
+        with torch.no_grad():
+            sigma, rgb = f.points(*args, fused=fused, precision=precision, into=into)
+        assert sigma is into.sigma and rgb is into.rgb
+        keep = pos[valid]
+        torch.testing.assert_close(sigma[keep], want[0][valid], rtol=tol, atol=tol)
+        torch.testing.assert_close(rgb[keep], want[1][valid], rtol=tol, atol=tol)
+        dropped = torch.ones(2 * n + 3, dtype=torch.bool, device=device)
+        dropped[keep] = False
+        assert not sigma[dropped].any() and not rgb[dropped].any()
+    f.backend = "auto"
 """
 
 INTERPRETED = CASES + """
@@ -130,11 +148,10 @@ mod = load_triton_module("field_kernels")
 for kernel in (mod._field_fwd_kernel, mod._field_mlp_kernel):
     names = kernel.arg_names
     const = dict(LEVELS=12, F=2, ENC=72, ENC_P=128, A_P=32, E_P=16, H_P=64, G_P=16, HASH_MASK=(1 << 17) - 1,
-                 PRECISION=sys.argv[1], BLOCK=64)
+                 PRECISION=sys.argv[1], SCATTER=True, BLOCK=64)
     const = {n: v for n, v in const.items() if n in names}
-    ints = {"ray_ptr", "rframe_ptr", "meta_ptr"}
-    sig = {n: "constexpr" if n in const else ("*i32" if n in ints else "*fp32") if n.endswith("_ptr") else "i32"
-           for n in names}
+    kinds = {"ray_ptr": "*i32", "rframe_ptr": "*i32", "meta_ptr": "*i32", "pos_ptr": "*i64", "valid_ptr": "*u8"}
+    sig = {n: "constexpr" if n in const else kinds.get(n, "*fp32") if n.endswith("_ptr") else "i32" for n in names}
     compiled = triton.compile(ASTSource(fn=kernel, signature=sig,
                                         constexprs={(names.index(n),): v for n, v in const.items()}),
                               target=GPUTarget("cuda", 90, 32))
