@@ -186,6 +186,19 @@ def _outputs(n: int, device: torch.device, into: tuple | None) -> tuple[torch.Te
     return sigma, rgb, pos, valid.view(torch.uint8)
 
 
+def _launch(kernel, inputs: list, sizes: list, one: bool, into: tuple | None, block: int, num_warps: int,
+            **const) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run one of the field kernels over the points of ``inputs[0]`` [N, ...]: its ``inputs``, then the outputs
+    (:func:`_outputs`), N, the ``sizes`` it takes and whether there are several frames, then ``const``."""
+    n = inputs[0].shape[0]
+    sigma, rgb, pos, valid = _outputs(n, inputs[0].device, into)
+    if n:
+        with _device_guard(inputs[0]):
+            kernel[(triton.cdiv(n, block),)](*inputs, sigma, rgb, pos, valid, n, *sizes, 0 if one else 1,
+                                             SCATTER=into is not None, BLOCK=block, num_warps=num_warps, **const)
+    return sigma, rgb
+
+
 def field_forward(coords: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
                   audio: torch.Tensor, expr: torch.Tensor, cbias: torch.Tensor, tables: torch.Tensor,
                   meta: torch.Tensor, w: dict[str, torch.Tensor], levels: int, features: int, rows: int,
@@ -197,18 +210,9 @@ def field_forward(coords: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, r
     ``num_warps``: launch settings (benchmarks/kernels_gpu.py times them). Returns sigma [N], rgb [N, 3] float32;
     with ``into`` = (sigma [M], rgb [M, 3] float32, pos [N] int64, valid [N] bool), point n's results are written
     to row pos[n] of those where valid[n] instead, and they are returned."""
-    n = coords.shape[0]
-    sigma, rgb, pos, valid = _outputs(n, coords.device, into)
-    if n == 0:
-        return sigma, rgb
-    one = ray_frame is None
-    with _device_guard(coords):
-        _field_fwd_kernel[(triton.cdiv(n, block),)](
-            coords, ray, dirs, ray if one else ray_frame, audio, expr, cbias, tables, meta, *_weights(w), sigma, rgb,
-            pos, valid, n, rows, 0 if one else 1, LEVELS=levels, F=features, **_widths(w),
-            HASH_MASK=(1 << log2_table) - 1, PRECISION=precision, SCATTER=into is not None, BLOCK=block,
-            num_warps=num_warps)
-    return sigma, rgb
+    return _launch(_field_fwd_kernel, [coords, ray, dirs, ray if ray_frame is None else ray_frame, audio, expr, cbias,
+                                       tables, meta, *_weights(w)], [rows], ray_frame is None, into, block, num_warps,
+                   LEVELS=levels, F=features, **_widths(w), HASH_MASK=(1 << log2_table) - 1, PRECISION=precision)
 
 
 #: the MLP kernel's launch: fastest of 32-256 points x 2-8 warps on an H200 (benchmarks/kernels_gpu.py; 64 points
@@ -223,14 +227,6 @@ def field_mlp_forward(encoding: torch.Tensor, ray: torch.Tensor, dirs: torch.Ten
     """:func:`field_forward` from the points' tri-plane encoding [N, ENC] float32 (contiguous) instead of their
     coordinates: everything after the encoder in one launch. Returns sigma [N], rgb [N, 3] float32 (or ``into``'s,
     written as :func:`field_forward` says)."""
-    n, enc = encoding.shape
-    sigma, rgb, pos, valid = _outputs(n, encoding.device, into)
-    if n == 0:
-        return sigma, rgb
-    one = ray_frame is None
-    with _device_guard(encoding):
-        _field_mlp_kernel[(triton.cdiv(n, block),)](
-            encoding, ray, dirs, ray if one else ray_frame, audio, expr, cbias, *_weights(w), sigma, rgb, pos, valid,
-            n, 0 if one else 1, ENC=enc, **_widths(w), PRECISION=precision, SCATTER=into is not None, BLOCK=block,
-            num_warps=num_warps)
-    return sigma, rgb
+    return _launch(_field_mlp_kernel, [encoding, ray, dirs, ray if ray_frame is None else ray_frame, audio, expr,
+                                       cbias, *_weights(w)], [], ray_frame is None, into, block, num_warps,
+                   ENC=encoding.shape[1], **_widths(w), PRECISION=precision)
