@@ -164,10 +164,15 @@ class BenchResult:
 
 def compile_field(model, dynamic: bool) -> None:
     """Replace the field's MLPs (density and colour nets, after their first layers) by ``torch.compile``d versions, and compile
-    them once on a few points so that a missing toolchain shows here. KernelUnavailable if it cannot."""
+    them once on a few points so that a missing toolchain shows here. KernelUnavailable if it cannot. The fused field
+    kernels (``model.fused_field``) do not run those nets: they are turned off, so the compiled nets are what is timed."""
     import torch
 
     f = model.field
+    if model.config.fused_field != "off":
+        log.info("compile: the field's fused kernels (model.fused_field = %s) are off; the compiled MLPs render",
+                 model.config.fused_field)
+        model.config = model.config.model_copy(update={"fused_field": "off"})
     hint = "run without compile; torch.compile needs a C++ compiler on CPU and Triton on CUDA"
     if not hasattr(torch, "compile"):
         raise KernelUnavailable(f"torch {torch.__version__} has no torch.compile", hint=hint)

@@ -156,6 +156,20 @@ def test_compile_failure_is_kernel_unavailable(monkeypatch):
         run_bench(BenchConfig(**FAST, compile=True), CPU, model=SMALL_HEAD)
 
 
+def test_compile_turns_the_fused_kernels_off(monkeypatch):
+    """The fused field kernels do not run the nets torch.compile replaces: compiling renders with the per-op field,
+    so the compiled nets are what bench times."""
+    from syncanim.bench.pipeline import compile_field
+
+    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: module)
+    config = NerfHeadConfig(levels=4, log2_table=10, max_res=64, samples=8, hidden=16, audio_dim=8, geo_dim=4,
+                            occupancy_res=16, prior_res=32)
+    model, _ = syn.synthetic_model(config, 4, 80)
+    assert model.config.fused_field == "mlp"
+    compile_field(model, dynamic=True)
+    assert model.config.fused_field == "off"
+
+
 @pytest.mark.slow
 def test_compile_on_cpu():
     r = run_bench(BenchConfig(**FAST, compile=True), CPU, model=SMALL_HEAD)
