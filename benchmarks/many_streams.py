@@ -4,8 +4,9 @@
 
 N :class:`~syncanim.stream.avatar.AvatarStream` of one avatar (head + torso, the motion syncer, look-ahead 1, as
 ``syncanim live``), each hearing the speech from another point. One tick = 1 frame of every stream: each stream
-prepares its frame (motion syncer, mouth conditioning), then :func:`~syncanim.stream.avatar.draw_calls` draws all N
-in one render call, back on the host as uint8. Per N: milliseconds per tick (p50 / p95: a frame's latency from its
+prepares its frame (motion syncer; then :func:`~syncanim.stream.avatar.prepare_calls` gives all N frames their mouth
+codes and conditioning in one call each, or with ``--no-batched-prepare`` each stream on its own), then
+:func:`~syncanim.stream.avatar.draw_calls` draws all N in one render call, back on the host as uint8. Per N: milliseconds per tick (p50 / p95: a frame's latency from its
 features to its picture), aggregate frames per second, and the prepare and draw parts. The speech features are
 computed beforehand (their cost per frame of one stream is reported alone): streams of 25 fps need a tick within
 40 ms.
@@ -25,7 +26,7 @@ import torch
 from syncanim.audio.waveform import read_audio
 from syncanim.bench.timing import environment, percentile
 from syncanim.registry import default_registry
-from syncanim.stream.avatar import AvatarStream, StreamSettings, draw_calls, load_avatar
+from syncanim.stream.avatar import AvatarStream, StreamSettings, draw_calls, load_avatar, prepare_calls
 from syncanim.stream.speech import FeatureBlock, build_extractor, stream_features
 
 
@@ -34,7 +35,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: StreamSettings) -> dict:
+def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: StreamSettings,
+        batched: bool = True, draw: bool = True) -> dict:
     device = avatar.device
     total = len(feats.rms)
     streams = [AvatarStream(avatar, settings) for _ in range(n)]
@@ -44,14 +46,19 @@ def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: 
     for k in range(warmup + ticks):
         _sync(device)
         t0 = time.perf_counter()
+        blocks = []
         for i, st in enumerate(streams):
             j = (k + offsets[i]) % total
-            pending[i] += st.prepare(FeatureBlock(k, feats.features[j:j + 1], feats.rms[j:j + 1]))
+            blocks.append((st, FeatureBlock(k, feats.features[j:j + 1], feats.rms[j:j + 1])))
+        for i, calls in enumerate(prepare_calls(blocks) if batched else [st.prepare(b) for st, b in blocks]):
+            pending[i] += calls
         ready = [i for i in range(n) if pending[i]]
         _sync(device)
         t1 = time.perf_counter()
         if len(ready) == n:  # every stream has a frame to draw (after the first look-ahead ticks)
-            draw_calls([(streams[i], pending[i].pop(0)) for i in ready])
+            picked = [(streams[i], pending[i].pop(0)) for i in ready]
+            if draw:
+                draw_calls(picked)
         t2 = time.perf_counter()
         if k >= warmup and len(ready) == n:
             tick_ms.append((t2 - t0) * 1e3)
@@ -62,7 +69,7 @@ def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: 
         return {"p50": round(float(np.median(v)), 2), "p95": round(percentile(v, 95), 2), "max": round(max(v), 2)}
 
     med = float(np.median(tick_ms))
-    return {"streams": n, "ticks": len(tick_ms), "tick_ms": pct(tick_ms), "prepare_ms": pct(prep_ms),
+    return {"streams": n, "batched_prepare": batched, "drawn": draw, "ticks": len(tick_ms), "tick_ms": pct(tick_ms), "prepare_ms": pct(prep_ms),
             "draw_ms": pct(draw_ms), "aggregate_fps": round(1000 * n / med, 1),
             "keeps_25fps": bool(percentile(tick_ms, 95) <= 40.0)}
 
@@ -80,6 +87,9 @@ def main() -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--static", action=argparse.BooleanOptionalAction, default=None,
                     help="draw with static shapes (CUDA graphs on CUDA), as live does there [on with CUDA]")
+    ap.add_argument("--batched-prepare", action=argparse.BooleanOptionalAction, default=True,
+                    help="one mouth predictor and conditioning call for every stream's frame a tick [on]")
+    ap.add_argument("--prepare-only", action="store_true", help="time the streams' prepare alone (no drawing)")
     args = ap.parse_args()
     device = torch.device(args.device)
     avatar = load_avatar(args.model, device)
@@ -97,7 +107,7 @@ def main() -> int:
               "image_size": info.image_size, "torso": avatar.torso is not None, "precision": args.precision,
               "static": static, "features_ms_per_frame_one_stream_whole_clip": round(feat_ms, 2), "runs": []}
     for n in args.streams:
-        r = run(avatar, feats, n, args.ticks, args.warmup, settings)
+        r = run(avatar, feats, n, args.ticks, args.warmup, settings, args.batched_prepare, not args.prepare_only)
         report["runs"].append(r)
         print(f"{n:3d} streams: tick {r['tick_ms']['p50']:7.2f} ms p50, {r['tick_ms']['p95']:7.2f} p95 "
               f"(prepare {r['prepare_ms']['p50']:.2f}, draw {r['draw_ms']['p50']:.2f}); "

@@ -68,10 +68,14 @@ class MouthPredictor(nn.Module):
             h = h[:, :, b:h.shape[2] - f] + self.drop(F.gelu(conv(h)))
         return self.out(h.transpose(1, 2)) * self.gain  # [B, S - W + 1, C]
 
+    def windows(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """The features each frame's code reads: features ``[T, P, F]`` of the clip, frames ``[B] long`` ->
+        ``[B, W, P, F]`` (clamped at the clip's ends); ``forward_runs`` of them gives the codes ``[B, 1, C]``."""
+        return features[window_indices(frames, self.past, self.future, features.shape[0])]
+
     def forward(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """features: ``[T, P, F]`` of the clip; frames: ``[B] long`` -> codes ``[B, C]``."""
-        idx = window_indices(frames, self.past, self.future, features.shape[0])  # [B, W]
-        return self.forward_runs(features[idx])[:, 0]
+        return self.forward_runs(self.windows(features, frames))[:, 0]
 
     def run_features(self, features: torch.Tensor, starts: torch.Tensor, length: int) -> torch.Tensor:
         """The features that the codes of frames ``start .. start + length - 1`` read, for each of

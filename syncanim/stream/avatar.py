@@ -21,7 +21,8 @@ Frame ``k`` therefore comes out once the features of frame ``k + lag`` have been
 (:attr:`AvatarStream.lag`), or at :meth:`AvatarStream.flush`. Steps 1-2 (:meth:`AvatarStream.prepare`) and
 step 3 (:meth:`AvatarStream.draw`) may run on two threads, one call's drawing beside the next call's
 preparation. A frame the caller does not want (``keep``) is not drawn, but the stream's state moves
-past it as for any other.
+past it as for any other. Several streams of one avatar prepare together (:func:`prepare_calls`: one mouth
+predictor call and one conditioning call for all their frames) and draw together (:func:`draw_calls`).
 """
 
 from __future__ import annotations
@@ -191,8 +192,19 @@ class AvatarStream:
 
     def prepare(self, block: FeatureBlock) -> list[Call]:
         """Steps 1-2 for the frames ``block`` completes: their calls, ready to draw, in order."""
+        return prepare_calls([(self, block)])[0]
+
+    def finish(self) -> list[Call]:
+        """The end of the speech: the calls of the frames still held back for their look-ahead."""
+        if self.motion is not None:
+            self._add_motion(self.motion.flush())
+        return _conditioned([self._plan(self.known, {})])[0]
+
+    def _take(self, block: FeatureBlock) -> tuple[int, dict[str, float]]:
+        """Take in the features of the next frames and run the motion syncer on them -> the frame the calls may
+        now reach (exclusive) and the ms it took."""
         if len(block) == 0:
-            return []
+            return self.done, {}
         if block.first != self.known:
             raise ValueError(f"AvatarStream.push: expected frame {self.known} next, got {block.first}")
         t0 = time.perf_counter()
@@ -206,13 +218,7 @@ class AvatarStream:
         stop = self.known - self.mouth_lag
         if self.motion is not None:
             stop = min(stop, self.moved0 + (len(self.moved) if self.moved is not None else 0) + self.shift)
-        return self._calls(stop, ms)
-
-    def finish(self) -> list[Call]:
-        """The end of the speech: the calls of the frames still held back for their look-ahead."""
-        if self.motion is not None:
-            self._add_motion(self.motion.flush())
-        return self._calls(self.known, {})
+        return stop, ms
 
     def _add_motion(self, m: Motion) -> None:
         if len(m):
@@ -231,16 +237,17 @@ class AvatarStream:
             rot, trans = carry_on(prev, Motion(rot, trans, expr), self.shift)
         return rot, trans, expr
 
-    def _calls(self, stop: int, ms: dict[str, float]) -> list[Call]:
-        out: list[Call] = []
+    def _plan(self, stop: int, ms: dict[str, float]) -> list[_Planned]:
+        """The calls of the frames up to ``stop`` (exclusive), all but their codes and conditioning."""
+        out: list[_Planned] = []
         while self.done < stop:
             k0, k1 = self.done, min(stop, self.done + self.s.frames_per_call)
-            out.append(self._prepare_call(np.arange(k0, k1), ms))
+            out.append(self._plan_call(np.arange(k0, k1), ms))
             self.done = k1
         self._trim()
         return out
 
-    def _prepare_call(self, idx: np.ndarray, ms: dict[str, float]) -> Call:
+    def _plan_call(self, idx: np.ndarray, ms: dict[str, float]) -> _Planned:
         a, info = self.a, self.a.info
         t0 = time.perf_counter()
         if self.motion is not None and self.s.pose == "audio":  # the pose from the speech: the track's expressions only
@@ -254,13 +261,10 @@ class AvatarStream:
         assert self.ring is not None
         lo = max(0, int(idx[0]) - self.past)  # the window's first frame (clamped at the clip's start)
         feats = self.ring[lo - self.ring0:self.known - self.ring0]  # [W, P, F]: through the newest frame
-        with torch.no_grad():
-            codes = a.model.predictor(feats, torch.from_numpy(idx - lo).to(a.device))  # [B, C]
-            if self.level is not None:
-                codes = self.level.apply(codes, self.loud[idx - self.ring0])
-            cond = a.model.condition(FrameBatch(torch.from_numpy(np.ascontiguousarray(expr, np.float32)).to(a.device),
-                                                codes=codes))
-        return Call(idx, rot, trans, cond, backdrops, {**ms, "conditioning": (time.perf_counter() - t0) * 1e3})
+        windows = a.model.predictor.windows(feats, torch.from_numpy(idx - lo).to(a.device))  # [B, W, P, F]
+        return _Planned(self, Call(idx, rot, trans, None, backdrops, dict(ms)),  # type: ignore[arg-type]
+                        np.ascontiguousarray(expr, np.float32), windows, self.loud[idx - self.ring0],
+                        (time.perf_counter() - t0) * 1e3)
 
     def draw(self, call: Call, keep: Callable[[int], bool] | None = None) -> list[Frame]:
         """Step 3: the frames of ``call`` (those ``keep`` wants drawn; all without it)."""
@@ -281,6 +285,58 @@ class AvatarStream:
                 m = self.moved
                 self.moved = Motion(m.rotation[cut:], m.translation[cut:], m.expressions[cut:])
                 self.moved0 += cut
+
+
+@dataclass
+class _Planned:
+    """A call of ``stream`` prepared but for its codes and conditioning: its frames' expressions [B, E], the
+    features their codes read [B, W, P, F], their loudness [B] and the ms it took."""
+
+    stream: AvatarStream
+    call: Call
+    expressions: np.ndarray
+    windows: torch.Tensor
+    loud: np.ndarray
+    ms: float
+
+
+def _conditioned(plans: list[list[_Planned]]) -> list[list[Call]]:
+    """The calls of several streams' plans (of one avatar) with their codes and conditioning, from one mouth
+    predictor call and one conditioning call for all their frames; each stream's mouth level in between."""
+    flat = [p for ps in plans for p in ps]
+    if not flat:
+        return [[] for _ in plans]
+    t0 = time.perf_counter()
+    a = flat[0].stream.a
+    with torch.no_grad():
+        codes = a.model.predictor.forward_runs(torch.cat([p.windows for p in flat]))[:, 0]  # [sum B, C]
+        parts = list(codes.split([len(p.call.idx) for p in flat]))
+        for i, p in enumerate(flat):  # in stream order: each stream's level follows its frames in turn
+            if p.stream.level is not None:
+                parts[i] = p.stream.level.apply(parts[i], p.loud)
+        expr = torch.from_numpy(np.concatenate([p.expressions for p in flat])).to(a.device)
+        cond = a.model.condition(FrameBatch(expr, codes=torch.cat(parts)))
+    ms = (time.perf_counter() - t0) * 1e3
+    row = 0
+    for p in flat:
+        b = len(p.call.idx)
+        p.call.cond = cond[row:row + b]
+        p.call.ms["conditioning"] = p.ms + ms
+        row += b
+    return [[p.call for p in ps] for ps in plans]
+
+
+def prepare_calls(blocks: list[tuple[AvatarStream, FeatureBlock]]) -> list[list[Call]]:
+    """Steps 1-2 for several streams of one avatar at once, each with the features of its next frames: the calls
+    each can now draw, in order (as :meth:`AvatarStream.prepare` of each), with one mouth predictor call and one
+    conditioning call for all their frames. Their ``conditioning`` ms include the joint calls'."""
+    plans = []
+    for st, block in blocks:
+        if st.a is not blocks[0][0].a:
+            raise ValueError("prepare_calls: the streams must share one avatar")
+        stop, ms = st._take(block)
+        plans.append(st._plan(stop, ms))
+    return _conditioned(plans)
 
 
 def draw_calls(calls: list[tuple[AvatarStream, Call]],

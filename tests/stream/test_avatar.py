@@ -90,7 +90,9 @@ def test_silence_keeps_the_person_moving(tiny_model):
 
 
 def test_streams_drawn_together_give_each_stream_its_own_frames(tiny_model):
-    from syncanim.stream.avatar import draw_calls
+    """Streams prepared together (one mouth predictor and conditioning call for all) and drawn together give the
+    frames each gives alone."""
+    from syncanim.stream.avatar import draw_calls, prepare_calls
 
     avatar = load_avatar(tiny_model.layout.root, torch.device("cpu"))
     speech = _features(avatar.info, 0.8)
@@ -102,8 +104,8 @@ def test_streams_drawn_together_give_each_stream_its_own_frames(tiny_model):
     together: list[list] = [[], []]
     keeps = [None, lambda k: k % 2 == 0]  # the second stream skips its odd frames
     for s in range(0, len(speech.rms), 5):
-        calls = [st.prepare(FeatureBlock(s, sp.features[s:s + 5], sp.rms[s:s + 5]))
-                 for st, sp in zip(streams, (speech, quiet), strict=True)]
+        calls = prepare_calls([(st, FeatureBlock(s, sp.features[s:s + 5], sp.rms[s:s + 5]))
+                               for st, sp in zip(streams, (speech, quiet), strict=True)])
         for pair in zip(*calls, strict=True):  # the streams advance in step: their k-th calls go together
             for i, frames in enumerate(draw_calls(list(zip(streams, pair, strict=True)), keeps)):
                 together[i] += frames
