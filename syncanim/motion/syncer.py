@@ -116,6 +116,14 @@ class MotionSyncer(nn.Module):
         z = (features.flatten(1).float() - self.net.feat_mean) / self.net.feat_std
         return (z @ self.projection).double().cpu().numpy()
 
+    @torch.no_grad()
+    def run_net(self, runs: torch.Tensor) -> np.ndarray:
+        """The net (in eval mode) over runs of consecutive frames' features ``[S, L, P, F]`` -> ``[S, L - past -
+        future, 7]`` float64."""
+        if self.net.training:
+            self.net.eval()
+        return self.net.forward_runs(runs).double().cpu().numpy()
+
     def stream(self, seed: int = 0) -> MotionStream:
         return MotionStream(self, seed)
 
@@ -175,13 +183,17 @@ class MotionStream:
 
     def push(self, features: torch.Tensor | np.ndarray, rms: np.ndarray) -> Motion:
         """features ``[n, P, F]`` and their frames' RMS ``[n]`` -> the motion of the frames now known."""
+        return self._run() if self._take(features, rms) else Motion.concat([])
+
+    def _take(self, features: torch.Tensor | np.ndarray, rms: np.ndarray) -> bool:
+        """Buffer the next frames' features and loudness (False: there were none)."""
         f = torch.as_tensor(np.asarray(features) if isinstance(features, np.ndarray) else features,
                             dtype=torch.float32, device=self.s.mean.device)
         r = np.asarray(rms, np.float64).reshape(-1)
         if f.ndim != 3 or len(f) != len(r):
             raise ValueError(f"MotionStream.push: features [n, P, F] and rms [n] disagree: {tuple(f.shape)}, {r.shape}")
         if len(f) == 0:
-            return Motion.concat([])
+            return False
         if self.buf is None:  # the first frame's window reaches back past the start: repeat it
             self.buf = f[:1].expand(self.s.arch.past, *f.shape[1:])
             if self.prev_proj is None:  # a new stream: its random part also depends on how the speech starts
@@ -189,7 +201,12 @@ class MotionStream:
                 self.blink = BlinkState(self.s.blinks, self.s.arch.fps, self.rng)
         self.buf = torch.cat([self.buf, f])
         self.rms.extend(r.tolist())
-        return self._run()
+        return True
+
+    def _ready(self) -> int:
+        """How many frames the buffered features give out now (their whole windows are there)."""
+        a = self.s.arch
+        return 0 if self.buf is None else len(self.buf) - (a.past + a.future + 1) + 1
 
     def flush(self) -> Motion:
         """The motion of the last ``future`` frames (their windows reach past the end: the last frame repeats)."""
@@ -201,16 +218,16 @@ class MotionStream:
         return out
 
     @torch.no_grad()
-    def _run(self) -> Motion:
+    def _run(self, m: np.ndarray | None = None) -> Motion:
+        """Give out the frames the buffer now holds whole windows for; ``m`` [n, 7]: the net's output for them, when
+        already computed (:func:`push_streams`)."""
         a = self.s.arch
-        window = a.past + a.future + 1
-        assert self.buf is not None
-        n = len(self.buf) - window + 1
+        n = self._ready()
         if n <= 0:
             return Motion.concat([])
-        if self.s.net.training:
-            self.s.net.eval()
-        m = self.s.net.forward_runs(self.buf[None])[0].double().cpu().numpy()  # [n, 7]
+        assert self.buf is not None
+        if m is None:
+            m = self.s.run_net(self.buf[None])[0]  # [n, 7]
         proj = self.s.project(self.buf[a.past:a.past + n])  # [n, 7]: the frames being given out
         self.buf = self.buf[n:]
         z = np.empty((n, CHANNELS))
@@ -232,6 +249,26 @@ class MotionStream:
             z[t] = s2 * self.gain
             closure[t] = self.blink.step(self.gate.step(rms[t]))
         return self.s.to_motion(z, closure)
+
+
+def push_streams(items: list[tuple[MotionStream, torch.Tensor, np.ndarray]]) -> list[Motion]:
+    """:meth:`MotionStream.push` of several streams of one syncer, each with its features ``[n, P, F]`` and
+    loudness ``[n]``: the same motions, with one run of the net for all the streams that give out as many frames."""
+    ready = []
+    for st, f, r in items:
+        if st.s is not items[0][0].s:
+            raise ValueError("push_streams: the streams must share one syncer")
+        ready.append(st._ready() if st._take(f, r) else 0)
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(ready):
+        if n > 0:
+            groups.setdefault(n, []).append(i)
+    out = [Motion.concat([]) for _ in items]
+    for ids in groups.values():
+        nets = items[ids[0]][0].s.run_net(torch.stack([items[i][0].buf for i in ids]))  # type: ignore[misc]
+        for row, i in enumerate(ids):
+            out[i] = items[i][0]._run(nets[row])
+    return out
 
 
 def generate_motion(syncer: MotionSyncer, features: torch.Tensor | np.ndarray, rms: np.ndarray,

@@ -22,7 +22,8 @@ Frame ``k`` therefore comes out once the features of frame ``k + lag`` have been
 step 3 (:meth:`AvatarStream.draw`) may run on two threads, one call's drawing beside the next call's
 preparation. A frame the caller does not want (``keep``) is not drawn, but the stream's state moves
 past it as for any other. Several streams of one avatar prepare together (:func:`prepare_calls`: one mouth
-predictor call and one conditioning call for all their frames) and draw together (:func:`draw_calls`).
+predictor call, one motion-net run and one conditioning call for all their frames) and draw together
+(:func:`draw_calls`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from ..model.folder import ModelInfo, ModelLayout, Replay, load_model, load_repl
 from ..model.torso import TorsoField
 from ..motion.mouth_level import stream_level
 from ..motion.store import load_motion
-from ..motion.syncer import Motion, MotionSyncer
+from ..motion.syncer import Motion, MotionSyncer, push_streams
 from .draw import render_batch_uint8, render_person
 from .graphs import StaticDraw
 from .poses import ReplayTrack, expressions_in, track_frames
@@ -200,25 +201,24 @@ class AvatarStream:
             self._add_motion(self.motion.flush())
         return _conditioned([self._plan(self.known, {})])[0]
 
-    def _take(self, block: FeatureBlock) -> tuple[int, dict[str, float]]:
-        """Take in the features of the next frames and run the motion syncer on them -> the frame the calls may
-        now reach (exclusive) and the ms it took."""
+    def _take(self, block: FeatureBlock) -> torch.Tensor | None:
+        """Take in the features of the next frames -> them on the device [n, P, F] (None: there were none)."""
         if len(block) == 0:
-            return self.done, {}
+            return None
         if block.first != self.known:
             raise ValueError(f"AvatarStream.push: expected frame {self.known} next, got {block.first}")
-        t0 = time.perf_counter()
         f = torch.from_numpy(np.ascontiguousarray(block.features, np.float32)).to(self.a.device)  # [n, P, F]
         self.ring = f if self.ring is None else torch.cat([self.ring, f])
         self.loud = np.concatenate([self.loud, np.asarray(block.rms, np.float64).reshape(-1)])
         self.known += len(block)
-        if self.motion is not None:
-            self._add_motion(self.motion.push(f, block.rms))
-        ms = {"motion": (time.perf_counter() - t0) * 1e3}
+        return f
+
+    def _stop(self) -> int:
+        """The frame the calls may now reach (exclusive): the mouth's look-ahead and the motion known."""
         stop = self.known - self.mouth_lag
         if self.motion is not None:
             stop = min(stop, self.moved0 + (len(self.moved) if self.moved is not None else 0) + self.shift)
-        return stop, ms
+        return stop
 
     def _add_motion(self, m: Motion) -> None:
         if len(m):
@@ -328,15 +328,20 @@ def _conditioned(plans: list[list[_Planned]]) -> list[list[Call]]:
 
 def prepare_calls(blocks: list[tuple[AvatarStream, FeatureBlock]]) -> list[list[Call]]:
     """Steps 1-2 for several streams of one avatar at once, each with the features of its next frames: the calls
-    each can now draw, in order (as :meth:`AvatarStream.prepare` of each), with one mouth predictor call and one
-    conditioning call for all their frames. Their ``conditioning`` ms include the joint calls'."""
-    plans = []
-    for st, block in blocks:
-        if st.a is not blocks[0][0].a:
-            raise ValueError("prepare_calls: the streams must share one avatar")
-        stop, ms = st._take(block)
-        plans.append(st._plan(stop, ms))
-    return _conditioned(plans)
+    each can now draw, in order (as :meth:`AvatarStream.prepare` of each), with one motion-net run
+    (:func:`~syncanim.motion.syncer.push_streams`), one mouth predictor call and one conditioning call for all
+    their frames. Their ``motion`` and ``conditioning`` ms are the joint calls'."""
+    if any(st.a is not blocks[0][0].a for st, _ in blocks):
+        raise ValueError("prepare_calls: the streams must share one avatar")
+    t0 = time.perf_counter()
+    fed = [st._take(block) for st, block in blocks]
+    moving = [(st, f, block.rms) for (st, block), f in zip(blocks, fed, strict=True)
+              if f is not None and st.motion is not None]
+    for (st, _, _), m in zip(moving, push_streams([(st.motion, f, r) for st, f, r in moving]), strict=True):
+        st._add_motion(m)
+    ms = {"motion": (time.perf_counter() - t0) * 1e3}
+    return _conditioned([st._plan(st.done if f is None else st._stop(), ms)
+                         for (st, _), f in zip(blocks, fed, strict=True)])
 
 
 def draw_calls(calls: list[tuple[AvatarStream, Call]],

@@ -107,6 +107,33 @@ def test_streaming_in_chunks_gives_the_same_frames_and_is_causal(fitted):
     assert not np.allclose(other.rotation[260:], whole.rotation[260:])
 
 
+def test_streams_pushed_together_give_each_its_own_motion(fitted):
+    """push_streams runs the net once for the streams that give out as many frames: each stream's motion is the
+    one it gets pushed alone, whatever the chunks (including empty ones) of the others."""
+    from syncanim.motion.syncer import push_streams
+
+    syncer = fitted[0]
+    speech = [_speech(120, seed=s) for s in (4, 5, 6)]
+    alone = [generate_motion(syncer, f, r, seed=i) for i, (f, r) in enumerate(speech)]
+    streams = [syncer.stream(seed=i) for i in range(3)]
+    sizes = [[1] * 120, [3, 0, 2] * 24, [7, 1] * 15]  # the streams give out different numbers of frames a step
+    starts = [0, 0, 0]
+    got: list[list] = [[], [], []]
+    for step in range(max(len(z) for z in sizes)):
+        items = []
+        for i, (f, r) in enumerate(speech):
+            n = sizes[i][step] if step < len(sizes[i]) else 0
+            items.append((streams[i], f[starts[i]:starts[i] + n], r[starts[i]:starts[i] + n]))
+            starts[i] += n
+        for i, m in enumerate(push_streams(items)):
+            got[i].append(m)
+    for i in range(3):
+        assert starts[i] == 120
+        together = Motion.concat([*got[i], streams[i].flush()])
+        for name in ("rotation", "translation", "expressions"):
+            np.testing.assert_allclose(getattr(together, name), getattr(alone[i], name), atol=1e-5, err_msg=name)
+
+
 def test_silence_still_blinks_and_moves_a_little(fitted):
     syncer, _, (feats0, _, rot, _, _) = fitted
     speech, rms = _speech(250, seed=4)
