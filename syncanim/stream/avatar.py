@@ -262,9 +262,8 @@ class AvatarStream:
         lo = max(0, int(idx[0]) - self.past)  # the window's first frame (clamped at the clip's start)
         feats = self.ring[lo - self.ring0:self.known - self.ring0]  # [W, P, F]: through the newest frame
         windows = a.model.predictor.windows(feats, torch.from_numpy(idx - lo).to(a.device))  # [B, W, P, F]
-        return _Planned(self, Call(idx, rot, trans, None, backdrops, dict(ms)),  # type: ignore[arg-type]
-                        np.ascontiguousarray(expr, np.float32), windows, self.loud[idx - self.ring0],
-                        (time.perf_counter() - t0) * 1e3)
+        return _Planned(self, idx, rot, trans, backdrops, {**ms, "conditioning": (time.perf_counter() - t0) * 1e3},
+                        np.ascontiguousarray(expr, np.float32), windows, self.loud[idx - self.ring0])
 
     def draw(self, call: Call, keep: Callable[[int], bool] | None = None) -> list[Frame]:
         """Step 3: the frames of ``call`` (those ``keep`` wants drawn; all without it)."""
@@ -287,17 +286,21 @@ class AvatarStream:
                 self.moved0 += cut
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Planned:
-    """A call of ``stream`` prepared but for its codes and conditioning: its frames' expressions [B, E], the
-    features their codes read [B, W, P, F], their loudness [B] and the ms it took."""
+    """A :class:`Call` of ``stream`` but for its conditioning (its fields of the same names), with what the
+    conditioning is made of: its frames' expressions [B, E], the features their codes read [B, W, P, F] and
+    their loudness [B]."""
 
     stream: AvatarStream
-    call: Call
+    idx: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    backdrops: list[np.ndarray | None]
+    ms: dict[str, float]
     expressions: np.ndarray
     windows: torch.Tensor
     loud: np.ndarray
-    ms: float
 
 
 def _conditioned(plans: list[list[_Planned]]) -> list[list[Call]]:
@@ -310,20 +313,21 @@ def _conditioned(plans: list[list[_Planned]]) -> list[list[Call]]:
     a = flat[0].stream.a
     with torch.no_grad():
         codes = a.model.predictor.forward_runs(torch.cat([p.windows for p in flat]))[:, 0]  # [sum B, C]
-        parts = list(codes.split([len(p.call.idx) for p in flat]))
+        parts = list(codes.split([len(p.idx) for p in flat]))
         for i, p in enumerate(flat):  # in stream order: each stream's level follows its frames in turn
             if p.stream.level is not None:
                 parts[i] = p.stream.level.apply(parts[i], p.loud)
         expr = torch.from_numpy(np.concatenate([p.expressions for p in flat])).to(a.device)
         cond = a.model.condition(FrameBatch(expr, codes=torch.cat(parts)))
     ms = (time.perf_counter() - t0) * 1e3
-    row = 0
+    calls, row = [], 0
     for p in flat:
-        b = len(p.call.idx)
-        p.call.cond = cond[row:row + b]
-        p.call.ms["conditioning"] = p.ms + ms
+        b = len(p.idx)
+        calls.append(Call(p.idx, p.rotation, p.translation, cond[row:row + b], p.backdrops,
+                          {**p.ms, "conditioning": p.ms["conditioning"] + ms}))
         row += b
-    return [[p.call for p in ps] for ps in plans]
+    each = iter(calls)
+    return [[next(each) for _ in ps] for ps in plans]
 
 
 def prepare_calls(blocks: list[tuple[AvatarStream, FeatureBlock]]) -> list[list[Call]]:
