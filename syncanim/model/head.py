@@ -94,7 +94,7 @@ class NerfHeadConfig(Frozen):
     backend: str = "auto"  # kernel backend: auto | ref | torch | triton
     # where the backend is triton (CUDA), render the field with fused Triton kernels: mlp (the encoder's kernel, then
     # everything after it in one), all (the whole field in one) or off (a kernel per op); the same images (GPU
-    # tests). On an H200 a 512 px head draws in 4.1 ms with mlp in tf32, 5.7 off, 9.8 all (docs/training.md).
+    # tests). On an H200 a 512 px head draws in 3.7 ms with mlp in tf32, 6.3 off, 9.8 all (docs/training.md).
     # Models saved when this was a switch say true / false: all / off
     fused_field: Literal["off", "mlp", "all"] = "mlp"
     # the fused kernels' matrix products: tf32 (tensor cores, inputs rounded to 10 bits: frames 61 dB from
