@@ -46,6 +46,15 @@ VARIANTS = [  # name, model config overrides, precision
     ("grow1", {"fused_field": "off", "render_occupancy_grow": 1}, "fp32"),
 ]
 
+STATIC_VARIANTS = [  # name, model config overrides of the static draw (the model's own fused mode)
+    ("own", {}),
+    ("march3", {"march_parts": 3}),
+    ("march4", {"march_parts": 4}),
+    ("render6", {"render_samples": 6}),
+    ("render7", {"render_samples": 7}),
+    ("render5", {"render_samples": 5}),
+]
+
 
 def psnr8(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR (dB) of uint8 frames [N, H, W, 3] over all of them; 99 when identical."""
@@ -155,6 +164,59 @@ def static_draws(avatar, cams, cond, plates, rot, trans, ref_frames, device, run
     return out
 
 
+def static_variants(avatar, cams, cond, plates, device, runs: int, names: list[str], batch: int, truth) -> dict:
+    """The static draw of the head over the plate (the model's own fused mode and precision) per entry of
+    :data:`STATIC_VARIANTS` in ``names``: milliseconds per frame with the copy (batch 1, and ``batch`` frames a
+    call), the field points room is kept for per frame, the PSNR of its frames against the model's own static draw,
+    and with ``truth`` (:func:`held_out_scorer`) the held-out PSNR."""
+    from syncanim.stream.graphs import StaticDraw
+
+    model, info = avatar.model, avatar.info
+    intr = (info.focal, info.cx, info.cy)
+    clip = Camera.from_numpy(avatar.replay.rotation, avatar.replay.translation, *intr, info.image_size, device)
+    rects = model.head_rects(clip)
+    unders = np.concatenate([to_uint8(p).cpu().numpy() for p in plates])
+    base = model.config
+    out: dict = {}
+    own: np.ndarray | None = None
+    k = [0]
+    for name, over in [v for v in STATIC_VARIANTS if v[0] == "own" or v[0] in names]:
+        model.config = base.model_copy(update=over)
+        drawer = StaticDraw(model, None, intr, info.image_size, "fp32", rects, capture=device.type == "cuda")
+
+        def call(i: int, b: int = 1, drawer: StaticDraw = drawer) -> np.ndarray:
+            rows = [(i + j) % len(cams) for j in range(b)]
+            camera = Camera(torch.cat([cams[r].rotation for r in rows]), torch.cat([cams[r].translation for r in rows]),
+                            info.focal, info.cx, info.cy, info.image_size)
+            with torch.no_grad():
+                return drawer.draw(camera, cond[torch.tensor(rows, device=device)], unders[rows])
+
+        frames = np.concatenate([call(i) for i in range(len(cams))])
+        own = frames if own is None else own
+        row: dict = {"overrides": over}
+        for b in sorted({1, batch}):
+            def timed(b: int = b, call=call) -> None:
+                k[0] += b
+                call(k[0] % len(cams), b)
+
+            call(0, b)  # room and graphs for this batch size
+            t = time_calls(timed, device, warmup=3, runs=runs)
+            row[f"batch{b}_ms_per_frame_with_copy"] = round(t["median_ms"] / b, 3)
+            row[f"batch{b}_p95_ms_per_call"] = round(t["p95_ms"], 3)
+        row["points_per_frame_room"] = [round(n) for n in drawer.per_frame or ()]
+        row["psnr_vs_own_db"] = None if name == "own" else round(psnr8(frames, own), 2)
+        if truth is not None:
+            row["val_psnr_db"] = round(truth("fp32"), 3)
+        out[name] = row
+        print(f"static {name:28s} " + "  ".join(f"b{b} {row[f'batch{b}_ms_per_frame_with_copy']:6.2f} ms/frame"
+                                               for b in sorted({1, batch}))
+              + f"  room {row['points_per_frame_room']}"
+              + ("" if row["psnr_vs_own_db"] is None else f"  {row['psnr_vs_own_db']:.2f} dB vs own")
+              + ("" if truth is None else f"  val {row['val_psnr_db']:.3f} dB"), flush=True)
+    model.config = base
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", type=Path)
@@ -166,6 +228,9 @@ def main() -> int:
                     help="also score N held-out frames of the model's dataset against the truth, per variant")
     ap.add_argument("--variants", nargs="+", default=[v[0] for v in VARIANTS], choices=[v[0] for v in VARIANTS],
                     help="the variants to run (reference always first)")
+    ap.add_argument("--static-variants", nargs="*", default=None, choices=[v[0] for v in STATIC_VARIANTS],
+                    help="only time these options of the static draw (the model's own first), then stop")
+    ap.add_argument("--static-batch", type=int, default=16, help="frames a call in --static-variants (and 1)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
@@ -185,11 +250,18 @@ def main() -> int:
         plates = [torso.render(torso.codes(rot[i:i + 1], trans[i:i + 1])) for i in range(len(idx))] if torso else \
             [torch.full((1, info.image_size, info.image_size, 3), 0.5, device=device)] * len(idx)
     base = model.config
+    truth = held_out_scorer(model, info, args.model, device, args.truth) if args.truth else None
+    if args.static_variants is not None:
+        report = {"benchmark": "render_speed static variants", "environment": environment(), "model": args.model.name,
+                  "image_size": info.image_size, "frames": len(idx), "config": base.model_dump(exclude={"mouth"}),
+                  "static_variants": static_variants(avatar, cams, cond, plates, device, args.runs,
+                                                     args.static_variants, args.static_batch, truth)}
+        (args.out / "render_speed_static.json").write_text(json.dumps(report, indent=1))
+        return 0
     report: dict = {"benchmark": "render_speed", "environment": environment(), "model": args.model.name,
                     "image_size": info.image_size, "frames": len(idx), "config": base.model_dump(exclude={"mouth"}),
                     "variants": {}}
     ref_frames: list[np.ndarray] = []
-    truth = held_out_scorer(model, info, args.model, device, args.truth) if args.truth else None
     counter = SampleCounter(model.field)
     k = [0]
 

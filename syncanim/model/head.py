@@ -61,7 +61,7 @@ class MouthNetConfig(Frozen):
 class NerfHeadConfig(Frozen):
     #: settings that change how the trained model renders, not what training learns: a run resumes across them
     render_only: ClassVar[frozenset[str]] = frozenset({"render_samples", "render_occupancy_grow", "fused_field",
-                                                      "field_precision"})
+                                                      "field_precision", "march_parts"})
 
     levels: int = Field(12, ge=1, le=24)  # hash-grid levels per plane
     features: int = Field(2, ge=1, le=8)  # features per level
