@@ -5,7 +5,7 @@ Poses follow :mod:`syncanim.geometry`: ``X_cam = R @ X_head + t`` with OpenCV ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,6 +19,8 @@ class Camera:
 
     rotation: [B, 3, 3] float32; translation: [B, 3] float32 (each frame's head pose, on the render
     device); focal, cx, cy: intrinsics in pixels; size: the side of the square image (H = W = size).
+    ``host``: the same poses on the host when the camera was made from them (:meth:`from_numpy`), so that
+    :meth:`poses_numpy` need not wait for the device.
     """
 
     rotation: torch.Tensor
@@ -27,6 +29,7 @@ class Camera:
     cx: float
     cy: float
     size: int
+    host: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         b = self.rotation.shape[0] if self.rotation.ndim else 0
@@ -38,8 +41,9 @@ class Camera:
     def from_numpy(cls, rotation: np.ndarray, translation: np.ndarray, focal: float, cx: float, cy: float,
                    size: int, device: torch.device | str) -> Camera:
         """Poses from host arrays (rotation [B, 3, 3], translation [B, 3]) moved to ``device``."""
-        return cls(torch.from_numpy(np.ascontiguousarray(rotation)).to(device),
-                   torch.from_numpy(np.ascontiguousarray(translation)).to(device), focal, cx, cy, size)
+        rotation, translation = np.ascontiguousarray(rotation), np.ascontiguousarray(translation)
+        return cls(torch.from_numpy(rotation).to(device), torch.from_numpy(translation).to(device), focal, cx, cy,
+                   size, (rotation, translation))
 
     def __len__(self) -> int:
         return self.rotation.shape[0]
@@ -50,4 +54,6 @@ class Camera:
 
     def poses_numpy(self) -> tuple[np.ndarray, np.ndarray]:
         """The poses on the host: rotation [B, 3, 3], translation [B, 3]."""
+        if self.host is not None:
+            return self.host
         return self.rotation.detach().cpu().numpy(), self.translation.detach().cpu().numpy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,3 +87,12 @@ def test_the_distortion_term_reads_the_rendered_weights(head):
     assert float(want) > 0
     torch.testing.assert_close(losses["distortion"], want)
     assert "distortion" not in model.train_step(batch, LossWeights(0.0, 0.0, 0.0), generator=None)
+
+
+def test_a_camera_from_host_poses_gives_them_back_without_the_device():
+    rot = np.repeat(np.eye(3, dtype=np.float32)[None], 2, 0)
+    trans = np.array([[0, 0, 1], [0.1, 0, 1]], np.float32)
+    cam = Camera.from_numpy(rot, trans, 100.0, 32.0, 32.0, 64, "cpu")
+    assert cam.poses_numpy()[1] is cam.host[1] and np.array_equal(cam.poses_numpy()[1], trans)
+    plain = Camera(cam.rotation, cam.translation, 100.0, 32.0, 32.0, 64)  # poses read back from the tensors
+    assert plain.host is None and np.array_equal(plain.poses_numpy()[0], rot)

@@ -93,3 +93,17 @@ def test_render_over_other_backdrops(fitted):
     x0 = int(round(16 + 80 * float(_yaw(rot[:1])[0])))
     body = over[0, 36:44, x0 + 4:x0 + 12]
     assert (body[..., 1] < 0.5).float().mean() > 0.8  # body: still the red block
+
+
+def test_pose_codes_follow_a_new_normalisation():
+    """Pose codes read the normalisation from a host copy, renewed when it changes (or a new state is loaded)."""
+    _, rotation, translation, _, _ = _clip()
+    field = TorsoField(TorsoArch(image_size=S))
+    before = field.codes(rotation[:4], translation[:4])
+    field.set_normalisation(rotation, translation)
+    after = field.codes(rotation[:4], translation[:4])
+    assert not torch.allclose(before, after)
+    other = TorsoField(TorsoArch(image_size=S))
+    other.codes(rotation[:4], translation[:4])  # its host copy, of the defaults
+    other.load_state_dict(field.state_dict())
+    assert torch.equal(other.codes(rotation[:4], translation[:4]), after)
