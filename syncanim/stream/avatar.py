@@ -23,7 +23,8 @@ step 3 (:meth:`AvatarStream.draw`) may run on two threads, one call's drawing be
 preparation. A frame the caller does not want (``keep``) is not drawn, but the stream's state moves
 past it as for any other. Several streams of one avatar prepare together (:func:`prepare_calls`: one mouth
 predictor call, one motion-net run and one conditioning call for all their frames) and draw together
-(:func:`draw_calls`).
+(:func:`draw_calls`; :func:`launch_calls` queues the drawing on the device and returns, so that the host can
+prepare the next calls, on another CUDA stream, while the device draws).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from ..motion.mouth_level import stream_level
 from ..motion.store import load_motion
 from ..motion.syncer import Motion, MotionSyncer, push_streams
 from .draw import render_batch_uint8, render_person
-from .graphs import StaticDraw
+from .graphs import PendingDraw, StaticDraw
 from .poses import ReplayTrack, expressions_in, track_frames
 from .speech import FeatureBlock
 
@@ -356,8 +357,45 @@ def draw_calls(calls: list[tuple[AvatarStream, Call]],
     ``keeps``: per call, which of its frames to draw (None: all). The streams must share the avatar and draw
     alike (all with the torso, or all over backdrops); their frames' ``render`` ms is the joint call's.
     """
+    return launch_calls(calls, keeps).frames()
+
+
+class PendingCalls:
+    """Calls whose frames :func:`launch_calls` queued on the device: :meth:`frames` waits for them."""
+
+    def __init__(self, frames: list[list[Frame]], wanted: list[np.ndarray], drawn: PendingDraw | np.ndarray | None,
+                 start: float) -> None:
+        self._frames, self._wanted, self._drawn, self._start = frames, wanted, drawn, start
+        self._done = drawn is None
+
+    @property
+    def landed(self) -> torch.cuda.Event | None:
+        """The CUDA event recorded once the frames are on the host (None: drawn without one, on the host already)."""
+        return self._drawn.done if isinstance(self._drawn, PendingDraw) else None
+
+    def frames(self) -> list[list[Frame]]:
+        """The frames of each call, in order (their ``render`` ms: from the launch to now)."""
+        if self._done:
+            return self._frames
+        images = self._drawn.frames() if isinstance(self._drawn, PendingDraw) else self._drawn
+        ms = (time.perf_counter() - self._start) * 1e3
+        row = 0
+        for out, w in zip(self._frames, self._wanted, strict=True):
+            for i in np.flatnonzero(w):
+                out[i].image = images[row]
+                out[i].ms["render"] = ms
+                row += 1
+        self._done, self._drawn = True, None
+        return self._frames
+
+
+def launch_calls(calls: list[tuple[AvatarStream, Call]],
+                 keeps: list[Callable[[int], bool] | None] | None = None) -> PendingCalls:
+    """:func:`draw_calls` without waiting where the streams draw with static shapes (:meth:`StaticDraw.launch`):
+    the render call is queued on the device and the host is free (e.g. to prepare the next calls on another CUDA
+    stream) until :meth:`PendingCalls.frames`. Otherwise the frames are drawn here."""
     if not calls:
-        return []
+        return PendingCalls([], [], None, 0.0)
     first = calls[0][0]
     a, s = first.a, first.s
     for st, _ in calls:
@@ -369,7 +407,7 @@ def draw_calls(calls: list[tuple[AvatarStream, Call]],
         wanted.append(np.array([keep is None or bool(keep(int(k))) for k in call.idx], bool))
         frames.append([Frame(int(k), None, call.backdrops[j], dict(call.ms)) for j, k in enumerate(call.idx)])
     if not any(w.any() for w in wanted):
-        return frames
+        return PendingCalls(frames, wanted, None, 0.0)
     info = a.info
     t1 = time.perf_counter()
     picked = [(call, w) for (_, call), w in zip(calls, wanted, strict=True) if w.any()]
@@ -381,16 +419,9 @@ def draw_calls(calls: list[tuple[AvatarStream, Call]],
     if first.torso is None:
         under = np.stack([b for c, w in picked for b, keep in zip(c.backdrops, w, strict=True) if keep])
     if s.static:
-        images = a.static_draw(s.precision, first.torso is not None).draw(camera, cond, under)
+        drawn = a.static_draw(s.precision, first.torso is not None).launch(camera, cond, under)
     elif first.torso is not None:
-        images = render_person(a.model, first.torso, camera, cond, precision=s.precision, chunk=s.chunk_rays)
+        drawn = render_person(a.model, first.torso, camera, cond, precision=s.precision, chunk=s.chunk_rays)
     else:
-        images = render_batch_uint8(a.model, camera, cond, under, precision=s.precision, chunk=s.chunk_rays)
-    ms = (time.perf_counter() - t1) * 1e3
-    row = 0
-    for out, w in zip(frames, wanted, strict=True):
-        for i in np.flatnonzero(w):
-            out[i].image = images[row]
-            out[i].ms["render"] = ms
-            row += 1
-    return frames
+        drawn = render_batch_uint8(a.model, camera, cond, under, precision=s.precision, chunk=s.chunk_rays)
+    return PendingCalls(frames, wanted, drawn, t1)

@@ -79,6 +79,54 @@ class GraphedStep:
         return self.output
 
 
+def _to_pinned(t: torch.Tensor) -> torch.Tensor:
+    """A copy of device tensor ``t`` into page-locked host memory, queued on the current stream (not waited for)."""
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    host.copy_(t, non_blocking=True)
+    return host
+
+
+class PendingDraw:
+    """A call of B frames queued on the device by :meth:`StaticDraw.launch`; :meth:`frames` waits for them.
+
+    If the call wanted more field points than it had room for (known once it has run), :meth:`frames` draws it
+    again with more room, so no frame ever lacks points. Holds the call's inputs until then (the device may still
+    read them).
+    """
+
+    def __init__(self, drawer: StaticDraw, inputs: dict[str, torch.Tensor], images: torch.Tensor,
+                 points: torch.Tensor | None, capacity: tuple[int, ...] | None, done: torch.cuda.Event | None) -> None:
+        self.drawer, self.inputs, self.capacity, self.done = drawer, inputs, capacity, done
+        self._images, self._points = images, points
+        self._frames: np.ndarray | None = None
+
+    def ready(self) -> bool:
+        """Whether the frames are on the host (:meth:`frames` would not wait for the device)."""
+        return self.done is None or self.done.query()
+
+    def frames(self) -> np.ndarray:
+        """The call's frames [B, H, W, 3] uint8 on the host (waits for the device)."""
+        if self._frames is not None:
+            return self._frames
+        if self.done is not None:
+            self.done.synchronize()
+        images = self._images
+        if self._points is not None:
+            wanted = self._points.numpy()
+            if (wanted > np.asarray(self.capacity)).any():  # some points left out: again, with room for them
+                d = self.drawer
+                d._room_for(wanted, len(images))
+                d.graphs.clear()
+                d.recaptures += 1
+                log.debug("static draw: %s field points wanted, more than the room for them; drawn again",
+                          wanted.tolist())
+                with torch.no_grad():
+                    images = d._step(**self.inputs)[0].cpu()
+        self._frames = images.numpy()
+        self.inputs = {}
+        return self._frames
+
+
 class StaticDraw:
     """Calls of B frames of one model drawn with static shapes (module docstring): the head over the torso
     (when given one) or over backgrounds given per call.
@@ -128,8 +176,16 @@ class StaticDraw:
     def draw(self, camera: Camera, cond: Conditioning, below: np.ndarray | None = None) -> np.ndarray:
         """B frames: the head in ``camera``'s poses with ``cond`` over the torso for those poses, or over
         ``below`` [B, H, W, 3] uint8 (required without a torso) -> [B, H, W, 3] uint8 on the host."""
+        return self.launch(camera, cond, below).frames()
+
+    @torch.no_grad()
+    def launch(self, camera: Camera, cond: Conditioning, below: np.ndarray | None = None) -> PendingDraw:
+        """:meth:`draw` without waiting: the call is queued on the device (with the copy of its frames to the host)
+        and the host is free until :meth:`PendingDraw.frames`. The device work that ``cond`` comes from must be
+        queued before it on the current stream (or waited for)."""
         if (below is None) != (self.torso is not None):
             raise ValueError("StaticDraw.draw: frames to draw over without a torso, none with one")
+        rotation, translation = camera.poses_numpy()
         rects = self.model.head_rects(camera)
         (need_w, need_h), _ = fixed_rects(rects, self.size)
         if need_w > self.rect[0] or need_h > self.rect[1]:  # a pose the rectangle does not hold: a larger one
@@ -138,7 +194,6 @@ class StaticDraw:
             self.recaptures += 1
         _, offsets = fixed_rects(rects, self.size, self.rect)
         dev = camera.rotation.device
-        rotation, translation = camera.poses_numpy()
         lower = (self.torso.codes(rotation, translation) if self.torso is not None
                  else torch.from_numpy(np.ascontiguousarray(below)).to(dev))
         inputs = {"rotation": camera.rotation, "translation": camera.translation,
@@ -148,16 +203,15 @@ class StaticDraw:
         if self.per_frame is None:  # the first call: every sample, to learn how many are wanted
             images, points = self._step(**inputs)
             self._room_for(points.cpu().numpy(), b)
-            return images.cpu().numpy()
+            return PendingDraw(self, inputs, images.cpu(), None, None, None)
+        capacity = self.capacity(b)
         images, points = self._run(b, inputs)
-        wanted = points.cpu().numpy()
-        if (wanted > np.asarray(self.capacity(b))).any():  # some points left out: again, with room for them
-            self._room_for(wanted, b)
-            self.graphs.clear()
-            self.recaptures += 1
-            log.debug("static draw: %s field points wanted, more than the room for them; drawn again", wanted.tolist())
-            images, points = self._step(**inputs)
-        return images.cpu().numpy()
+        done = None
+        if images.is_cuda:  # both copies queued behind the call; the event says when they have landed
+            images, points = _to_pinned(images), _to_pinned(points)
+            done = torch.cuda.Event(enable_timing=True)  # timing: when the frames landed (benchmarks/many_streams.py)
+            done.record()
+        return PendingDraw(self, inputs, images, points, capacity, done)
 
     def _room_for(self, points: np.ndarray, b: int) -> None:
         """Room per frame for ``points`` [runs] wanted by a call of ``b`` frames (never less than before)."""

@@ -4,6 +4,7 @@ for, and frames skipped without changing the ones after them."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from syncanim.audio.waveform import Waveform
@@ -89,26 +90,34 @@ def test_silence_keeps_the_person_moving(tiny_model):
     assert len(calls) == n - st.lag and (steps > 0).mean() > 0.9  # a living head, not a frozen one
 
 
-def test_streams_drawn_together_give_each_stream_its_own_frames(tiny_model):
+@pytest.mark.parametrize("static", [False, True])
+def test_streams_drawn_together_give_each_stream_its_own_frames(tiny_model, static):
     """Streams prepared together (one mouth predictor and conditioning call for all) and drawn together give the
-    frames each gives alone."""
-    from syncanim.stream.avatar import draw_calls, prepare_calls
+    frames each gives alone; also when each block's calls are launched and collected only after the next block
+    is prepared (how many streams overlap preparing and drawing)."""
+    from syncanim.stream.avatar import draw_calls, launch_calls, prepare_calls
 
     avatar = load_avatar(tiny_model.layout.root, torch.device("cpu"))
     speech = _features(avatar.info, 0.8)
     quiet = _features(avatar.info, 0.8)
     quiet.features[:] = speech.features[::-1]  # another stream hears other speech
-    settings = StreamSettings(frames_per_call=2)
+    settings = StreamSettings(frames_per_call=2, static=static)
     alone = [_run(avatar, sp, settings, 5)[1] for sp in (speech, quiet)]
     streams = [AvatarStream(avatar, settings) for _ in range(2)]
     together: list[list] = [[], []]
     keeps = [None, lambda k: k % 2 == 0]  # the second stream skips its odd frames
+    launched: list = []
     for s in range(0, len(speech.rms), 5):
         calls = prepare_calls([(st, FeatureBlock(s, sp.features[s:s + 5], sp.rms[s:s + 5]))
                                for st, sp in zip(streams, (speech, quiet), strict=True)])
-        for pair in zip(*calls, strict=True):  # the streams advance in step: their k-th calls go together
-            for i, frames in enumerate(draw_calls(list(zip(streams, pair, strict=True)), keeps)):
+        for pending in launched:  # the last block's frames, collected after this block was prepared
+            for i, frames in enumerate(pending.frames()):
                 together[i] += frames
+        # the streams advance in step: their k-th calls go together
+        launched = [launch_calls(list(zip(streams, pair, strict=True)), keeps) for pair in zip(*calls, strict=True)]
+    for pending in launched:
+        for i, frames in enumerate(pending.frames()):
+            together[i] += frames
     for i, st in enumerate(streams):
         for pair in [(st, c) for c in st.finish()]:
             together[i] += draw_calls([pair], [keeps[i]])[0]

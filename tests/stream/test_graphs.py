@@ -56,6 +56,30 @@ def test_a_call_that_wants_more_room_is_drawn_again_with_it(tiny_model):
         drawer.draw(camera, call.cond, np.zeros((2, i.image_size, i.image_size, 3), np.uint8))
 
 
+def test_launched_calls_give_their_own_frames_whenever_collected(tiny_model):
+    """Calls queued one after another (launch) and collected afterwards, in any order, give the frames each
+    gives alone; one that ran short of room is drawn again when collected."""
+    avatar = load_avatar(tiny_model.layout.root, torch.device("cpu"))
+    i = avatar.info
+    st = AvatarStream(avatar, StreamSettings(frames_per_call=2))
+    speech = _features(avatar.info, 1.2)
+    calls = (st.prepare(FeatureBlock(0, speech.features, speech.rms)) + st.finish())[:3]
+    cams = [Camera.from_numpy(c.rotation, c.translation, i.focal, i.cx, i.cy, i.image_size, "cpu") for c in calls]
+    clip = Camera.from_numpy(avatar.replay.rotation, avatar.replay.translation, i.focal, i.cx, i.cy, i.image_size,
+                             "cpu")
+    drawer = StaticDraw(avatar.model, avatar.torso, (i.focal, i.cx, i.cy), i.image_size, "fp32",
+                        avatar.model.head_rects(clip), capture=False)
+    alone = [drawer.draw(cam, c.cond) for cam, c in zip(cams, calls, strict=True)]
+    assert not np.array_equal(alone[0], alone[2])  # different frames: a mix-up would show
+    pending = [drawer.launch(cam, c.cond) for cam, c in zip(cams, calls, strict=True)]
+    for k in (2, 0, 1):
+        assert pending[k].ready() and np.array_equal(pending[k].frames(), alone[k])
+    drawer.per_frame = tuple(n / 4 for n in drawer.per_frame)
+    short = drawer.launch(cams[1], calls[1].cond)
+    assert drawer.recaptures == 0  # known only once the call has run: when collected
+    assert np.abs(short.frames().astype(int) - alone[1].astype(int)).max() <= 1 and drawer.recaptures == 1
+
+
 @pytest.mark.gpu
 def test_graph_replays_give_the_compact_frames_on_gpu():
     from syncanim.bench import synthetic as syn
@@ -83,3 +107,14 @@ def test_graph_replays_give_the_compact_frames_on_gpu():
         want = render_batch_uint8(model, camera, cond, under, precision="fp32", chunk=1 << 16).astype(int)
         assert np.abs(got - want).max() <= 1
     assert len(drawer.graphs) == 1
+    # replays queued one after another, collected afterwards: each call's frames, not the last replay's
+    calls = []
+    for frames in ([3, 4], [150, 151], [60, 61]):
+        camera = Camera.from_numpy(rot[frames], trans[frames], cam.focal, cam.cx, cam.cy, 96, dev)
+        cond = Conditioning(torch.randn(2, 8, generator=g, device=dev), torch.rand(2, 3, generator=g, device=dev),
+                            model.latent_for(None, 2))
+        under = rng.integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
+        calls.append((camera, cond, under, drawer.launch(camera, cond, under)))
+    for camera, cond, under, pending in calls:
+        want = render_batch_uint8(model, camera, cond, under, precision="fp32", chunk=1 << 16).astype(int)
+        assert np.abs(pending.frames().astype(int) - want).max() <= 1
