@@ -40,6 +40,10 @@ class RuntimeConfig(Frozen):
     device: Literal["auto", "cpu", "cuda"] = "auto"  # "auto": cuda when present, logged
     workers: int = Field(0, ge=0)  # CPU worker processes for prep; 0 = one per core
     seed: int = 0
+    # settings of a trained model's renderer that change only how it renders (its config's ``render_only``, e.g.
+    # render_samples), over the ones model.json keeps; for render, eval, live and bench:
+    #   --set runtime.render_settings.render_samples=6
+    render_settings: dict[str, Any] = Field(default_factory=dict)
 
 
 class PrepConfig(Frozen):

@@ -260,14 +260,15 @@ def _read_frames(path: Path, fps: float, count: int, size: int) -> list[np.ndarr
     return out
 
 
-def _folder_subject(model_dir: Path, cfg: BenchConfig, registry: Registry, device) -> _Subject:
+def _folder_subject(model_dir: Path, cfg: BenchConfig, registry: Registry, device,
+                    render_settings: dict[str, Any] | None = None) -> _Subject:
     import dataclasses
 
     from ..model.folder import ModelLayout
     from ..stream.avatar import load_avatar
     from . import synthetic as syn
 
-    avatar = load_avatar(model_dir, device, torso=not cfg.portrait)
+    avatar = load_avatar(model_dir, device, torso=not cfg.portrait, render_settings=render_settings)
     info, layout = avatar.info, ModelLayout(model_dir)
     extractor = registry.build("syncanim.asr", PluginSection(**info.audio))
     size = cfg.resolution or info.image_size
@@ -509,7 +510,7 @@ def run_bench(
     torch.manual_seed(bench.seed)
     progress("load", 0, 1)
     if model_dir is not None:
-        subject = _folder_subject(Path(model_dir), bench, reg, device)
+        subject = _folder_subject(Path(model_dir), bench, reg, device, runtime.render_settings)
     else:
         subject = _synthetic_subject(bench, model or PluginSection(kind="nerf-head"),
                                      audio or PluginSection(kind="logmel"), reg, device)

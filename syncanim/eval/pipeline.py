@@ -315,7 +315,8 @@ def run_eval(
     common = dict(lpips=lpips, metrics=built, device=device, cfg=config, progress=progress)
 
     if model is not None and video is None:
-        result, series, signals, rows = _model_mode(Path(model), dataset, baselines, render, out_dir, common)
+        result, series, signals, rows = _model_mode(Path(model), dataset, baselines, render, out_dir, common,
+                                                    runtime.render_settings)
     else:
         assert video is not None
         spread = None
@@ -378,7 +379,8 @@ def _build_metrics(sections: Sequence[PluginSection], registry: Registry | None)
 
 
 def _model_mode(model_dir: Path, dataset: str | os.PathLike[str] | None, baselines: bool, render: RenderConfig,
-                out_dir: Path, common: dict) -> tuple[EvalResult, dict, dict, list]:
+                out_dir: Path, common: dict,
+                render_settings: dict | None = None) -> tuple[EvalResult, dict, dict, list]:
     from ..data.dataset import load_head_data
     from ..data.manifest import DatasetLayout
     from ..model.folder import dataset_path, load_model, read_info
@@ -395,7 +397,7 @@ def _model_mode(model_dir: Path, dataset: str | os.PathLike[str] | None, baselin
     layout = DatasetLayout(ds)
     _check_out(out_dir, [model_dir, ds, layout.audio])
     device = common["device"]
-    net, info = load_model(model_dir, device)
+    net, info = load_model(model_dir, device, render_settings=render_settings)
     data = load_head_data(ds, EXPRESSIONS)
     if data.size != info.image_size:
         raise DataError(f"the dataset is {data.size} px, the model was trained at {info.image_size} px")

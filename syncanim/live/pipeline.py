@@ -86,7 +86,8 @@ def start_live(model_dir: str | os.PathLike[str], live: LiveConfig, runtime: Run
     if pose != "replay" and (info.motion is None or not layout.motion.is_file()):
         log.warning("this model has no motion syncer: poses and blinks replay the training clip")
         pose = "replay"
-    avatar = load_avatar(model_dir, device, syncer=pose != "replay", torso=live.torso)
+    avatar = load_avatar(model_dir, device, syncer=pose != "replay", torso=live.torso,
+                         render_settings=runtime.render_settings)
     extractor = build_extractor(dict(info.audio), reg, device)
     settings = StreamSettings(pose=pose, seed=live.seed, loop_join=live.loop_join,
                               frames_per_call=live.frames_per_call, chunk_rays=live.chunk_rays, precision=precision,

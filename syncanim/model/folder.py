@@ -138,28 +138,41 @@ def save_weights(path: Path, model: torch.nn.Module, metadata: dict[str, str] | 
     write_atomic(path, lambda p: save_file(state, str(p), metadata=metadata or {}))
 
 
-def build_model(info: ModelInfo, registry: Registry | None = None) -> HeadModel:
+def build_model(info: ModelInfo, registry: Registry | None = None,
+                render_settings: dict[str, Any] | None = None) -> HeadModel:
     """An untrained model of the architecture ``info`` describes (weights come from load_model), built by
     the spec of its renderer: the ``syncanim.renderers`` entry named by ``info.model["kind"]``
-    (PluginError when none is installed; CheckpointError when its settings are not that renderer's)."""
+    (PluginError when none is installed; CheckpointError when its settings are not that renderer's).
+    ``render_settings``: settings its config calls render-only (``render_only``) over model.json's (ConfigError
+    for any other)."""
     try:
         mouth = (int(info.mouth["components"]), int(info.mouth["points"]))
         section = PluginSection(**info.model)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"model.json has no usable model or mouth section: {e}") from e
     reg = registry or default_registry()
+    if render_settings:
+        allowed = getattr(reg.get("syncanim.renderers", section.kind).config_model, "render_only", frozenset())
+        wrong = sorted(set(render_settings) - set(allowed))
+        if wrong:
+            raise ConfigError(f"runtime.render_settings: {', '.join(wrong)} changes what the {section.kind!r} model "
+                              f"learned, not only how it renders",
+                              hint=f"render-only settings: {', '.join(sorted(allowed)) or 'none'}")
     try:
         make = reg.build("syncanim.renderers", section, where="model")
     except ConfigError as e:
         raise CheckpointError(f"model.json holds settings the {section.kind!r} renderer does not take: {e}",
                               hint="train it again with this version") from e
+    if render_settings:
+        make = reg.build("syncanim.renderers", PluginSection(**{**section.model_dump(), **render_settings}),
+                         where="runtime.render_settings")
     return make(HeadSetup(info.audio_per_frame, info.audio_dim, info.num_latents, mouth))
 
 
-def load_model(root: str | Path, device: str | torch.device = "cpu",
-               registry: Registry | None = None) -> tuple[HeadModel, ModelInfo]:
+def load_model(root: str | Path, device: str | torch.device = "cpu", registry: Registry | None = None,
+               render_settings: dict[str, Any] | None = None) -> tuple[HeadModel, ModelInfo]:
     """The trained model of a folder, on ``device``, in eval mode (its renderer looked up in ``registry``,
-    by default the installed entry points)."""
+    by default the installed entry points), with ``render_settings`` over its own (:func:`build_model`)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -168,7 +181,7 @@ def load_model(root: str | Path, device: str | torch.device = "cpu",
     if not layout.weights.is_file():
         raise CheckpointError(f"{layout.root} has no weights yet (model.safetensors)",
                               hint="training writes them at its first checkpoint")
-    model = build_model(info, registry)
+    model = build_model(info, registry, render_settings)
     try:
         state = load_file(str(layout.weights))
         model.load_state_dict(state, strict=True)

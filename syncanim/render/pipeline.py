@@ -129,7 +129,8 @@ def run_render(
     layout = ModelLayout(model_dir)
     info = read_info(model_dir)
     pose = pose_mode(render, layout, info)
-    avatar = load_avatar(model_dir, device, syncer=pose != "replay", torso=render.torso and not render.portrait)
+    avatar = load_avatar(model_dir, device, syncer=pose != "replay", torso=render.torso and not render.portrait,
+                         render_settings=runtime.render_settings)
     wave = read_audio(audio_path, info.sample_rate)
     if wave.rms() < 1e-4:
         raise DataError(f"{Path(audio_path).name} is silent", hint="give speech to render")

@@ -120,7 +120,7 @@ def run_validation(model_dir: str | os.PathLike[str], out_dir: str | os.PathLike
                    runtime: RuntimeConfig, *, dataset: str | os.PathLike[str] | None = None,
                    progress: ProgressFn = no_progress) -> ValResult:
     device = resolve_device(runtime)
-    model, info = load_model(model_dir, device)
+    model, info = load_model(model_dir, device, render_settings=runtime.render_settings)
     ds = dataset or dataset_path(model_dir, info)
     data = load_head_data(ds, EXPRESSIONS)
     if data.size != info.image_size:

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,9 +90,11 @@ class Avatar:
         return self.drawers[key]
 
 
-def load_avatar(root: str | Path, device: torch.device, *, syncer: bool = True, torso: bool = True) -> Avatar:
-    """The model in ``root`` on ``device``; its motion syncer and torso unless turned off (or absent)."""
-    model, info = load_model(root, device)
+def load_avatar(root: str | Path, device: torch.device, *, syncer: bool = True, torso: bool = True,
+                render_settings: dict[str, Any] | None = None) -> Avatar:
+    """The model in ``root`` on ``device`` (``render_settings`` over its own: :func:`~syncanim.model.folder.load_model`);
+    its motion syncer and torso unless turned off (or absent)."""
+    model, info = load_model(root, device, render_settings=render_settings)
     layout = ModelLayout(root)
     replay = load_replay(layout)
     return Avatar(Path(root), model, info, replay, load_motion(layout, info, device) if syncer else None,

@@ -61,6 +61,21 @@ def test_the_installed_renderer_loads_the_weights(tiny_model):
     assert float(model.box_hi.sub(model.box_lo).min()) > 0  # the geometry came with the weights
 
 
+def test_render_settings_change_only_how_a_trained_model_renders(tiny_model):
+    from syncanim.errors import ConfigError
+
+    own, info = load_model(tiny_model.layout.root)
+    model, _ = load_model(tiny_model.layout.root, render_settings={"render_samples": 3, "march_parts": 3})
+    assert (model.config.render_samples, model.config.march_parts) == (3, 3)
+    assert own.config.render_samples == info.model.get("render_samples", 0)
+    assert model.config.model_copy(update={"render_samples": own.config.render_samples,
+                                           "march_parts": own.config.march_parts}) == own.config
+    with pytest.raises(ConfigError, match="levels changes what the 'nerf-head' model learned"):
+        load_model(tiny_model.layout.root, render_settings={"levels": 3})
+    with pytest.raises(ConfigError, match="render_samples"):
+        load_model(tiny_model.layout.root, render_settings={"render_samples": -1})
+
+
 def test_unknown_renderers_and_foreign_settings_are_refused(tiny_model, probe):
     info = read_info(tiny_model.layout.root)
     with pytest.raises(PluginError, match="no head / torso model families component named 'nerf-head'"):
