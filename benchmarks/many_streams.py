@@ -39,12 +39,13 @@ def _sync(device: torch.device) -> None:
 
 
 def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: StreamSettings,
-        batched: bool = True, draw: bool = True, pipelined: bool = False) -> dict:
+        batched: bool = True, draw: bool = True, pipelined: bool = False, keep: list | None = None) -> dict:
     """N streams for ``warmup + ticks`` ticks. With ``pipelined`` (CUDA), tick k's frames are drawn
     (:func:`launch_calls`) while tick k + 1 is prepared on a second CUDA stream; otherwise each tick is prepared,
     then drawn and waited for. The tick period is the time between two ticks' starts; a frame's latency is from
     its tick's start (its features in) to its picture on the host: pipelined, from CUDA events (when the copy
-    landed: what a thread waiting on it would see; this loop collects it only after the next tick's prepare)."""
+    landed: what a thread waiting on it would see; this loop collects it only after the next tick's prepare).
+    ``keep``: a list the drawn frames are appended to (each tick's, [N, H, W, 3] uint8)."""
     device = avatar.device
     total = len(feats.rms)
     streams = [AvatarStream(avatar, settings) for _ in range(n)]
@@ -74,7 +75,9 @@ def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: 
             queued[i] += calls
         if pending is not None:  # the last tick's frames (drawn while this tick was prepared)
             calls, (start, begun_at, landed), counted = pending
-            calls.frames()
+            drawn = calls.frames()
+            if keep is not None:
+                keep.append(np.stack([f.image for fs in drawn for f in fs]))
             if counted:
                 latency_ms.append(begun_at.elapsed_time(landed) if landed is not None
                                   else (time.perf_counter() - start) * 1e3)
@@ -91,7 +94,9 @@ def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: 
                 pending = (launched, (t0, begun, launched.landed), counted)
                 if side is None:
                     t2 = time.perf_counter()
-                    pending[0].frames()
+                    drawn = pending[0].frames()
+                    if keep is not None:
+                        keep.append(np.stack([f.image for fs in drawn for f in fs]))
                     if counted:
                         latency_ms.append((time.perf_counter() - t0) * 1e3)
                         wait_ms.append((time.perf_counter() - t2) * 1e3)
@@ -103,8 +108,8 @@ def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: 
             if last is not None:
                 period_ms.append((t0 - last) * 1e3)
             last = t0
-    if pending is not None:
-        pending[0].frames()
+    if pending is not None and keep is not None:
+        keep.append(np.stack([f.image for fs in pending[0].frames() for f in fs]))
 
     def pct(v: list[float]) -> dict:
         return {"p50": round(float(np.median(v)), 2), "p95": round(percentile(v, 95), 2), "max": round(max(v), 2)}
@@ -135,6 +140,8 @@ def main() -> int:
     ap.add_argument("--pipelined", action=argparse.BooleanOptionalAction, default=None,
                     help="prepare tick k + 1 on a second CUDA stream while tick k draws [on with CUDA]")
     ap.add_argument("--render-samples", type=int, default=None, help="the head's model.render_samples instead")
+    ap.add_argument("--check", type=int, default=0, metavar="N",
+                    help="first draw N streams for 12 ticks pipelined and prepared-then-drawn: the same frames?")
     args = ap.parse_args()
     device = torch.device(args.device)
     avatar = load_avatar(args.model, device)
@@ -153,6 +160,18 @@ def main() -> int:
     report = {"benchmark": "many_streams", "environment": environment(), "model": args.model.name,
               "image_size": info.image_size, "torso": avatar.torso is not None, "precision": args.precision,
               "static": static, "render_samples": avatar.model.config.render_samples or avatar.model.config.samples, "features_ms_per_frame_one_stream_whole_clip": round(feat_ms, 2), "runs": []}
+    if args.check:
+        frames = {}
+        for piped in (False, True):
+            frames[piped] = []
+            run(avatar, feats, args.check, 12, 2, settings, args.batched_prepare, True, piped, frames[piped])
+        a, b = np.stack(frames[False]).astype(int), np.stack(frames[True]).astype(int)
+        diff = int(np.abs(a - b).max()) if a.shape == b.shape else -1
+        report["check"] = {"streams": args.check, "ticks": len(a), "max_abs_difference": diff}
+        print(f"check: {args.check} streams, {len(a)} ticks pipelined against prepared-then-drawn: max |difference| "
+              f"{diff} (of 255)", flush=True)
+        if diff < 0 or diff > 1:
+            return 1
     for n in args.streams:
         r = run(avatar, feats, n, args.ticks, args.warmup, settings, args.batched_prepare, not args.prepare_only,
                 device.type == "cuda" if args.pipelined is None else args.pipelined)

@@ -53,6 +53,9 @@ STATIC_VARIANTS = [  # name, model config overrides of the static draw (the mode
     ("render6", {"render_samples": 6}),
     ("render7", {"render_samples": 7}),
     ("render5", {"render_samples": 5}),
+    ("grow1", {"render_occupancy_grow": 1}),
+    ("grow0", {"render_occupancy_grow": 0}),
+    ("render6-grow1", {"render_samples": 6, "render_occupancy_grow": 1}),
 ]
 
 
