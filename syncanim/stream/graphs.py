@@ -14,6 +14,9 @@ fixed size instead:
   Every call's counts come back with its frames; a call that wanted more than there was room for is drawn
   again with more room (the graphs captured again), so no frame ever lacks points.
 
+:meth:`StaticDraw.launch` queues a call (and the copy of its frames to page-locked host memory) and returns a
+:class:`PendingDraw`, so that the host can prepare the next call meanwhile; :meth:`StaticDraw.draw` waits for it.
+
 With ``capture`` (CUDA), each batch size's whole call (torso, head, the conversion to uint8) is captured once
 as a CUDA graph (:class:`GraphedStep`) and replayed; without it the same static-shape call runs eagerly
 (what the tests run on CPU). The images are the compact renderer's up to float rounding.
