@@ -71,3 +71,19 @@ def autocast(device, precision: str, cache: bool = True):
         return nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype, cache_enabled=cache)
+
+
+class HostCopies:
+    """Host (numpy) copies of some device tensors, read back again only when one of them has changed: a read-back
+    waits for all the work queued on the device, which a per-frame path should not."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._arrays: tuple = ()
+
+    def of(self, *tensors) -> tuple:
+        """The tensors' values as numpy arrays (cached by each tensor's storage and in-place version)."""
+        key = tuple((t.data_ptr(), t._version, str(t.device)) for t in tensors)
+        if key != self._key:
+            self._key, self._arrays = key, tuple(t.detach().cpu().numpy() for t in tensors)
+        return self._arrays

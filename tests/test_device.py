@@ -45,3 +45,15 @@ def test_auto_on_cuda_is_bf16_where_supported():
     with autocast(dev, "fp16"):
         x = torch.ones(2, 2, device=dev) @ torch.ones(2, 2, device=dev)
     assert x.dtype == torch.float16
+
+
+def test_host_copies_are_read_again_only_after_a_change():
+    from syncanim.device import HostCopies
+
+    t = torch.zeros(3)
+    copies = HostCopies()
+    first = copies.of(t)[0]
+    assert copies.of(t)[0] is first  # unchanged: the same arrays, no read-back
+    t.add_(1.0)
+    again = copies.of(t)[0]
+    assert again is not first and again.tolist() == [1.0, 1.0, 1.0]

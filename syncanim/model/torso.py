@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import TorsoTrainConfig
+from ..device import HostCopies
 from ..geometry import matrix_to_axis_angle, project_to_rotation
 
 POSE_DIM = 6  # rotation vector (3) and translation (3)
@@ -90,7 +91,7 @@ class TorsoField(nn.Module):
         self.register_buffer("mean_rotation", torch.eye(3))
         self.register_buffer("pose_mean", torch.zeros(POSE_DIM))
         self.register_buffer("pose_scale", torch.ones(POSE_DIM))
-        self._host: tuple[tuple, tuple[np.ndarray, ...]] | None = None  # _normalisation_on_host's copies
+        self._host = HostCopies()  # the pose normalisation, read back once per change
         gen = torch.Generator().manual_seed(0)
         self.planes = nn.ParameterList(
             nn.Parameter(1e-2 * torch.randn(1, arch.features, r, r, generator=gen))
@@ -115,17 +116,8 @@ class TorsoField(nn.Module):
 
     def codes(self, rotation: np.ndarray, translation: np.ndarray) -> torch.Tensor:
         """Pose codes ``[B, 6]`` on the field's device of head poses ``[B, 3, 3]``, ``[B, 3]``."""
-        c = pose_code(rotation, translation, *self._normalisation_on_host())
+        c = pose_code(rotation, translation, *self._host.of(self.mean_rotation, self.pose_mean, self.pose_scale))
         return torch.from_numpy(c).to(self.pose_mean.device)
-
-    def _normalisation_on_host(self) -> tuple[np.ndarray, ...]:
-        """(mean_rotation, pose_mean, pose_scale) as host arrays, read back once per change (a read-back waits for
-        the device: a stream's pose codes should not)."""
-        bufs = (self.mean_rotation, self.pose_mean, self.pose_scale)
-        key = tuple((b.data_ptr(), b._version) for b in bufs)
-        if self._host is None or self._host[0] != key:
-            self._host = (key, tuple(b.cpu().numpy() for b in bufs))
-        return self._host[1]
 
     def forward(self, xy: torch.Tensor, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Points ``xy: [B, P, 2]`` in [0, 1] (x right, y down) of frames with pose codes ``code: [B, 6]``

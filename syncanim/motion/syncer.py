@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..device import HostCopies
 from ..geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from ..model.mouth_net import MouthPredictor
 from .blinks import BlinkModel, BlinkState
@@ -109,7 +110,7 @@ class MotionSyncer(nn.Module):
         self.register_buffer("gain", torch.ones(CHANNELS))
         self.register_buffer("projection", torch.randn(fin, CHANNELS, generator=gen) / fin ** 0.5)
         self.register_buffer("proj_scale", torch.ones(CHANNELS))
-        self._host: tuple[tuple, tuple[np.ndarray, ...]] | None = None  # _on_host's copies
+        self._host = HostCopies()  # the denormalisation, read back once per change
 
     def project(self, features: torch.Tensor) -> np.ndarray:
         """The speech innovations' source: features ``[T, P, F]`` -> ``[T, 7]`` float64 (normalised with the
@@ -128,18 +129,10 @@ class MotionSyncer(nn.Module):
     def stream(self, seed: int = 0) -> MotionStream:
         return MotionStream(self, seed)
 
-    def _on_host(self) -> tuple[np.ndarray, ...]:
-        """(mean, scale, mean_rotation) as float64 host arrays, read back once per change (each read-back waits for
-        the device: a stream's every frame should not)."""
-        bufs = (self.mean, self.scale, self.mean_rotation)
-        key = tuple((b.data_ptr(), b._version) for b in bufs)
-        if self._host is None or self._host[0] != key:
-            self._host = (key, tuple(b.cpu().numpy().astype(np.float64) for b in bufs))
-        return self._host[1]
-
     def to_motion(self, z: np.ndarray, closure: np.ndarray) -> Motion:
         """Motion of normalised channels ``z: [T, 7]`` and eye closure ``[T, 2]``."""
-        mean, scale, mean_rotation = self._on_host()
+        mean, scale, mean_rotation = (a.astype(np.float64) for a in self._host.of(self.mean, self.scale,
+                                                                                 self.mean_rotation))
         x = mean + z * scale  # [T, 7]
         rot = mean_rotation @ axis_angle_to_matrix(x[:, :3])
         expr = np.concatenate([closure, x[:, 6:7]], 1)
