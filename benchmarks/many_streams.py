@@ -38,6 +38,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _images(drawn: list[list]) -> np.ndarray:
+    """The images of a tick's frames, stream after stream: [N, H, W, 3] uint8."""
+    return np.stack([f.image for frames in drawn for f in frames])
+
+
 def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: StreamSettings,
         batched: bool = True, draw: bool = True, pipelined: bool = False, keep: list | None = None) -> dict:
     """N streams for ``warmup + ticks`` ticks. With ``pipelined`` (CUDA), tick k's frames are drawn
@@ -77,7 +82,7 @@ def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: 
             calls, (start, begun_at, landed), counted = pending
             drawn = calls.frames()
             if keep is not None:
-                keep.append(np.stack([f.image for fs in drawn for f in fs]))
+                keep.append(_images(drawn))
             if counted:
                 latency_ms.append(begun_at.elapsed_time(landed) if landed is not None
                                   else (time.perf_counter() - start) * 1e3)
@@ -96,7 +101,7 @@ def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: 
                     t2 = time.perf_counter()
                     drawn = pending[0].frames()
                     if keep is not None:
-                        keep.append(np.stack([f.image for fs in drawn for f in fs]))
+                        keep.append(_images(drawn))
                     if counted:
                         latency_ms.append((time.perf_counter() - t0) * 1e3)
                         wait_ms.append((time.perf_counter() - t2) * 1e3)
@@ -109,7 +114,7 @@ def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: 
                 period_ms.append((t0 - last) * 1e3)
             last = t0
     if pending is not None and keep is not None:
-        keep.append(np.stack([f.image for fs in pending[0].frames() for f in fs]))
+        keep.append(_images(pending[0].frames()))
 
     def pct(v: list[float]) -> dict:
         return {"p50": round(float(np.median(v)), 2), "p95": round(percentile(v, 95), 2), "max": round(max(v), 2)}

@@ -369,12 +369,9 @@ class PendingCalls:
     def __init__(self, frames: list[list[Frame]], wanted: list[np.ndarray], drawn: PendingDraw | np.ndarray | None,
                  start: float) -> None:
         self._frames, self._wanted, self._drawn, self._start = frames, wanted, drawn, start
+        #: the CUDA event recorded once the frames are on the host (None: drawn without one, on the host already)
+        self.landed: torch.cuda.Event | None = drawn.done if isinstance(drawn, PendingDraw) else None
         self._done = drawn is None
-
-    @property
-    def landed(self) -> torch.cuda.Event | None:
-        """The CUDA event recorded once the frames are on the host (None: drawn without one, on the host already)."""
-        return self._drawn.done if isinstance(self._drawn, PendingDraw) else None
 
     def frames(self) -> list[list[Frame]]:
         """The frames of each call, in order (their ``render`` ms: from the launch to now)."""
