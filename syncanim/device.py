@@ -87,3 +87,20 @@ class HostCopies:
         if key != self._key:
             self._key, self._arrays = key, tuple(t.detach().cpu().numpy() for t in tensors)
         return self._arrays
+
+
+def to_device(array, device, dtype=None):
+    """A host array on ``device`` without waiting for the device: on CUDA the values are staged in page-locked
+    memory and copied behind the work queued on the current stream (a plain ``.to(device)`` from pageable memory
+    waits for all of it); elsewhere a tensor view or copy. ``array``: numpy array or CPU tensor; ``dtype``: a
+    torch dtype to convert to first. -> a tensor on ``device``."""
+    import numpy as np
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(array)) if isinstance(array, np.ndarray) else array
+    if dtype is not None:
+        t = t.to(dtype)
+    device = torch.device(device)
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)

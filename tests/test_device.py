@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -57,3 +58,29 @@ def test_host_copies_are_read_again_only_after_a_change():
     t.add_(1.0)
     again = copies.of(t)[0]
     assert again is not first and again.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_host_arrays_reach_the_device_with_their_values():
+    from syncanim.device import to_device
+
+    a = np.arange(6, dtype=np.float64).reshape(2, 3)
+    t = to_device(a, "cpu", torch.float32)
+    assert t.dtype == torch.float32 and t.tolist() == a.tolist()
+    assert to_device(a[:, ::2], "cpu").tolist() == a[:, ::2].tolist()  # not contiguous
+
+
+@pytest.mark.gpu
+def test_host_arrays_reach_the_device_without_waiting_for_it():
+    from syncanim.device import to_device
+
+    dev = torch.device("cuda")
+    big = torch.randn(4096, 4096, device=dev)
+    a = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    torch.cuda.set_sync_debug_mode("error")  # a copy that waits for the device raises
+    try:
+        for _ in range(3):
+            big = big @ big / 64  # queued work the copy does not wait for
+            t = to_device(a, dev)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert np.array_equal(t.cpu().numpy(), a)

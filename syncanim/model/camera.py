@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..device import to_device
 from .rays import pixel_rays
 
 
@@ -40,10 +41,11 @@ class Camera:
     @classmethod
     def from_numpy(cls, rotation: np.ndarray, translation: np.ndarray, focal: float, cx: float, cy: float,
                    size: int, device: torch.device | str) -> Camera:
-        """Poses from host arrays (rotation [B, 3, 3], translation [B, 3]) moved to ``device``."""
+        """Poses from host arrays (rotation [B, 3, 3], translation [B, 3]) moved to ``device`` (without waiting
+        for the work queued there)."""
         rotation, translation = np.ascontiguousarray(rotation), np.ascontiguousarray(translation)
-        return cls(torch.from_numpy(rotation).to(device), torch.from_numpy(translation).to(device), focal, cx, cy,
-                   size, (rotation, translation))
+        return cls(to_device(rotation, device), to_device(translation, device), focal, cx, cy, size,
+                   (rotation, translation))
 
     def __len__(self) -> int:
         return self.rotation.shape[0]

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import TorsoTrainConfig
-from ..device import HostCopies
+from ..device import HostCopies, to_device
 from ..geometry import matrix_to_axis_angle, project_to_rotation
 
 POSE_DIM = 6  # rotation vector (3) and translation (3)
@@ -117,7 +117,7 @@ class TorsoField(nn.Module):
     def codes(self, rotation: np.ndarray, translation: np.ndarray) -> torch.Tensor:
         """Pose codes ``[B, 6]`` on the field's device of head poses ``[B, 3, 3]``, ``[B, 3]``."""
         c = pose_code(rotation, translation, *self._host.of(self.mean_rotation, self.pose_mean, self.pose_scale))
-        return torch.from_numpy(c).to(self.pose_mean.device)
+        return to_device(c, self.pose_mean.device)
 
     def forward(self, xy: torch.Tensor, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Points ``xy: [B, P, 2]`` in [0, 1] (x right, y down) of frames with pose codes ``code: [B, 6]``

@@ -98,17 +98,15 @@ class MouthLevel:
         self.weight = float(max(1.0, prior_s * fps))  # frames of speech the running level stands for
         self.mean_sq = ref.level ** 2
         self.gate = SpeechGate(fps)
-        self.rest = torch.as_tensor(ref.rest, dtype=torch.float32)
-        self.w = torch.as_tensor(ref.weight, dtype=torch.float32)
 
-    def gains(self, codes: torch.Tensor, rms: np.ndarray) -> np.ndarray:
-        """The gain of each of the next frames, codes ``[B, C]`` and loudness ``rms [B]`` -> ``[B]``."""
+    def gains(self, sq: np.ndarray, rms: np.ndarray) -> np.ndarray:
+        """The gain of each of the next frames from their codes' squared distances to the rest (:func:`distances`)
+        ``sq [B]`` and their loudness ``rms [B]`` -> ``[B]`` (the running level moves on past them)."""
         if self.max_gain == 1 or self.ref.level <= 0:
-            return np.ones(len(codes))
-        rest, w = self.rest.to(codes.device), self.w.to(codes.device)
-        sq = (((codes.float() - rest) ** 2) * w).sum(1).cpu().numpy().astype(np.float64)  # [B]
+            return np.ones(len(sq))
         out = np.empty(len(sq))
-        for t, (d, r) in enumerate(zip(sq, np.asarray(rms, np.float64).reshape(-1), strict=True)):
+        for t, (d, r) in enumerate(zip(np.asarray(sq, np.float64), np.asarray(rms, np.float64).reshape(-1),
+                                       strict=True)):
             if self.gate.step(float(r)):
                 self.weight = min(self.weight + 1.0, self.window)
                 self.mean_sq += (d - self.mean_sq) / self.weight
@@ -118,9 +116,42 @@ class MouthLevel:
 
     def apply(self, codes: torch.Tensor, rms: np.ndarray) -> torch.Tensor:
         """The next frames' codes ``[B, C]`` levelled (their loudness ``rms [B]``) -> ``[B, C]``."""
-        g = torch.as_tensor(self.gains(codes, rms), dtype=codes.dtype, device=codes.device)[:, None]
-        rest = self.rest.to(codes.device, codes.dtype)
-        return rest + g * (codes - rest)
+        return apply_levels([(self, len(codes), rms)], codes)
+
+
+def distances(codes: torch.Tensor, rest: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted squared distances of codes ``[B, C]`` to rests ``[B, C]`` with weights ``[B, C]`` -> ``[B]``."""
+    return (((codes.float() - rest) ** 2) * weight).sum(1)
+
+
+def apply_levels(parts: list[tuple[MouthLevel | None, int, np.ndarray]], codes: torch.Tensor) -> torch.Tensor:
+    """Several streams' next frames levelled at once: ``parts`` (each stream's level or None: left as they are,
+    its number of frames, their loudness) in the order of the rows of ``codes [sum B, C]`` -> ``[sum B, C]``.
+    The same codes as each :meth:`MouthLevel.apply` in turn, with one read-back of the distances for all (a
+    read-back waits for the device) and no other wait."""
+    from ..device import to_device
+
+    if all(level is None for level, _, _ in parts):
+        return codes
+    n, c = codes.shape
+    rest, weight = np.zeros((n, c), np.float32), np.zeros((n, c), np.float32)
+    row = 0
+    for level, b, _ in parts:  # no level: rest 0 and gain 1 leave the rows exactly as they are
+        if level is not None:
+            rest[row:row + b], weight[row:row + b] = level.ref.rest, level.ref.weight
+        row += b
+    if row != n:
+        raise ValueError(f"apply_levels: the parts have {row} frames, the codes {n}")
+    ref = to_device(np.stack([rest, weight]), codes.device)  # [2, N, C]
+    sq = distances(codes, ref[0], ref[1]).double().cpu().numpy()  # [N]
+    gains, row = np.ones(n), 0
+    for level, b, rms in parts:
+        if level is not None:
+            gains[row:row + b] = level.gains(sq[row:row + b], rms)
+        row += b
+    g = to_device(gains, codes.device, codes.dtype)[:, None]
+    r = ref[0].to(codes.dtype)
+    return r + g * (codes - r)
 
 
 def stream_level(mouth: dict[str, Any], fps: float, max_gain: float) -> MouthLevel | None:

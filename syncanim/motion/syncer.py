@@ -115,16 +115,25 @@ class MotionSyncer(nn.Module):
     def project(self, features: torch.Tensor) -> np.ndarray:
         """The speech innovations' source: features ``[T, P, F]`` -> ``[T, 7]`` float64 (normalised with the
         network's feature statistics, projected)."""
-        z = (features.flatten(1).float() - self.net.feat_mean) / self.net.feat_std
-        return (z @ self.projection).double().cpu().numpy()
+        return self._projected(features).double().cpu().numpy()
+
+    def _projected(self, features: torch.Tensor) -> torch.Tensor:
+        """:meth:`project` on the device: features ``[..., P, F]`` -> ``[..., 7]`` float32."""
+        z = (features.flatten(-2).float() - self.net.feat_mean) / self.net.feat_std
+        return z @ self.projection
 
     @torch.no_grad()
-    def run_net(self, runs: torch.Tensor) -> np.ndarray:
-        """The net (in eval mode) over runs of consecutive frames' features ``[S, L, P, F]`` -> ``[S, L - past -
-        future, 7]`` float64."""
+    def run_net(self, runs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """The net (in eval mode) over runs of consecutive frames' features ``[S, L, P, F]``, and the projection
+        (:meth:`project`) of the frames it gives out (``past .. L - future - 1``) -> both ``[S, L - past - future,
+        7]`` float64, read back together (one wait for the device)."""
         if self.net.training:
             self.net.eval()
-        return self.net.forward_runs(runs).double().cpu().numpy()
+        a = self.arch
+        out = self.net.forward_runs(runs)  # [S, n, 7]
+        n = out.shape[1]
+        both = torch.cat([out.float(), self._projected(runs[:, a.past:a.past + n])], -1).double().cpu().numpy()
+        return both[..., :7], both[..., 7:]
 
     def stream(self, seed: int = 0) -> MotionStream:
         return MotionStream(self, seed)
@@ -220,17 +229,17 @@ class MotionStream:
         return out
 
     @torch.no_grad()
-    def _run(self, m: np.ndarray | None = None) -> Motion:
-        """Give out the frames the buffer now holds whole windows for; ``m`` [n, 7]: the net's output for them, when
-        already computed (:func:`push_streams`)."""
-        a = self.s.arch
+    def _run(self, net: tuple[np.ndarray, np.ndarray] | None = None) -> Motion:
+        """Give out the frames the buffer now holds whole windows for; ``net``: the net's output for them and their
+        projection (``[n, 7]`` each, :meth:`MotionSyncer.run_net`), when already computed (:func:`push_streams`)."""
         n = self._ready()
         if n <= 0:
             return Motion.concat([])
         assert self.buf is not None
-        if m is None:
-            m = self.s.run_net(self.buf[None])[0]  # [n, 7]
-        proj = self.s.project(self.buf[a.past:a.past + n])  # [n, 7]: the frames being given out
+        if net is None:
+            m, proj = (v[0] for v in self.s.run_net(self.buf[None]))  # [n, 7] each
+        else:
+            m, proj = net
         self.buf = self.buf[n:]
         z = np.empty((n, CHANNELS))
         closure = np.empty((n, 2))
@@ -267,9 +276,9 @@ def push_streams(items: list[tuple[MotionStream, torch.Tensor, np.ndarray]]) -> 
             groups.setdefault(n, []).append(i)
     out = [Motion.concat([]) for _ in items]
     for ids in groups.values():
-        nets = items[ids[0]][0].s.run_net(torch.stack([items[i][0].buf for i in ids]))  # type: ignore[misc]
+        nets, projs = items[ids[0]][0].s.run_net(torch.stack([items[i][0].buf for i in ids]))  # type: ignore[misc]
         for row, i in enumerate(ids):
-            out[i] = items[i][0]._run(nets[row])
+            out[i] = items[i][0]._run((nets[row], projs[row]))
     return out
 
 

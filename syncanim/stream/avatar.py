@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..device import to_device
 from ..errors import ConfigError
 from ..geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from ..model.base import HeadModel
@@ -46,7 +47,7 @@ from ..model.camera import Camera
 from ..model.conditioning import Conditioning, FrameBatch
 from ..model.folder import ModelInfo, ModelLayout, Replay, load_model, load_replay, load_torso
 from ..model.torso import TorsoField
-from ..motion.mouth_level import stream_level
+from ..motion.mouth_level import apply_levels, stream_level
 from ..motion.store import load_motion
 from ..motion.syncer import Motion, MotionSyncer, push_streams
 from .draw import render_batch_uint8, render_person
@@ -205,13 +206,15 @@ class AvatarStream:
             self._add_motion(self.motion.flush())
         return _conditioned([self._plan(self.known, {})])[0]
 
-    def _take(self, block: FeatureBlock) -> torch.Tensor | None:
-        """Take in the features of the next frames -> them on the device [n, P, F] (None: there were none)."""
+    def _take(self, block: FeatureBlock, f: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Take in the features of the next frames (``f``: them on the device already) -> them on the device
+        [n, P, F] (None: there were none)."""
         if len(block) == 0:
             return None
         if block.first != self.known:
             raise ValueError(f"AvatarStream.push: expected frame {self.known} next, got {block.first}")
-        f = torch.from_numpy(np.ascontiguousarray(block.features, np.float32)).to(self.a.device)  # [n, P, F]
+        if f is None:
+            f = to_device(np.asarray(block.features, np.float32), self.a.device)  # [n, P, F]
         self.ring = f if self.ring is None else torch.cat([self.ring, f])
         self.loud = np.concatenate([self.loud, np.asarray(block.rms, np.float64).reshape(-1)])
         self.known += len(block)
@@ -265,7 +268,9 @@ class AvatarStream:
         assert self.ring is not None
         lo = max(0, int(idx[0]) - self.past)  # the window's first frame (clamped at the clip's start)
         feats = self.ring[lo - self.ring0:self.known - self.ring0]  # [W, P, F]: through the newest frame
-        windows = a.model.predictor.windows(feats, torch.from_numpy(idx - lo).to(a.device))  # [B, W, P, F]
+        # idx is consecutive: its rows in feats made on the device (no copy from the host to wait for)
+        rows = torch.arange(int(idx[0]) - lo, int(idx[-1]) + 1 - lo, device=a.device)
+        windows = a.model.predictor.windows(feats, rows)  # [B, W, P, F]
         return _Planned(self, idx, rot, trans, backdrops, {**ms, "conditioning": (time.perf_counter() - t0) * 1e3},
                         np.ascontiguousarray(expr, np.float32), windows, self.loud[idx - self.ring0])
 
@@ -317,12 +322,10 @@ def _conditioned(plans: list[list[_Planned]]) -> list[list[Call]]:
     a = flat[0].stream.a
     with torch.no_grad():
         codes = a.model.predictor.forward_runs(torch.cat([p.windows for p in flat]))[:, 0]  # [sum B, C]
-        parts = list(codes.split([len(p.idx) for p in flat]))
-        for i, p in enumerate(flat):  # in stream order: each stream's level follows its frames in turn
-            if p.stream.level is not None:
-                parts[i] = p.stream.level.apply(parts[i], p.loud)
-        expr = torch.from_numpy(np.concatenate([p.expressions for p in flat])).to(a.device)
-        cond = a.model.condition(FrameBatch(expr, codes=torch.cat(parts)))
+        # in stream order: each stream's level follows its frames in turn
+        codes = apply_levels([(p.stream.level, len(p.idx), p.loud) for p in flat], codes)
+        expr = to_device(np.concatenate([p.expressions for p in flat]), a.device)
+        cond = a.model.condition(FrameBatch(expr, codes=codes))
     ms = (time.perf_counter() - t0) * 1e3
     calls, row = [], 0
     for p in flat:
@@ -342,7 +345,12 @@ def prepare_calls(blocks: list[tuple[AvatarStream, FeatureBlock]]) -> list[list[
     if any(st.a is not blocks[0][0].a for st, _ in blocks):
         raise ValueError("prepare_calls: the streams must share one avatar")
     t0 = time.perf_counter()
-    fed = [st._take(block) for st, block in blocks]
+    sizes = [len(block) for _, block in blocks]
+    host = [np.asarray(block.features, np.float32) for _, block in blocks if len(block)]
+    # every stream's features in one copy to the device
+    on_device = iter(to_device(np.concatenate(host), blocks[0][0].a.device).split([n for n in sizes if n])
+                     if host else ())
+    fed = [st._take(block, next(on_device) if n else None) for (st, block), n in zip(blocks, sizes, strict=True)]
     moving = [(st, f, block.rms) for (st, block), f in zip(blocks, fed, strict=True)
               if f is not None and st.motion is not None]
     for (st, _, _), m in zip(moving, push_streams([(st.motion, f, r) for st, f, r in moving]), strict=True):
@@ -414,7 +422,8 @@ def launch_calls(calls: list[tuple[AvatarStream, Call]],
     camera = Camera.from_numpy(np.concatenate([c.rotation[w] for c, w in picked]),
                                np.concatenate([c.translation[w] for c, w in picked]), info.focal, info.cx, info.cy,
                                info.image_size, a.device)
-    cond = Conditioning.cat([c.cond[torch.from_numpy(np.flatnonzero(w)).to(a.device)] for c, w in picked])
+    cond = Conditioning.cat([c.cond if w.all() else c.cond[to_device(np.flatnonzero(w), a.device)]
+                             for c, w in picked])
     under = None
     if first.torso is None:
         under = np.stack([b for c, w in picked for b, keep in zip(c.backdrops, w, strict=True) if keep])

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..device import autocast
+from ..device import autocast, to_device
 from ..errors import KernelUnavailable
 from ..model.base import HeadModel
 from ..model.camera import Camera
@@ -197,10 +197,9 @@ class StaticDraw:
             self.recaptures += 1
         _, offsets = fixed_rects(rects, self.size, self.rect)
         dev = camera.rotation.device
-        lower = (self.torso.codes(rotation, translation) if self.torso is not None
-                 else torch.from_numpy(np.ascontiguousarray(below)).to(dev))
+        lower = self.torso.codes(rotation, translation) if self.torso is not None else to_device(below, dev)
         inputs = {"rotation": camera.rotation, "translation": camera.translation,
-                  "offsets": torch.from_numpy(offsets).to(dev), "mouth": cond.mouth, "expressions": cond.expressions,
+                  "offsets": to_device(offsets, dev), "mouth": cond.mouth, "expressions": cond.expressions,
                   "latent": cond.latent, "below": lower}
         b = len(camera)
         if self.per_frame is None:  # the first call: every sample, to learn how many are wanted

@@ -12,6 +12,7 @@ import torch
 from syncanim.motion.mouth_level import (
     LevelReference,
     MouthLevel,
+    apply_levels,
     code_level,
     level_reference,
     rest_code,
@@ -37,6 +38,30 @@ def _ref(rest: np.ndarray, codes: np.ndarray) -> LevelReference:
 def _apply(level: MouthLevel, codes: np.ndarray, rms: np.ndarray, step: int) -> np.ndarray:
     out = [level.apply(torch.from_numpy(codes[s:s + step]).float(), rms[s:s + step]) for s in range(0, len(codes), step)]
     return torch.cat(out).double().numpy()
+
+
+def test_streams_levelled_together_get_what_each_gets_alone():
+    rest, codes, rms = _speech(120)
+    ref = _ref(rest, codes)
+    quiet = rest + 0.5 * (codes - rest)
+    other = rest + 0.8 * (codes[::-1] - rest)
+    alone = [_apply(MouthLevel(ref, FPS, max_gain=2.5), quiet, rms, 6),
+             _apply(MouthLevel(ref, FPS, max_gain=1.5), other, rms, 6)]
+    levels = [MouthLevel(ref, FPS, max_gain=2.5), None, MouthLevel(ref, FPS, max_gain=1.5)]
+    together: list[list[np.ndarray]] = [[], [], []]
+    for s in range(0, 120, 6):  # each block: three streams' frames, the middle one without a level
+        blocks = [quiet[s:s + 6], codes[s:s + 2], other[s:s + 6]]
+        out = apply_levels([(lv, len(b), rms[s:s + len(b)]) for lv, b in zip(levels, blocks, strict=True)],
+                           torch.from_numpy(np.concatenate(blocks)).float()).double().numpy()
+        for i, part in enumerate(np.split(out, [6, 8])):
+            together[i].append(part)
+    np.testing.assert_allclose(np.concatenate(together[0]), alone[0], atol=1e-6)
+    np.testing.assert_allclose(np.concatenate(together[2]), alone[1], atol=1e-6)
+    assert np.array_equal(np.concatenate(together[1]), codes[np.r_[[np.arange(s, s + 2) for s in range(0, 120, 6)]]
+                                                           .ravel()].astype(np.float32))  # untouched
+    assert not np.allclose(alone[0], quiet, atol=1e-3)  # and the level did act
+    with pytest.raises(ValueError, match="frames"):
+        apply_levels([(levels[0], 3, rms[:3])], torch.zeros(4, 4))
 
 
 def test_rest_is_the_least_open_frames_and_the_level_their_weighted_distance():
