@@ -56,7 +56,8 @@ def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: 
     its tick's start (its features in) to its picture on the host: pipelined, from CUDA events (when the copy
     landed: what a thread waiting on it would see; this loop collects it only after the next tick's prepare).
     ``keep``: a list the drawn frames are appended to (each tick's, [N, H, W, 3] uint8). ``pace``: ticks a second
-    (tick k starts at k / pace s, or late if the one before it ran long; latency counts from when it was due).
+    (after the warm-up, tick k starts at k / pace s, or late if the one before it ran long; latency counts from
+    when it was due).
     ``count_waits``: count the host's waits for the device (synchronising calls) during each tick's prepare."""
     device = avatar.device
     total = len(feats.rms)
@@ -72,8 +73,10 @@ def run(avatar, feats: FeatureBlock, n: int, ticks: int, warmup: int, settings: 
     start = time.perf_counter()
     for k in range(warmup + ticks):
         due = None
-        if pace:
-            due = start + k / pace
+        if pace and k >= warmup:  # the warm-up ticks (graph capture) run as they can; the clock starts after them
+            if k == warmup:
+                start = time.perf_counter()
+            due = start + (k - warmup) / pace
             ahead = due - time.perf_counter()
             if ahead > 0:
                 time.sleep(ahead)

@@ -59,6 +59,7 @@ STATIC_VARIANTS = [  # name, model config overrides of the static draw (the mode
     ("render6-grow0", {"render_samples": 6, "render_occupancy_grow": 0}),
     ("torso", {}),  # the model's own options, over the torso drawn for each pose instead of the plate
     ("render6-torso", {"render_samples": 6}),
+    ("render6-torso-ref", {"render_samples": 6}),  # the torso through its plain-torch reference, not the fused kernel
 ]
 
 
@@ -174,7 +175,8 @@ def static_variants(avatar, cams, cond, plates, device, runs: int, names: list[s
     """The static draw of the head over the plate (the model's own fused mode and precision; the ``*torso``
     variants: over the torso drawn for each pose) per entry of :data:`STATIC_VARIANTS` in ``names``: milliseconds
     per frame with the copy (batch 1, and ``batch`` frames a call), the field points room is kept for per frame,
-    the PSNR of its frames against the model's own static draw (head over the plate only), and with ``truth``
+    the PSNR of its frames against the model's own static draw (head over the plate only; over the torso, the
+    ``*-ref`` variant's frames against the fused torso kernel's before it), and with ``truth``
     (:func:`held_out_scorer`) the held-out PSNR."""
     from syncanim.stream.graphs import StaticDraw
 
@@ -186,10 +188,13 @@ def static_variants(avatar, cams, cond, plates, device, runs: int, names: list[s
     base = model.config
     out: dict = {}
     own: np.ndarray | None = None
+    over_torso: np.ndarray | None = None  # the last torso variant's frames
     k = [0]
     for name, over in [v for v in STATIC_VARIANTS if v[0] == "own" or v[0] in names]:
         model.config = base.model_copy(update=over)
-        torso = avatar.torso if name.endswith("torso") else None
+        torso = avatar.torso if "torso" in name else None
+        if torso is not None:
+            torso.backend = "ref" if name.endswith("-ref") else "auto"
         drawer = StaticDraw(model, torso, intr, info.image_size, "fp32", rects, capture=device.type == "cuda")
 
         def call(i: int, b: int = 1, drawer: StaticDraw = drawer) -> np.ndarray:
@@ -215,6 +220,11 @@ def static_variants(avatar, cams, cond, plates, device, runs: int, names: list[s
             row[f"batch{b}_p95_ms_per_call"] = round(t["p95_ms"], 3)
         row["points_per_frame_room"] = [round(n) for n in drawer.per_frame or ()]
         row["psnr_vs_own_db"] = None if name == "own" or torso is not None else round(psnr8(frames, own), 2)
+        if torso is not None:
+            if name.endswith("-ref") and over_torso is not None:
+                row["max_abs_diff_vs_fused_torso"] = int(np.abs(frames.astype(int) - over_torso.astype(int)).max())
+            over_torso = frames
+            torso.backend = "auto"
         if truth is not None:
             row["val_psnr_db"] = round(truth("fp32"), 3)
         out[name] = row
@@ -222,6 +232,8 @@ def static_variants(avatar, cams, cond, plates, device, runs: int, names: list[s
                                                for b in sorted({1, batch}))
               + f"  room {row['points_per_frame_room']}"
               + ("" if row["psnr_vs_own_db"] is None else f"  {row['psnr_vs_own_db']:.2f} dB vs own")
+              + (f"  max |diff| {row['max_abs_diff_vs_fused_torso']} vs fused torso"
+                 if "max_abs_diff_vs_fused_torso" in row else "")
               + ("" if truth is None else f"  val {row['val_psnr_db']:.3f} dB"), flush=True)
     model.config = base
     return out

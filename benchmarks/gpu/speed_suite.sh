@@ -27,7 +27,8 @@ for phase in ${1:-sweep}; do
     tests)
       echo "== GPU tests: static draw, bench, frames"
       timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider tests/stream/test_graphs.py tests/bench/test_pipeline.py \
-          tests/model/test_frames.py tests/test_device.py 2>&1 | tail -n 15 ;;
+          tests/model/test_frames.py tests/test_device.py \
+          tests/kernels/test_torso_kernel.py 2>&1 | tail -n 15 ;;
     kernels)
       echo "== fused field kernel against its reference"
       python3 -m pytest -q -m gpu -p no:cacheprovider tests/kernels/test_field.py 2>&1 | tail -n 12

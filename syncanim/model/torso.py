@@ -26,6 +26,8 @@ from torch import nn
 from ..config import TorsoTrainConfig
 from ..device import HostCopies, to_device
 from ..geometry import matrix_to_axis_angle, project_to_rotation
+from ..kernels.backend import resolve_backend
+from ..kernels.torso import PackedTorso, pack_torso, torso_frames
 
 POSE_DIM = 6  # rotation vector (3) and translation (3)
 
@@ -92,6 +94,8 @@ class TorsoField(nn.Module):
         self.register_buffer("pose_mean", torch.zeros(POSE_DIM))
         self.register_buffer("pose_scale", torch.ones(POSE_DIM))
         self._host = HostCopies()  # the pose normalisation, read back once per change
+        self._packed: tuple[tuple, PackedTorso] | None = None  # the fused kernel's weights, by parameter versions
+        self.backend = "auto"  # of render (:mod:`syncanim.kernels.backend`)
         gen = torch.Generator().manual_seed(0)
         self.planes = nn.ParameterList(
             nn.Parameter(1e-2 * torch.randn(1, arch.features, r, r, generator=gen))
@@ -137,24 +141,38 @@ class TorsoField(nn.Module):
         rgb, alpha = self(xy, code)
         return alpha * rgb + (1 - alpha) * plate
 
+    def packed(self) -> PackedTorso:
+        """The weights as the fused kernel reads them (packed again after any change to them)."""
+        key = tuple((t.data_ptr(), t._version) for t in self.parameters())
+        if self._packed is None or self._packed[0] != key:
+            self._packed = (key, pack_torso(list(self.planes), [self.offset[0], self.offset[2], self.offset[4]],
+                                            [self.colour[0], self.colour[2], self.colour[4]], POSE_DIM))
+        return self._packed[1]
+
     @torch.no_grad()
     def render(self, code: torch.Tensor, chunk: int = 1 << 16, size: int | None = None,
-               under: torch.Tensor | None = None) -> torch.Tensor:
+               under: torch.Tensor | None = None, backend: str | None = None) -> torch.Tensor:
         """Whole frames of pose codes ``code: [B, 6]`` -> images ``[B, S, S, 3]`` float in [0, 1] (torso over the
         plate), ``S = size`` or the training size (the plate resampled bilinearly to another size). ``under``
-        ``[B, S, S, 3]`` float in [0, 1] replaces the plate (scoring over held-out frames' own backgrounds)."""
+        ``[B, S, S, 3]`` float in [0, 1] replaces the plate (scoring over held-out frames' own backgrounds).
+        ``backend`` (default: the field's ``backend``): ``ref`` (the module's own forward, ``chunk`` pixels at a
+        time), ``triton`` (one fused launch, :mod:`syncanim.kernels.torso`) or ``auto`` (triton on CUDA where it
+        runs)."""
         s = size or self.arch.image_size
         dev = self.pose_mean.device
-        ys, xs = torch.meshgrid(torch.arange(s, device=dev), torch.arange(s, device=dev), indexing="ij")
-        xy = (torch.stack([xs, ys], -1).reshape(1, -1, 2).float() + 0.5) / s  # [1, S*S, 2]
         if under is not None:
-            plate = under.to(dev).float().reshape(len(code), -1, 3)
+            plate = under.to(dev).float()
         else:
             plate = self.plate.float() / 255  # [H, W, 3]
             if s != self.arch.image_size:
                 plate = F.interpolate(plate.permute(2, 0, 1)[None], size=(s, s), mode="bilinear", align_corners=False,
                                       antialias=True)[0].permute(1, 2, 0)
-            plate = plate.reshape(1, -1, 3).expand(len(code), -1, -1)
+        if resolve_backend("torso_render", backend or self.backend, dev, ("ref", "triton"), ("triton", "ref")) == "triton":
+            a = self.arch
+            return torso_frames(self.packed(), code, plate, s, a.frequencies, a.features, a.max_offset)
+        ys, xs = torch.meshgrid(torch.arange(s, device=dev), torch.arange(s, device=dev), indexing="ij")
+        xy = (torch.stack([xs, ys], -1).reshape(1, -1, 2).float() + 0.5) / s  # [1, S*S, 2]
+        plate = plate.reshape(len(code), -1, 3) if under is not None else plate.reshape(1, -1, 3).expand(len(code), -1, -1)
         rows = max(1, chunk // max(1, len(code)))
         out = [self.composite(xy[:, i:i + rows].expand(len(code), -1, -1), code, plate[:, i:i + rows])
                for i in range(0, s * s, rows)]
