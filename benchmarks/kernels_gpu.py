@@ -12,6 +12,9 @@ kernels); the report gives median and p90 in milliseconds, the largest differenc
 the per-op path (its reference) against the fused kernels (``--field-modes``: ``all``, the whole field in one;
 ``mlp``, the encoder's own kernel and then everything after it in one) for each precision and launch setting
 (``--field-blocks`` points per program x ``--field-warps``), a random field of the head's default sizes.
+
+``torso_frames`` (``--torso-frames``, 0 to skip): whole torso frames of a random field of the default shape, the
+plain-torch reference against the fused kernel per precision and launch setting.
 """
 
 from __future__ import annotations
@@ -184,6 +187,47 @@ def bench_field(args) -> dict:
     return result
 
 
+def bench_torso(args) -> dict:
+    import torch
+
+    from syncanim.kernels.torso import torso_frames
+    from syncanim.model.torso import TorsoArch, TorsoField
+
+    torch.manual_seed(0)
+    f = TorsoField(TorsoArch(args.torso_size))  # the default field's shape
+    with torch.no_grad():  # a trained field's size of weights
+        for p in f.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    f = f.to(args.device).eval()
+    a = f.arch
+    code = torch.randn(args.torso_frames, 6, device=args.device)
+    plate = f.plate.float() / 255
+    result: dict = {"frames": args.torso_frames, "size": a.image_size, "variants": {}}
+    with torch.no_grad():
+        want = f.render(code, chunk=len(code) * a.image_size ** 2, backend="ref")
+        result["reference"] = _timeit(lambda: f.render(code, chunk=len(code) * a.image_size ** 2, backend="ref"),
+                                      args.warmup, args.iters, args.device)
+        print(f"torso_frames    reference         {result['reference']['median_ms']:8.3f} ms", file=sys.stderr)
+        packed = f.packed()
+        for precision, block, warps in product(args.torso_precisions, args.torso_blocks, args.torso_warps):
+            name = f"{precision}-b{block}-w{warps}"
+
+            def call(precision=precision, launch={"block": block, "num_warps": warps}):  # noqa: B006
+                return torso_frames(packed, code, plate, a.image_size, a.frequencies, a.features, a.max_offset,
+                                    precision, launch)
+
+            try:
+                got = call()
+                entry = {**_timeit(call, args.warmup, args.iters, args.device),
+                         "max_abs_diff": float((got - want).abs().max())}
+            except Exception as e:  # a setting that does not compile (registers, shared memory)
+                entry = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:200]}
+            result["variants"][name] = entry
+            print(f"torso_frames    fused {name:16s} " + (f"{entry['median_ms']:8.3f} ms  max|d| "
+                  f"{entry['max_abs_diff']:.1e}" if "error" not in entry else entry["error"]), file=sys.stderr)
+    return result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--points", type=int, default=131_072)
@@ -204,6 +248,12 @@ def main() -> int:
     ap.add_argument("--field-precisions", nargs="+", default=["tf32", "ieee"])
     ap.add_argument("--field-blocks", nargs="+", type=int, default=[32, 64, 128])
     ap.add_argument("--field-warps", nargs="+", type=int, default=[2, 4, 8])
+    ap.add_argument("--torso-frames", type=int, default=16, help="whole torso frames a call (0: skip them)")
+    ap.add_argument("--torso-size", type=int, default=512)
+    ap.add_argument("--torso-precisions", nargs="+", default=["ieee", "tf32x3", "tf32"])
+    ap.add_argument("--torso-blocks", nargs="+", type=int, default=[32, 64, 128])
+    ap.add_argument("--torso-warps", nargs="+", type=int, default=[4, 8])
+    ap.add_argument("--skip-encoder", action="store_true", help="no triplane_encode / composite_rays timings")
     ap.add_argument("--device", default="cuda", help="'cpu' only smoke-tests this script (wall-clock timing)")
     ap.add_argument("--json", type=Path, default=None, help="write the report here (else to stdout)")
     args = ap.parse_args()
@@ -223,11 +273,14 @@ def main() -> int:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "triton": triton.__version__,
-        "triplane_encode": bench_hashgrid(args),
-        "composite_rays": bench_composite(args),
     }
+    if not args.skip_encoder:
+        report["triplane_encode"] = bench_hashgrid(args)
+        report["composite_rays"] = bench_composite(args)
     if args.field_points:
         report["field_points"] = bench_field(args)
+    if args.torso_frames:
+        report["torso_frames"] = bench_torso(args)
     print(f"{report['gpu']}  torch {report['torch']}  CUDA {report['cuda']}  triton {report['triton']}",
           file=sys.stderr)
     text = json.dumps(report, indent=2)

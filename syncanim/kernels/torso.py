@@ -19,7 +19,10 @@ from dataclasses import dataclass
 import torch
 
 from .backend import load_triton_module
-from .field import PRECISIONS, _block, _pad
+from .field import _block, _pad
+
+#: tl.dot inputs: float32 products, three TF32 products (about float32's accuracy), one TF32 product
+PRECISIONS = ("ieee", "tf32x3", "tf32")
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,12 @@ def pack_torso(planes: list[torch.Tensor], offset: list[torch.nn.Linear], colour
 
 
 def torso_frames(packed: PackedTorso, code: torch.Tensor, plate: torch.Tensor, size: int, frequencies: int,
-                 features: int, max_offset: float, precision: str = "ieee") -> torch.Tensor:
+                 features: int, max_offset: float, precision: str = "tf32x3",
+                 launch: dict[str, int] | None = None) -> torch.Tensor:
     """Whole frames of pose codes ``code`` [B, 6] over ``plate`` ([S, S, 3], or [B, S, S, 3] per frame; float in
-    [0, 1]) at ``size`` S -> [B, S, S, 3] float32. ``precision``: of the MLP products (``ieee`` or ``tf32``)."""
+    [0, 1]) at ``size`` S -> [B, S, S, 3] float32. ``precision``: of the MLP products (:data:`PRECISIONS`; tf32x3,
+    the default, was the fastest on an H200, about float32's accuracy: 6e-5 from the reference at most);
+    ``launch``: the kernel's ``block`` and ``num_warps`` when not its defaults (benchmarks/kernels_gpu.py)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     mod = load_triton_module("torso_kernels")
@@ -87,4 +93,4 @@ def torso_frames(packed: PackedTorso, code: torch.Tensor, plate: torch.Tensor, s
     cbias = (c @ packed.ccode1 + packed.cbias1).contiguous()
     flat = plate.float().reshape(-1 if plate.dim() == 4 else 1, size * size, 3).contiguous()
     return mod.torso_forward(bias1, cbias, flat, packed.weights, packed.planes, packed.col_res, packed.col_base, size,
-                             frequencies, features, max_offset, precision)
+                             frequencies, features, max_offset, precision, **(launch or {}))
