@@ -13,6 +13,8 @@ the per-op path (its reference) against the fused kernels (``--field-modes``: ``
 ``mlp``, the encoder's own kernel and then everything after it in one) for each precision and launch setting
 (``--field-blocks`` points per program x ``--field-warps``), a random field of the head's default sizes.
 
+``encoder_forward_launch`` (``--encoder-points``): the tri-plane encoder's forward kernel per launch setting.
+
 ``torso_frames`` (``--torso-frames``, 0 to skip): whole torso frames of a random field of the default shape, the
 plain-torch reference against the fused kernel per precision and launch setting.
 """
@@ -187,6 +189,49 @@ def bench_field(args) -> dict:
     return result
 
 
+def bench_encoder_launch(args) -> dict:
+    """The tri-plane encoder's forward kernel (rendering: no gradients) per launch setting, over a frame's worth of
+    points laid out as rendering reads them (rays of a pixel grid, a few samples each around a surface, ray by
+    ray), the head's default grid (gpu-default's 2^17-row tables, 2048 cells at the finest level)."""
+    import torch
+
+    from syncanim.kernels import grid_spec
+    from syncanim.kernels.backend import load_triton_module
+    from syncanim.kernels.hashgrid import _level_meta
+
+    spec = grid_spec(levels=12, features=2, base_res=16, max_res=2048, log2_table=17)
+    g = torch.Generator(device=args.device).manual_seed(0)
+    tables = (torch.randn(3, spec.rows, spec.features, device=args.device, generator=g) * 0.5).contiguous()
+    side = int((args.encoder_points / 6) ** 0.5)
+    u = torch.linspace(-0.6, 0.6, side, device=args.device)
+    y, x = torch.meshgrid(u, u, indexing="ij")
+    z = 0.2 * torch.cos(2 * x) * torch.cos(2 * y)  # a surface the rays meet
+    t = torch.linspace(-0.05, 0.05, 6, device=args.device)
+    coords = torch.stack([x[..., None].expand(-1, -1, 6), y[..., None].expand(-1, -1, 6), z[..., None] + t],
+                         -1).reshape(-1, 3).contiguous()
+    mod = load_triton_module("hashgrid_kernels")
+    meta = _level_meta(spec, coords.device)
+
+    def run(block, warps):
+        return mod.triplane_forward(coords, tables, meta, spec.levels, spec.features, spec.rows, spec.log2_table,
+                                    block=block, num_warps=warps)
+
+    want = run(128, 4)
+    result: dict = {"points": len(coords), "variants": {}}
+    for block, warps in product(args.encoder_blocks, args.encoder_warps):
+        name = f"b{block}-w{warps}"
+        try:
+            got = run(block, warps)
+            entry = {**_timeit(lambda block=block, warps=warps: run(block, warps), args.warmup, args.iters,
+                               args.device), "max_abs_diff": float((got - want).abs().max())}
+        except Exception as e:  # a setting that does not compile
+            entry = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:200]}
+        result["variants"][name] = entry
+        print(f"encoder forward {name:10s} " + (f"{entry['median_ms']:8.3f} ms" if "error" not in entry
+                                                else entry["error"]), file=sys.stderr)
+    return result
+
+
 def bench_torso(args) -> dict:
     import torch
 
@@ -254,6 +299,10 @@ def main() -> int:
     ap.add_argument("--torso-blocks", nargs="+", type=int, default=[32, 64, 128])
     ap.add_argument("--torso-warps", nargs="+", type=int, default=[4, 8])
     ap.add_argument("--skip-encoder", action="store_true", help="no triplane_encode / composite_rays timings")
+    ap.add_argument("--encoder-points", type=int, default=0,
+                    help="points of the encoder's forward launch sweep (0: skip it; a frame: about 600 000)")
+    ap.add_argument("--encoder-blocks", nargs="+", type=int, default=[32, 64, 128, 256])
+    ap.add_argument("--encoder-warps", nargs="+", type=int, default=[1, 2, 4, 8])
     ap.add_argument("--device", default="cuda", help="'cpu' only smoke-tests this script (wall-clock timing)")
     ap.add_argument("--json", type=Path, default=None, help="write the report here (else to stdout)")
     args = ap.parse_args()
@@ -281,6 +330,8 @@ def main() -> int:
         report["field_points"] = bench_field(args)
     if args.torso_frames:
         report["torso_frames"] = bench_torso(args)
+    if args.encoder_points:
+        report["encoder_forward_launch"] = bench_encoder_launch(args)
     print(f"{report['gpu']}  torch {report['torch']}  CUDA {report['cuda']}  triton {report['triton']}",
           file=sys.stderr)
     text = json.dumps(report, indent=2)

@@ -60,6 +60,7 @@ STATIC_VARIANTS = [  # name, model config overrides of the static draw (the mode
     ("torso", {}),  # the model's own options, over the torso drawn for each pose instead of the plate
     ("render6-torso", {"render_samples": 6}),
     ("render6-torso-ref", {"render_samples": 6}),  # the torso through its plain-torch reference, not the fused kernel
+    ("render6-grow0-torso", {"render_samples": 6, "render_occupancy_grow": 0}),  # gpu-default's render settings
 ]
 
 

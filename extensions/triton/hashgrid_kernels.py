@@ -103,7 +103,10 @@ def _triplane_bwd_kernel(coords_ptr, grad_ptr, meta_ptr, gtable_ptr, N, ROWS, LE
     tl.atomic_add(gtable_ptr + r11[:, None] + f[None, :], w11[:, None] * g, mask=m2, sem="relaxed")
 
 
-BLOCK_N = 128
+# forward launch: the fastest of 32-256 points a program x 1-8 warps on an H200 over a frame's 600 000 points
+# (benchmarks/kernels_gpu.py --encoder-points 600000: 0.58 ms against 0.80 with 128 x 4)
+BLOCK_N, WARPS = 64, 8
+BWD_BLOCK_N = 128
 
 
 def _device_guard(t: torch.Tensor):
@@ -112,8 +115,9 @@ def _device_guard(t: torch.Tensor):
 
 
 def triplane_forward(coords: torch.Tensor, tables: torch.Tensor, meta: torch.Tensor, levels: int, features: int,
-                     rows: int, log2_table: int) -> torch.Tensor:
-    """coords: [N, 3] float32 contiguous; tables: [3, rows, F] float32 contiguous; meta: [L, 3] int32.
+                     rows: int, log2_table: int, block: int = BLOCK_N, num_warps: int = WARPS) -> torch.Tensor:
+    """coords: [N, 3] float32 contiguous; tables: [3, rows, F] float32 contiguous; meta: [L, 3] int32; ``block``
+    points a program, ``num_warps`` (benchmarks/kernels_gpu.py times them).
 
     Returns [N, 3 * L * F] float32.
     """
@@ -121,11 +125,11 @@ def triplane_forward(coords: torch.Tensor, tables: torch.Tensor, meta: torch.Ten
     out = torch.empty(n, 3 * levels * features, device=coords.device, dtype=torch.float32)
     if n == 0:
         return out
-    grid = (triton.cdiv(n, BLOCK_N),)
+    grid = (triton.cdiv(n, block),)
     with _device_guard(coords):
         _triplane_fwd_kernel[grid](coords, tables, meta, out, n, rows, LEVELS=levels, F=features,
                                    FP=triton.next_power_of_2(features), HASH_MASK=(1 << log2_table) - 1,
-                                   BLOCK_N=BLOCK_N)
+                                   BLOCK_N=block, num_warps=num_warps)
     return out
 
 
@@ -136,9 +140,9 @@ def triplane_backward(coords: torch.Tensor, grad: torch.Tensor, meta: torch.Tens
     gtable = torch.zeros(3, rows, features, device=coords.device, dtype=torch.float32)
     if n == 0:
         return gtable
-    grid = (triton.cdiv(n, BLOCK_N), 3 * levels)
+    grid = (triton.cdiv(n, BWD_BLOCK_N), 3 * levels)
     with _device_guard(coords):
         _triplane_bwd_kernel[grid](coords, grad, meta, gtable, n, rows, LEVELS=levels,
                                    F=features, FP=triton.next_power_of_2(features),
-                                   HASH_MASK=(1 << log2_table) - 1, BLOCK_N=BLOCK_N)
+                                   HASH_MASK=(1 << log2_table) - 1, BLOCK_N=BWD_BLOCK_N)
     return gtable
