@@ -15,6 +15,7 @@ the joint between head and neck is the one the head learned.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ from ..device import HostCopies, to_device
 from ..geometry import matrix_to_axis_angle, project_to_rotation
 from ..kernels.backend import resolve_backend
 from ..kernels.torso import PackedTorso, pack_torso, torso_frames
+
+log = logging.getLogger(__name__)
 
 POSE_DIM = 6  # rotation vector (3) and translation (3)
 
@@ -96,6 +99,7 @@ class TorsoField(nn.Module):
         self._host = HostCopies()  # the pose normalisation, read back once per change
         self._packed: tuple[tuple, PackedTorso] | None = None  # the fused kernel's weights, by parameter versions
         self.backend = "auto"  # of render (:mod:`syncanim.kernels.backend`)
+        self.fused_error: str | None = None  # why the fused kernel could not run here (then render runs the reference)
         gen = torch.Generator().manual_seed(0)
         self.planes = nn.ParameterList(
             nn.Parameter(1e-2 * torch.randn(1, arch.features, r, r, generator=gen))
@@ -143,7 +147,7 @@ class TorsoField(nn.Module):
 
     def packed(self) -> PackedTorso:
         """The weights as the fused kernel reads them (packed again after any change to them)."""
-        key = tuple((t.data_ptr(), t._version) for t in self.parameters())
+        key = tuple((t.data_ptr(), t._version, t.device) for t in self.parameters())
         if self._packed is None or self._packed[0] != key:
             self._packed = (key, pack_torso(list(self.planes), [self.offset[0], self.offset[2], self.offset[4]],
                                             [self.colour[0], self.colour[2], self.colour[4]], POSE_DIM))
@@ -156,8 +160,8 @@ class TorsoField(nn.Module):
         plate), ``S = size`` or the training size (the plate resampled bilinearly to another size). ``under``
         ``[B, S, S, 3]`` float in [0, 1] replaces the plate (scoring over held-out frames' own backgrounds).
         ``backend`` (default: the field's ``backend``): ``ref`` (the module's own forward, ``chunk`` pixels at a
-        time), ``triton`` (one fused launch, :mod:`syncanim.kernels.torso`) or ``auto`` (triton on CUDA where it
-        runs)."""
+        time), ``triton`` (one fused launch, :mod:`syncanim.kernels.torso`) or ``auto`` (triton on CUDA, until the
+        kernel fails to compile or launch here: then a warning, :attr:`fused_error`, and the reference)."""
         s = size or self.arch.image_size
         dev = self.pose_mean.device
         if under is not None:
@@ -167,9 +171,20 @@ class TorsoField(nn.Module):
             if s != self.arch.image_size:
                 plate = F.interpolate(plate.permute(2, 0, 1)[None], size=(s, s), mode="bilinear", align_corners=False,
                                       antialias=True)[0].permute(1, 2, 0)
-        if resolve_backend("torso_render", backend or self.backend, dev, ("ref", "triton"), ("triton", "ref")) == "triton":
+        backend = backend or self.backend
+        if self.fused_error is None and resolve_backend("torso_render", backend, dev, ("ref", "triton"),
+                                                        ("triton", "ref")) == "triton":
             a = self.arch
-            return torso_frames(self.packed(), code, plate, s, a.frequencies, a.features, a.max_offset)
+            try:
+                return torso_frames(self.packed(), code, plate, s, a.frequencies, a.features, a.max_offset)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as e:  # a kernel that does not compile or launch on this GPU / Triton
+                if backend == "triton":  # asked for by name: say so
+                    raise
+                self.fused_error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+                log.warning("the fused torso kernel cannot run here (%s); rendering the torso per operation",
+                            self.fused_error)
         ys, xs = torch.meshgrid(torch.arange(s, device=dev), torch.arange(s, device=dev), indexing="ij")
         xy = (torch.stack([xs, ys], -1).reshape(1, -1, 2).float() + 0.5) / s  # [1, S*S, 2]
         plate = plate.reshape(len(code), -1, 3) if under is not None else plate.reshape(1, -1, 3).expand(len(code), -1, -1)

@@ -72,3 +72,22 @@ def test_auto_is_the_reference_on_cpu():
     f = TorsoField(TorsoArch(16))
     code = torch.randn(2, 6)
     assert torch.equal(f.render(code), f.render(code, backend="ref"))
+
+
+def test_a_kernel_that_cannot_run_leaves_auto_to_the_reference(monkeypatch, caplog):
+    import syncanim.model.torso as torso_module
+    from syncanim.model.torso import TorsoArch, TorsoField
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no kernel image is available for execution on the device")
+
+    monkeypatch.setattr(torso_module, "resolve_backend", lambda *args: "triton")  # as on a GPU
+    monkeypatch.setattr(torso_module, "torso_frames", broken)
+    f = TorsoField(TorsoArch(16))
+    code = torch.randn(2, 6)
+    with caplog.at_level("WARNING"):
+        got = f.render(code)
+    assert torch.equal(got, f.render(code, backend="ref")) and "no kernel image" in f.fused_error
+    assert "fused torso kernel cannot run" in caplog.text
+    with pytest.raises(RuntimeError):  # asked for by name: the error, not the reference
+        TorsoField(TorsoArch(16)).render(code, backend="triton")
