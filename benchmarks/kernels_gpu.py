@@ -292,7 +292,9 @@ def main() -> int:
                     help="fused kernels: the whole field, or everything after the encoder")
     ap.add_argument("--field-precisions", nargs="+", default=["tf32", "ieee"])
     ap.add_argument("--field-blocks", nargs="+", type=int, default=[32, 64, 128])
-    ap.add_argument("--field-warps", nargs="+", type=int, default=[2, 4, 8])
+    # 64 points x 8 warps hit an illegal memory access in the mlp kernel on an H200 (Triton 3.6), and a CUDA error
+    # ends every launch after it in the process: ask for 8 warps on purpose, last
+    ap.add_argument("--field-warps", nargs="+", type=int, default=[2, 4])
     ap.add_argument("--torso-frames", type=int, default=16, help="whole torso frames a call (0: skip them)")
     ap.add_argument("--torso-size", type=int, default=512)
     ap.add_argument("--torso-precisions", nargs="+", default=["ieee", "tf32x3", "tf32"])
@@ -326,12 +328,12 @@ def main() -> int:
     if not args.skip_encoder:
         report["triplane_encode"] = bench_hashgrid(args)
         report["composite_rays"] = bench_composite(args)
-    if args.field_points:
-        report["field_points"] = bench_field(args)
     if args.torso_frames:
         report["torso_frames"] = bench_torso(args)
     if args.encoder_points:
         report["encoder_forward_launch"] = bench_encoder_launch(args)
+    if args.field_points:  # last: a launch setting that fails on the device ends the CUDA context
+        report["field_points"] = bench_field(args)
     print(f"{report['gpu']}  torch {report['torch']}  CUDA {report['cuda']}  triton {report['triton']}",
           file=sys.stderr)
     text = json.dumps(report, indent=2)
