@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..device import to_device
 from .syncer import SpeechGate
 
 #: the share of the training frames, least open mouth first, whose mean code is the mouth at rest
@@ -129,8 +130,6 @@ def apply_levels(parts: list[tuple[MouthLevel | None, int, np.ndarray]], codes: 
     its number of frames, their loudness) in the order of the rows of ``codes [sum B, C]`` -> ``[sum B, C]``.
     The same codes as each :meth:`MouthLevel.apply` in turn, with one read-back of the distances for all (a
     read-back waits for the device) and no other wait."""
-    from ..device import to_device
-
     if all(level is None for level, _, _ in parts):
         return codes
     n, c = codes.shape
