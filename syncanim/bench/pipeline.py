@@ -56,7 +56,7 @@ from pydantic import ValidationError
 
 from ..config import BenchConfig, PluginSection, RuntimeConfig, format_validation_error
 from ..console import ProgressFn, no_progress
-from ..device import resolve_device, resolve_precision
+from ..device import resolve_device, resolve_precision, to_device
 from ..errors import CheckpointError, ConfigError, DataError, KernelUnavailable, ResourceError
 from ..registry import Registry, default_registry
 
@@ -381,7 +381,6 @@ class _Path:
         return from_uint8(np.stack(call.backdrops), self.device)
 
     def render(self, call, backgrounds):
-        import torch
 
         from ..render.pipeline import render_batch
 
@@ -398,7 +397,7 @@ class _Path:
         rects = self.s.model.head_rects(camera)
         _, offsets = fixed_rects(rects, self.s.size, (self.dense.width, self.dense.height))
         inputs = {"rotation": camera.rotation, "translation": camera.translation,
-                  "offsets": torch.from_numpy(offsets).to(self.device), "mouth": call.cond.mouth,
+                  "offsets": to_device(offsets, self.device), "mouth": call.cond.mouth,
                   "expressions": call.cond.expressions, "latent": call.cond.latent, "backgrounds": backgrounds}
         if self.cfg.cuda_graphs:
             b = len(camera)

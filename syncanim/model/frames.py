@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..device import to_device
 from .camera import Camera
 from .conditioning import Rows
 from .rays import pixel_rays
@@ -124,7 +125,7 @@ def dense_rays(camera: Camera, dense: DenseRects) -> PixelRays:
 
 def from_uint8(images: np.ndarray, device: torch.device | str) -> torch.Tensor:
     """[B, H, W, 3] uint8 on the host -> [B, H, W, 3] float in [0, 1] on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(images)).to(device).float() / 255
+    return to_device(images, device).float() / 255
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
