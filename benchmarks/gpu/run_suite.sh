@@ -9,6 +9,8 @@
 #       each comes back as mouth_NAME.tar (held-out renders with predicted and measured codes, new speech)
 #   bash benchmarks/gpu/run_suite.sh predictor     the mouth predictor alone on cnn2, PREDICTOR_VARIANTS side by side
 #       (benchmarks/mouth_predictor.py)
+#   bash benchmarks/gpu/run_suite.sh torso         the torso field alone on cnn2, TORSO_VARIANTS side by side
+#       (benchmarks/torso_fit.py)
 # Needs in the working tree: wheels the machine lacks (.device-wheels/ or .device-wheels-noav/, and .gpu-wheels/
 # for pytest: see benchmarks/gpu/README.md), .gpu-data/cnn2/ (benchmarks/gpu/pack_dataset.py), optionally
 # .gpu-data/speech/ (NAME.npy from `syncanim features`: new speech to render) and .peer-bench/ (the peer renderer).
@@ -94,6 +96,13 @@ if [ "$PHASE" = predictor ]; then
   stamp "mouth predictor variants"
   python3 benchmarks/mouth_predictor.py .gpu-data/cnn2/dataset ${PREDICTOR_VARIANTS:-base=} --seeds ${SEEDS:-0 1 2} \
       --json "$OUT/mouth_predictor.json" 2>&1 | grep -v Warn
+fi
+if [ "$PHASE" = torso ]; then
+  stamp "dataset"
+  python3 benchmarks/gpu/unpack_dataset.py .gpu-data/cnn2 || exit 1
+  stamp "torso field variants"
+  python3 benchmarks/torso_fit.py .gpu-data/cnn2/dataset ${TORSO_VARIANTS:-base=} --seeds ${SEEDS:-0} \
+      --json "$OUT/torso_fit.json" 2>&1 | grep -v Warn
 fi
 [ -f "$OUT/peer.log" ] && tar czf "$OUT/logs.tgz" -C "$OUT" peer.log
 stamp "done"
