@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..face.mouth import MOUTH_POINTS
+
 
 def pixel_rays(rotation: torch.Tensor, translation: torch.Tensor, focal: float, cx: float, cy: float,
                pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,6 +43,30 @@ def head_box(canonical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lo = np.array([cx - 0.75 * width, p[:, 1].min() - 0.55 * height, p[:, 2].min() - 0.03])
     hi = np.array([cx + 0.75 * width, p[:, 1].max() + 0.12 * height, p[:, 2].max() + 0.06])
     return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def speech_box(canonical: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """Where speech may change the head, in the head box's unit coordinates: ``[2, 3]`` (lo, hi).
+
+    The box around the lips and the jaw line (:data:`syncanim.face.mouth.MOUTH_POINTS` of the canonical
+    landmarks ``[478, 3]``), grown by ``margin`` face heights across and up and down (the cheeks and the chin
+    move with the mouth), through the whole depth of the head box (``lo``, ``hi``: [3]). The hair, the
+    forehead, the eyes and the ears above the jaw lie outside.
+    """
+    p = np.asarray(canonical, np.float64)
+    height = float(np.linalg.norm(p[10] - p[152]))
+    m = p[list(MOUTH_POINTS)]
+    grow = np.array([margin * height, margin * height, 0.0])
+    box = np.stack([m.min(0) - grow, m.max(0) + grow])  # [2, 3] head frame
+    unit = (box - lo) / (np.asarray(hi, np.float64) - lo) * 2.0 - 1.0
+    unit[:, 2] = [-1.0, 1.0]
+    return np.clip(unit, -1.0, 1.0).astype(np.float32)
+
+
+def outside_box(unit: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    """unit: [..., 3] points in unit coordinates, box: [2, 3] (lo, hi) -> [...] float, 1 outside the box, 0 in it."""
+    inside = ((unit >= box[0]) & (unit <= box[1])).all(-1)
+    return (~inside).float()
 
 
 def to_unit_box(points: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:

@@ -80,3 +80,22 @@ def test_projected_box_covers_the_projected_face():
     cam = p @ rot.T + trans
     u, v = 900 * cam[:, 0] / cam[:, 2] + 256, 900 * cam[:, 1] / cam[:, 2] + 256
     assert x0 <= u.min() and u.max() <= x1 and y0 <= v.min() and v.max() <= y1
+
+
+def test_the_speech_box_holds_lips_and_jaw_not_the_eyes_or_the_hair():
+    from syncanim.face.mouth import JAW, LIPS
+    from syncanim.model.rays import outside_box, speech_box
+
+    p = _face()
+    p[list(LIPS)] = p[list(LIPS)] * [0.3, 0.2, 1.0] + [0.0, 0.05, 0.0]  # the mouth low in the face
+    p[list(JAW)] = p[list(JAW)] * [1.0, 0.2, 1.0] + [0.0, 0.06, 0.0]
+    p[33], p[263] = (-0.045, -0.02, 0.02), (0.045, -0.02, 0.02)  # eye corners
+    lo, hi = head_box(p)
+    box = torch.from_numpy(speech_box(p, lo, hi))
+    assert box.shape == (2, 3) and float(box[0, 2]) == -1.0 and float(box[1, 2]) == 1.0  # the whole depth
+    unit = to_unit_box(torch.from_numpy(p).float(), torch.from_numpy(lo), torch.from_numpy(hi))
+    out = outside_box(unit, box)
+    assert float(out[list(LIPS)].max()) == 0.0 and float(out[list(JAW)].max()) == 0.0
+    assert float(out[33]) == 1.0 and float(out[263]) == 1.0 and float(out[10]) == 1.0  # eyes, forehead
+    hair = torch.tensor([[0.0, -0.9, 0.0], [0.5, -0.6, 0.3]])  # high in the head box
+    assert outside_box(hair, box).tolist() == [1.0, 1.0]
