@@ -157,8 +157,6 @@ class TrainConfig(Frozen):
     # frames, so a strong pull closes their gates for good and the eyes never blink: theirs is weaker.
     audio_gate_weight: float = Field(1e-3, ge=0)
     expr_gate_weight: float = Field(1e-5, ge=0)
-    # L1 on the audio gates outside the box around the mouth and jaw (syncanim.model.rays.speech_box)
-    audio_gate_outside_weight: float = Field(0.0, ge=0)
     # pulls each ray's weight into a short stretch (a surface), so rendering stops after a few samples
     # (model.march_parts); 0: off
     distortion_weight: float = Field(0.0, ge=0)

@@ -38,7 +38,7 @@ from .conditioning import Conditioning, FrameBatch
 from .field import HeadField
 from .losses import LossWeights, PerceptualLoss, as_patches, distortion, photometric
 from .mouth_net import MouthPredictor
-from .rays import head_box, outside_box, project_box, speech_box, to_unit_box
+from .rays import head_box, project_box, to_unit_box
 from .shell import depth_prior, shell_samples, surface_depth
 
 #: expression coefficients the head is conditioned on (the mouth follows its own code instead)
@@ -119,13 +119,11 @@ class NerfHead(HeadModel):
     """The whole head model. Geometry buffers come from the dataset's track (canonical landmarks)."""
 
     def __init__(self, config: NerfHeadConfig, audio_per_frame: int, audio_feat_dim: int, num_latents: int,
-                 mouth: MouthBasis | tuple[int, int], geometry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                 speech: np.ndarray | None = None) -> None:
+                 mouth: MouthBasis | tuple[int, int], geometry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                 ) -> None:
         """``mouth``: the subject's mouth basis, or ``(components C, points K)`` for an empty one (the
         state dict being loaded brings it). ``geometry`` = (box lo [3], box hi [3], depth prior
-        [prior_res, prior_res]); zeros when None (likewise). ``speech``: ``[2, 3]`` the box in unit coordinates
-        where speech may change the head (:func:`~syncanim.model.rays.speech_box`; training pulls the audio
-        gates outside it); the whole head box when None. Not saved: training rebuilds it from the face."""
+        [prior_res, prior_res]); zeros when None (likewise)."""
         super().__init__()
         self.config = config
         if geometry is None:
@@ -135,9 +133,6 @@ class NerfHead(HeadModel):
         self.register_buffer("box_lo", torch.as_tensor(lo, dtype=torch.float32))
         self.register_buffer("box_hi", torch.as_tensor(hi, dtype=torch.float32))
         self.register_buffer("prior", torch.as_tensor(prior, dtype=torch.float32))
-        whole = np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]], np.float32)
-        self.register_buffer("speech_box", torch.as_tensor(whole if speech is None else speech, dtype=torch.float32),
-                             persistent=False)
         spec = grid_spec(config.levels, config.features, config.base_res, config.max_res, config.log2_table)
         # initial density such that the whole shell is about half opaque
         bias = float(np.log(np.log(2.0) / (config.shell_front + config.shell_back)))
@@ -168,7 +163,7 @@ class NerfHead(HeadModel):
         empty basis of ``(components, points)``: an untrained model for timing)."""
         lo, hi = head_box(canonical)
         return cls(config, audio_per_frame, audio_feat_dim, num_latents, mouth,
-                   (lo, hi, depth_prior(canonical, lo, hi, config.prior_res)), speech_box(canonical, lo, hi))
+                   (lo, hi, depth_prior(canonical, lo, hi, config.prior_res)))
 
     @classmethod
     def for_setup(cls, config: NerfHeadConfig, setup: HeadSetup) -> NerfHead:
@@ -227,7 +222,7 @@ class NerfHead(HeadModel):
         idx = hit.nonzero().squeeze(1)
         if idx.numel() == 0:
             zero = self.field.tables.sum() * 0
-            out.update(audio_gate=zero, expr_gate=zero, audio_gate_outside=zero)
+            out.update(audio_gate=zero, expr_gate=zero)
             return out
         o, d, frame = origins[idx], dirs[idx], ray_frame[idx]
         s = self.samples_per_ray()
@@ -259,8 +254,7 @@ class NerfHead(HeadModel):
                 f = self.field(x, d.index_select(0, ray_of),
                                *(v if len(cond) == 1 else v.index_select(0, cond_s) for v in (audio, expr, latent)))
                 sig, col_s = f["sigma"], f["rgb"]
-                ga = f["audio_gate"].float()
-                gates += [ga.mean(), f["expr_gate"].float().mean(), (ga.mean(-1) * outside_box(x, self.speech_box)).mean()]
+                gates += [f["audio_gate"].float().mean(), f["expr_gate"].float().mean()]
             else:
                 sig, col_s = self.field.points(x, ray_of, d, None if len(cond) == 1 else frame, audio, expr, latent,
                                                c.fused_field, c.field_precision)
@@ -280,7 +274,6 @@ class NerfHead(HeadModel):
         zero = self.field.tables.sum() * 0
         out["audio_gate"] = gates[0] if gates else zero
         out["expr_gate"] = gates[1] if gates else zero
-        out["audio_gate_outside"] = gates[2] if gates else zero
         return out
 
     def render_rays_dense(self, origins: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor,
@@ -347,8 +340,6 @@ class NerfHead(HeadModel):
         target = batch.target.reshape(-1, 3)
         losses = {"rgb": photometric(color, target), "audio_gate": weights.audio_gate * outputs["audio_gate"],
                   "expr_gate": weights.expr_gate * outputs["expr_gate"]}
-        if weights.audio_gate_outside > 0:
-            losses["audio_gate_outside"] = weights.audio_gate_outside * outputs["audio_gate_outside"]
         if weights.distortion > 0 and "weights" in outputs:
             c = self.config
             losses["distortion"] = weights.distortion * distortion(outputs["weights"], outputs["t"],

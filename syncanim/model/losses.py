@@ -30,12 +30,10 @@ class LossWeights:
     expr_gate: float  # L1 on the mean expression region gate
     perceptual: float  # the perceptual term on patches
     distortion: float = 0.0  # the spread of each ray's weights along it (:func:`distortion`)
-    audio_gate_outside: float = 0.0  # L1 on the audio gates where speech should not change the head
 
     @classmethod
     def from_train(cls, train: TrainConfig) -> LossWeights:
-        return cls(train.audio_gate_weight, train.expr_gate_weight, train.perceptual_weight, train.distortion_weight,
-                   train.audio_gate_outside_weight)
+        return cls(train.audio_gate_weight, train.expr_gate_weight, train.perceptual_weight, train.distortion_weight)
 
 
 def photometric(color: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
