@@ -18,6 +18,7 @@ import sys
 import numpy as np
 import torch
 
+from syncanim.data.files import write_json_atomic
 from syncanim.data.manifest import DatasetLayout
 from syncanim.data.track import load_track
 from syncanim.model import occupancy
@@ -51,8 +52,7 @@ def main() -> int:
             result["bands"][f"y {a:+.2f}..{b:+.2f}"] = float(gate[sel].mean())
     print(json.dumps(result, indent=1))
     if args.json:
-        with open(args.json, "w") as f:
-            f.write(json.dumps(result, indent=2) + "\n")
+        write_json_atomic(args.json, result)
     return 0
 
 

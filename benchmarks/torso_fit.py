@@ -12,7 +12,6 @@ replaced by the plate), so these figures bound how well head + torso can match h
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
@@ -21,6 +20,7 @@ import torch
 
 from syncanim.config import TorsoTrainConfig
 from syncanim.data.dataset import load_head_data
+from syncanim.data.files import write_json_atomic
 from syncanim.model.head import EXPRESSIONS
 from syncanim.train.torso import fit_torso, person_boxes
 
@@ -79,8 +79,7 @@ def main() -> int:
         result["variants"][name] = {"settings": sets, "runs": runs,
                                     "mean_held_out_box_psnr": float(np.mean([r["held_out_box_psnr"] for r in runs]))}
     if args.json:
-        with open(args.json, "w") as f:
-            f.write(json.dumps(result, indent=2) + "\n")
+        write_json_atomic(args.json, result)
     return 0
 
 
