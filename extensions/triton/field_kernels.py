@@ -43,13 +43,22 @@ def _per_frame(ptr, frame, nmask, N: tl.constexpr):
 
 
 @triton.jit
-def _field_mlp(e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
+def _inside(x, y, z, box_ptr):
+    """Whether points (x, y, z: [BLOCK, 1] unit coordinates) lie in the box [2, 3] (lo, hi) -> [BLOCK, 1]."""
+    inside = (x >= tl.load(box_ptr)) & (x <= tl.load(box_ptr + 3))
+    inside = inside & (y >= tl.load(box_ptr + 1)) & (y <= tl.load(box_ptr + 4))
+    return inside & (z >= tl.load(box_ptr + 2)) & (z <= tl.load(box_ptr + 5))
+
+
+@triton.jit
+def _field_mlp(e, inside, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
                wga_ptr, bga_ptr, wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr,
-               wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, per_frame,
+               wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, rest_ptr, per_frame,
                ENC_P: tl.constexpr, A_P: tl.constexpr, E_P: tl.constexpr, H_P: tl.constexpr, G_P: tl.constexpr,
-               PRECISION: tl.constexpr, SCATTER: tl.constexpr):
+               PRECISION: tl.constexpr, SCATTER: tl.constexpr, SPEECH: tl.constexpr):
     """Everything after the encoding ``e`` [BLOCK, ENC_P] of a block of points: their sigma and rgb stored, at
-    the points' own rows, or with ``SCATTER`` at rows ``pos`` and only where ``valid``."""
+    the points' own rows, or with ``SCATTER`` at rows ``pos`` and only where ``valid``. With ``SPEECH``, points
+    not ``inside`` ([BLOCK, 1]) the speech box read the ``rest`` mouth vector [A_P] instead of their frame's."""
     if SCATTER:
         out = tl.load(pos_ptr + n64, mask=nmask, other=0)
         smask = nmask & (tl.load(valid_ptr + n64, mask=nmask, other=0) != 0)
@@ -62,7 +71,10 @@ def _field_mlp(e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr
     # region gates scale the frame's mouth and expression vectors; the density MLP
     ga = tl.sigmoid(tl.dot(e, _matrix(wga_ptr, ENC_P, A_P), input_precision=PRECISION) + _row_vector(bga_ptr, A_P))
     ge = tl.sigmoid(tl.dot(e, _matrix(wge_ptr, ENC_P, E_P), input_precision=PRECISION) + _row_vector(bge_ptr, E_P))
-    audio = ga * _per_frame(audio_ptr, frame, nmask, A_P)
+    mouth = _per_frame(audio_ptr, frame, nmask, A_P)
+    if SPEECH:
+        mouth = tl.where(inside, mouth, _row_vector(rest_ptr, A_P))
+    audio = ga * mouth
     expr = ge * _per_frame(expr_ptr, frame, nmask, E_P)
     h = tl.dot(e, _matrix(w1e_ptr, ENC_P, H_P), input_precision=PRECISION)
     h += tl.dot(audio, _matrix(w1a_ptr, A_P, H_P), input_precision=PRECISION)
@@ -98,10 +110,10 @@ def _field_mlp(e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr
 def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
                       table_ptr, meta_ptr, wga_ptr, bga_ptr, wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr,
                       w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr,
-                      sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, N, ROWS, per_frame,
+                      sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, box_ptr, rest_ptr, N, ROWS, per_frame,
                       LEVELS: tl.constexpr, F: tl.constexpr, ENC_P: tl.constexpr, A_P: tl.constexpr,
                       E_P: tl.constexpr, H_P: tl.constexpr, G_P: tl.constexpr, HASH_MASK: tl.constexpr,
-                      PRECISION: tl.constexpr, SCATTER: tl.constexpr, BLOCK: tl.constexpr):
+                      PRECISION: tl.constexpr, SCATTER: tl.constexpr, SPEECH: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     n = pid * BLOCK + tl.arange(0, BLOCK)
     nmask = n < N
@@ -130,19 +142,24 @@ def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr
                                    other=0.0)
     e += fu * fv * tl.load(table_ptr + base + _grid_row(iu + 1, iv + 1, res, dense, HASH_MASK) * F, mask=m2,
                            other=0.0)
-    _field_mlp(e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
+    if SPEECH:  # noqa: SIM108 (a statement: Triton compiles only the branch the constexpr picks)
+        inside = _inside(x, y, z, box_ptr)
+    else:
+        inside = nmask[:, None]
+    _field_mlp(e, inside, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
                wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr,
-               wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, per_frame, ENC_P, A_P, E_P, H_P,
-               G_P, PRECISION, SCATTER)
+               wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, rest_ptr, per_frame, ENC_P, A_P,
+               E_P, H_P, G_P, PRECISION, SCATTER, SPEECH)
 
 
 @triton.jit(do_not_specialize=["N", "per_frame"])
 def _field_mlp_kernel(enc_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
                       wga_ptr, bga_ptr, wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr,
                       w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr,
-                      sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, N, per_frame, ENC: tl.constexpr,
-                      ENC_P: tl.constexpr, A_P: tl.constexpr, E_P: tl.constexpr, H_P: tl.constexpr,
-                      G_P: tl.constexpr, PRECISION: tl.constexpr, SCATTER: tl.constexpr, BLOCK: tl.constexpr):
+                      sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, coords_ptr, box_ptr, rest_ptr, N, per_frame,
+                      ENC: tl.constexpr, ENC_P: tl.constexpr, A_P: tl.constexpr, E_P: tl.constexpr,
+                      H_P: tl.constexpr, G_P: tl.constexpr, PRECISION: tl.constexpr, SCATTER: tl.constexpr,
+                      SPEECH: tl.constexpr, BLOCK: tl.constexpr):
     # the same field from an encoding already in memory (the per-op encoder's [N, ENC] rows)
     pid = tl.program_id(0)
     n = pid * BLOCK + tl.arange(0, BLOCK)
@@ -150,10 +167,16 @@ def _field_mlp_kernel(enc_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_pt
     n64 = n.to(tl.int64)
     col = tl.arange(0, ENC_P)
     e = tl.load(enc_ptr + n64[:, None] * ENC + col[None, :], mask=nmask[:, None] & (col < ENC)[None, :], other=0.0)
-    _field_mlp(e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
+    if SPEECH:  # the points' coordinates, for the speech box
+        inside = _inside(tl.load(coords_ptr + n64 * 3, mask=nmask, other=0.0)[:, None],
+                         tl.load(coords_ptr + n64 * 3 + 1, mask=nmask, other=0.0)[:, None],
+                         tl.load(coords_ptr + n64 * 3 + 2, mask=nmask, other=0.0)[:, None], box_ptr)
+    else:
+        inside = nmask[:, None]
+    _field_mlp(e, inside, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
                wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr,
-               wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, per_frame, ENC_P, A_P, E_P, H_P,
-               G_P, PRECISION, SCATTER)
+               wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, rest_ptr, per_frame, ENC_P, A_P,
+               E_P, H_P, G_P, PRECISION, SCATTER, SPEECH)
 
 
 BLOCK = 64
@@ -186,33 +209,39 @@ def _outputs(n: int, device: torch.device, into: tuple | None) -> tuple[torch.Te
     return sigma, rgb, pos, valid.view(torch.uint8)
 
 
-def _launch(kernel, inputs: list, sizes: list, one: bool, into: tuple | None, block: int, num_warps: int,
+def _launch(kernel, inputs: list, after: list, sizes: list, one: bool, into: tuple | None,
+            speech: tuple[torch.Tensor, torch.Tensor] | None, block: int, num_warps: int,
             **const) -> tuple[torch.Tensor, torch.Tensor]:
     """Run one of the field kernels over the points of ``inputs[0]`` [N, ...]: its ``inputs``, then the outputs
-    (:func:`_outputs`), N, the ``sizes`` it takes and whether there are several frames, then ``const``."""
+    (:func:`_outputs`), the tensors ``after`` them, the speech box [6] and rest vector [A_P] (``speech``, or
+    placeholders that are not read), N, the ``sizes`` it takes and whether there are several frames, then
+    ``const``."""
     n = inputs[0].shape[0]
     sigma, rgb, pos, valid = _outputs(n, inputs[0].device, into)
+    box, rest = speech if speech is not None else (sigma, sigma)
     if n:
         with _device_guard(inputs[0]):
-            kernel[(triton.cdiv(n, block),)](*inputs, sigma, rgb, pos, valid, n, *sizes, 0 if one else 1,
-                                             SCATTER=into is not None, BLOCK=block, num_warps=num_warps, **const)
+            kernel[(triton.cdiv(n, block),)](*inputs, sigma, rgb, pos, valid, *after, box, rest, n, *sizes,
+                                             0 if one else 1, SCATTER=into is not None, SPEECH=speech is not None,
+                                             BLOCK=block, num_warps=num_warps, **const)
     return sigma, rgb
 
 
 def field_forward(coords: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
                   audio: torch.Tensor, expr: torch.Tensor, cbias: torch.Tensor, tables: torch.Tensor,
                   meta: torch.Tensor, w: dict[str, torch.Tensor], levels: int, features: int, rows: int,
-                  log2_table: int, precision: str, block: int = BLOCK, num_warps: int = 4, into: tuple | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  log2_table: int, precision: str, block: int = BLOCK, num_warps: int = 4, into: tuple | None = None,
+                  speech: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """coords [N, 3] float32; ray [N] int32; dirs [R, 3] float32; ray_frame [R] int32 or None (one frame);
     audio [B, A_P], expr [B, E_P], cbias [B, H_P] float32; tables [3, rows, F]; meta [L, 3] int32; ``w``: the
     padded weights (see PackedField). All contiguous. ``block`` points per program (a power of two, >= 16) and
     ``num_warps``: launch settings (benchmarks/kernels_gpu.py times them). Returns sigma [N], rgb [N, 3] float32;
     with ``into`` = (sigma [M], rgb [M, 3] float32, pos [N] int64, valid [N] bool), point n's results are written
-    to row pos[n] of those where valid[n] instead, and they are returned."""
+    to row pos[n] of those where valid[n] instead, and they are returned. ``speech`` = (box [6] float32: lo, hi in
+    unit coordinates; rest [A_P] float32): points outside the box read ``rest`` instead of their frame's audio."""
     return _launch(_field_fwd_kernel, [coords, ray, dirs, ray if ray_frame is None else ray_frame, audio, expr, cbias,
-                                       tables, meta, *_weights(w)], [rows], ray_frame is None, into, block, num_warps,
-                   LEVELS=levels, F=features, **_widths(w), HASH_MASK=(1 << log2_table) - 1, PRECISION=precision)
+                                       tables, meta, *_weights(w)], [], [rows], ray_frame is None, into, speech, block,
+                   num_warps, LEVELS=levels, F=features, **_widths(w), HASH_MASK=(1 << log2_table) - 1, PRECISION=precision)
 
 
 #: the MLP kernel's launch: fastest of 32-256 points x 2-8 warps on an H200 (benchmarks/kernels_gpu.py; 64 points
@@ -222,11 +251,15 @@ MLP_BLOCK, MLP_WARPS = 64, 2
 
 def field_mlp_forward(encoding: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
                       audio: torch.Tensor, expr: torch.Tensor, cbias: torch.Tensor, w: dict[str, torch.Tensor],
-                      precision: str, block: int = MLP_BLOCK, num_warps: int = MLP_WARPS, into: tuple | None = None
+                      precision: str, block: int = MLP_BLOCK, num_warps: int = MLP_WARPS, into: tuple | None = None,
+                      coords: torch.Tensor | None = None, speech: tuple[torch.Tensor, torch.Tensor] | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`field_forward` from the points' tri-plane encoding [N, ENC] float32 (contiguous) instead of their
-    coordinates: everything after the encoder in one launch. Returns sigma [N], rgb [N, 3] float32 (or ``into``'s,
-    written as :func:`field_forward` says)."""
+    """:func:`field_forward` from the points' tri-plane encoding [N, ENC] float32 (contiguous): everything after
+    the encoder in one launch; their coordinates [N, 3] (``coords``) are read only for ``speech``. Returns sigma
+    [N], rgb [N, 3] float32 (or ``into``'s, written as :func:`field_forward` says)."""
+    if speech is not None and coords is None:
+        raise ValueError("field_mlp_forward: a speech box needs the points' coordinates")
     return _launch(_field_mlp_kernel, [encoding, ray, dirs, ray if ray_frame is None else ray_frame, audio, expr,
-                                       cbias, *_weights(w)], [], ray_frame is None, into, block, num_warps,
+                                       cbias, *_weights(w)], [encoding if coords is None else coords], [],
+                   ray_frame is None, into, speech, block, num_warps,
                    ENC=encoding.shape[1], **_widths(w), PRECISION=precision)

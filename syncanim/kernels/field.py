@@ -105,14 +105,17 @@ def field_points_triton(packed: PackedField, spec: GridSpec, tables: torch.Tenso
                         ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None, audio: torch.Tensor,
                         expr: torch.Tensor, latent: torch.Tensor, precision: str = "ieee", *,
                         encoding: torch.Tensor | None = None, into: Scatter | None = None,
-                        launch: dict[str, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                        launch: dict[str, int] | None = None, speech: tuple[torch.Tensor, torch.Tensor] | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Density and colour at points, fused. coords: [N, 3] unit box; ray: [N] long, the ray of each point;
     dirs: [R, 3] unit ray directions; ray_frame: [R] long, the frame of each ray (row of the conditioning), or
     None when there is one frame; audio [B, A], expr [B, E], latent [B, L]: per frame. ``precision``: of the
     MLP products (:data:`PRECISIONS`); ``encoding``: the points' tri-plane encoding [N, 3 * levels * features]
     when already computed (then only the MLPs run fused, and ``tables`` is not read); ``into``: where the results
     go instead of new buffers (:class:`Scatter`); ``launch``: the kernel's ``block`` and ``num_warps`` when not its
-    defaults (benchmarks/kernels_gpu.py). Returns sigma [N] (>= 0), rgb [N, 3] float32, or ``into``'s buffers."""
+    defaults (benchmarks/kernels_gpu.py); ``speech`` = (box [2, 3], rest [A]): points outside the box (unit
+    coordinates) read ``rest`` instead of their frame's mouth vector. Returns sigma [N] (>= 0), rgb [N, 3] float32,
+    or ``into``'s buffers."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     mod = load_triton_module("field_kernels")
@@ -122,11 +125,14 @@ def field_points_triton(packed: PackedField, spec: GridSpec, tables: torch.Tenso
     cbias = (latent.float() @ packed.latent_weight + packed.color_bias).contiguous()  # [B, H_P]
     frame = None if ray_frame is None else ray_frame.to(torch.int32).contiguous()
     target = None if into is None else (into.sigma, into.rgb, into.pos.contiguous(), into.valid.contiguous())
+    coords = coords.float().contiguous()
+    region = None if speech is None else (speech[0].float().reshape(6).contiguous(),
+                                          _block(speech[1].detach().reshape(1, -1), 1, packed.audio_pad)[0])
     if encoding is not None:
         return mod.field_mlp_forward(encoding.float().contiguous(), ray.to(torch.int32).contiguous(),
                                      dirs.float().contiguous(), frame, frames_a, frames_e, cbias, packed.weights,
-                                     precision, into=target, **(launch or {}))
-    return mod.field_forward(coords.float().contiguous(), ray.to(torch.int32).contiguous(), dirs.float().contiguous(),
+                                     precision, into=target, coords=coords, speech=region, **(launch or {}))
+    return mod.field_forward(coords, ray.to(torch.int32).contiguous(), dirs.float().contiguous(),
                              frame, frames_a, frames_e, cbias, tables.detach().float().contiguous(),
                              _level_meta(spec, coords.device), packed.weights, spec.levels, spec.features, spec.rows,
-                             spec.log2_table, precision, into=target, **(launch or {}))
+                             spec.log2_table, precision, into=target, speech=region, **(launch or {}))

@@ -21,6 +21,7 @@ from torch import nn
 from ..kernels.backend import resolve_backend
 from ..kernels.field import PRECISIONS, PackedField, Scatter, field_points_triton, pack_field
 from ..kernels.hashgrid import GridSpec, triplane_encode
+from .rays import outside_box
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,8 @@ class HeadField(nn.Module):
 
     def points(self, x_unit: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
                audio: torch.Tensor, expr: torch.Tensor, latent: torch.Tensor, fused: str = "all",
-               precision: str = "ieee", into: Scatter | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               precision: str = "ieee", into: Scatter | None = None,
+               speech: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Density and colour at points for rendering (no gradients), each point read on its ray.
 
         x_unit: [N, 3]; ray: [N] long, the ray of each point; dirs: [R, 3] unit ray directions; ray_frame: [R]
@@ -134,7 +136,8 @@ class HeadField(nn.Module):
         (:data:`syncanim.kernels.field.PRECISIONS`). With ``off``, on the other backends, and under ``auto`` once
         the kernel has failed to compile or launch here (a warning, :attr:`fused_error`), :meth:`forward` on
         gathered inputs (the reference). ``into``: the results go to its buffers' rows (the kernels store them
-        there), which are returned.
+        there), which are returned. ``speech`` = (box [2, 3] in unit coordinates, rest [A]): points outside the
+        box read ``rest`` instead of their frame's mouth vector (:meth:`NerfHead.speech`).
         """
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -145,7 +148,8 @@ class HeadField(nn.Module):
             try:
                 return field_points_triton(self.packed(), self.spec, self.tables, x_unit, ray, dirs, ray_frame, audio,
                                            expr, latent, precision,
-                                           encoding=self.encode(x_unit) if fused == "mlp" else None, into=into)
+                                           encoding=self.encode(x_unit) if fused == "mlp" else None, into=into,
+                                           speech=speech)
             except torch.OutOfMemoryError:
                 raise
             except Exception as e:  # a kernel that does not compile or launch on this GPU / Triton
@@ -155,8 +159,11 @@ class HeadField(nn.Module):
                 log.warning("the fused field kernel cannot run here (%s); rendering with the per-op kernels",
                             self.fused_error)
         frame = None if ray_frame is None else ray_frame.index_select(0, ray)
-        f = self(x_unit, dirs.index_select(0, ray),
-                 *(x if frame is None else x.index_select(0, frame) for x in (audio, expr, latent)))
+        audio, expr, latent = (x if frame is None else x.index_select(0, frame) for x in (audio, expr, latent))
+        if speech is not None:
+            box, rest = speech
+            audio = torch.where(outside_box(x_unit, box)[:, None] > 0, rest.to(audio.dtype), audio)  # [N, A]
+        f = self(x_unit, dirs.index_select(0, ray), audio, expr, latent)
         if into is not None:
             return into.add(f["sigma"], f["rgb"])
         return f["sigma"].float(), f["rgb"].float()
