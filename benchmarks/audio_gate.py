@@ -41,7 +41,7 @@ def main() -> int:
     pts = pts[occupancy.lookup(model.occupied_grid(), pts)]
     with torch.no_grad():
         gate = torch.sigmoid(model.field.audio_gate(model.field.encode(pts))).float().mean(-1)  # [N]
-    out = outside_box(pts, box).bool()
+    out = outside_box(pts, box)
     result = {"model": args.model, "points": int(len(pts)), "inside_mean": float(gate[~out].mean()),
               "outside_mean": float(gate[out].mean()), "outside_p95": float(gate[out].quantile(0.95)),
               "bands": {}}

@@ -162,7 +162,7 @@ class HeadField(nn.Module):
         audio, expr, latent = (x if frame is None else x.index_select(0, frame) for x in (audio, expr, latent))
         if speech is not None:
             box, rest = speech
-            audio = torch.where(outside_box(x_unit, box)[:, None] > 0, rest.to(audio.dtype), audio)  # [N, A]
+            audio = torch.where(outside_box(x_unit, box)[:, None], rest.to(audio.dtype), audio)  # [N, A]
         f = self(x_unit, dirs.index_select(0, ray), audio, expr, latent)
         if into is not None:
             return into.add(f["sigma"], f["rgb"])

@@ -64,9 +64,8 @@ def speech_box(canonical: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: fl
 
 
 def outside_box(unit: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
-    """unit: [..., 3] points in unit coordinates, box: [2, 3] (lo, hi) -> [...] float, 1 outside the box, 0 in it."""
-    inside = ((unit >= box[0]) & (unit <= box[1])).all(-1)
-    return (~inside).float()
+    """unit: [..., 3] points in unit coordinates, box: [2, 3] (lo, hi) -> [...] bool, True outside the box."""
+    return ~((unit >= box[0]) & (unit <= box[1])).all(-1)
 
 
 def to_unit_box(points: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
