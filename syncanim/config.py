@@ -345,15 +345,19 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _preset_path(name_or_path: str) -> Path:
+    """A ``.toml`` or a path with a folder in it is a file; a bare name is a built-in preset first (a folder of that
+    name where the command runs, such as a model called ``base``, does not hide it), then a file of that name."""
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    if p.suffix == ".toml" or len(p.parts) > 1:
         if not p.is_file():
             raise ConfigError(f"preset file {p} does not exist")
         return p
     candidate = presets_dir() / f"{name_or_path}.toml"
-    if not candidate.is_file():
-        raise ConfigError(f"unknown preset {name_or_path!r}", hint=f"built-in presets: {', '.join(list_presets())}")
-    return candidate
+    if candidate.is_file():
+        return candidate
+    if p.is_file():
+        return p
+    raise ConfigError(f"unknown preset {name_or_path!r}", hint=f"built-in presets: {', '.join(list_presets())}")
 
 
 def load_preset(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:

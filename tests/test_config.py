@@ -210,6 +210,16 @@ def test_unknown_preset_names_the_builtins():
         assert name in info.value.hint
 
 
+def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
+    """A model folder called ``base`` where the command runs: ``cpu-quick`` (which extends ``base``) still loads."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "cpu-quick").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert build_config("cpu-quick").train.head_steps == build_config(str(presets_dir() / "cpu-quick.toml")).train.head_steps
+    write(tmp_path / "mine", "extends = \"cpu-quick\"\n[prep]\nfps = 30.0\n")  # a file without .toml, by its name
+    assert build_config("mine").prep.fps == 30.0
+
+
 def test_missing_preset_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         build_config(str(tmp_path / "nope.toml"))
