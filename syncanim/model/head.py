@@ -38,7 +38,7 @@ from .conditioning import Conditioning, FrameBatch
 from .field import HeadField
 from .losses import LossWeights, PerceptualLoss, as_patches, distortion, photometric
 from .mouth_net import MouthPredictor
-from .rays import head_box, project_box, speech_box, to_unit_box
+from .rays import head_box, outside_box, project_box, speech_box, to_unit_box
 from .shell import depth_prior, shell_samples, surface_depth
 
 #: expression coefficients the head is conditioned on (the mouth follows its own code instead)
@@ -86,6 +86,9 @@ class NerfHeadConfig(Frozen):
     # field sees the subject's average mouth. Trained heads also use the code to place the hair's edge, which then
     # moves with the speech: on a 3-minute cnn2 model, held-out PSNR 29.90 -> 31.37 dB, mouth figures within 0.03
     speech_region: bool = True
+    # in training too: points outside the box learn with the average mouth, so the head cannot place anything there
+    # by the code (off: the code reaches every point while training and the box acts only when rendering)
+    speech_region_training: bool = False
     shell_front: float = Field(0.03, gt=0)  # shell starts this far (canonical units ~ m) before the prior surface
     shell_back: float = Field(0.03, gt=0)  # and ends this far behind it
     prior_res: int = Field(96, ge=16)  # resolution of the depth prior map
@@ -273,8 +276,11 @@ class NerfHead(HeadModel):
                 cond_s = frame.index_select(0, ray_of)
                 # index_select, not indexing: its backward (index_add_) is deterministic on CPU, so a resumed
                 # run reproduces an uninterrupted one exactly. One frame's conditioning is broadcast, not gathered.
-                f = self.field(x, d.index_select(0, ray_of),
-                               *(v if len(cond) == 1 else v.index_select(0, cond_s) for v in (audio, expr, latent)))
+                a_s, e_s, l_s = (v if len(cond) == 1 else v.index_select(0, cond_s) for v in (audio, expr, latent))
+                if c.speech_region_training:
+                    rest = self.code_embed.bias.to(a_s.dtype)
+                    a_s = torch.where(outside_box(x, self.speech_box)[:, None], rest, a_s)
+                f = self.field(x, d.index_select(0, ray_of), a_s, e_s, l_s)
                 sig, col_s = f["sigma"], f["rgb"]
                 gates += [f["audio_gate"].float().mean(), f["expr_gate"].float().mean()]
             else:

@@ -9,7 +9,7 @@ import torch
 from syncanim.bench import synthetic as syn
 from syncanim.model.camera import Camera
 from syncanim.model.conditioning import Conditioning
-from syncanim.model.frames import DenseRects, dense_rays, fixed_rects, from_uint8, to_uint8
+from syncanim.model.frames import DenseRects, compact_rays, dense_rays, fixed_rects, from_uint8, to_uint8
 from syncanim.model.head import NerfHeadConfig
 
 SMALL = NerfHeadConfig(levels=4, log2_table=12, max_res=64, samples=8, hidden=16, audio_dim=8, geo_dim=4,
@@ -225,3 +225,39 @@ def test_rendering_can_grow_the_occupied_cells_less_than_training(scene):
             model.occupied.copy_(saved[1])
     assert int(fewer.points.sum()) < int(grown.points.sum())
     assert trained.opacity.max() > 0.5
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_the_mouth_code_acts_only_inside_the_speech_box(scene, training):
+    """Outside the speech box the field reads the average mouth: with a box that holds no point, two different
+    mouth codes give the same frames, when rendering and (``speech_region_training``) when training; the head box
+    as the speech box gives them back their difference."""
+    model, camera, cond, bg = scene
+    base, box = model.config, model.speech_box.clone()
+    other = Conditioning(-20 * cond.mouth, cond.expressions, cond.latent)  # far from it: a difference to see
+
+    rays = compact_rays(camera, model.head_rects(camera))
+    behind = bg[rays.frame, rays.xy[:, 1], rays.xy[:, 0]]
+
+    def frames(c):  # the rays' colours, as training (with gradients) or rendering draws them
+        with torch.set_grad_enabled(training):
+            out = model.render_rays(rays.origins, rays.dirs, rays.frame, c, behind)
+        assert out["color"].requires_grad == training
+        return out["color"].detach()
+
+    try:
+        model.config = base.model_copy(update={"speech_region": True, "speech_region_training": training})
+        with torch.no_grad():
+            model.speech_box.copy_(torch.tensor([[2.0, 2.0, 2.0], [3.0, 3.0, 3.0]]))  # beyond the unit box
+        torch.testing.assert_close(frames(other), frames(cond), atol=1e-6, rtol=0)
+        with torch.no_grad():
+            model.speech_box.copy_(torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
+        assert (frames(other) - frames(cond)).abs().max() > 1e-3
+        model.config = base.model_copy(update={"speech_region": False, "speech_region_training": False})
+        with torch.no_grad():
+            model.speech_box.copy_(torch.tensor([[2.0, 2.0, 2.0], [3.0, 3.0, 3.0]]))
+        assert (frames(other) - frames(cond)).abs().max() > 1e-3  # switched off: the code acts everywhere
+    finally:
+        model.config = base
+        with torch.no_grad():
+            model.speech_box.copy_(box)
