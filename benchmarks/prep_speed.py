@@ -1,6 +1,6 @@
 """Prep speed: wall time of ``syncanim prep`` (start-up included) against the clip's duration.
 
-Target: at most 0.5x real time for a 60 s, 25 fps, 512x512 clip with the log-mel backend.
+Target: at most 0.5x real time for a 60 s, 25 fps, 512x512 clip with the default speech features (Whisper base).
 
     python benchmarks/prep_speed.py VIDEO [--seconds 60] [--repeat 3] [--json benchmarks/results/prep_speed.json]
 
@@ -80,6 +80,7 @@ def main() -> int:
     med = statistics.median(walls)
     result = {
         "benchmark": "prep_speed",
+        "command": "python " + " ".join(sys.argv),
         "hardware": {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)), "platform": platform.platform()},
         "video": str(args.video.name),
         "clip_seconds": m["duration_s"],

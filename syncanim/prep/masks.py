@@ -34,11 +34,12 @@ class GeometricSegConfig(Frozen):
 def skin_model(ycrcb: np.ndarray, face: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """The face's skin chroma: median and robust spread (1.4826 MAD, at least 3 levels) of (Cr, Cb) over the
     ``face`` pixels. ycrcb: [H, W, 3] uint8, face: [H, W] bool -> ((2,), (2,)) float, None without face pixels."""
-    px = ycrcb[face][:, 1:].astype(np.float32)
-    if len(px) < 20:
+    at = np.flatnonzero(face)
+    if len(at) < 20:
         return None
-    med = np.median(px, 0)
-    spread = np.maximum(1.4826 * np.median(np.abs(px - med), 0), 3.0)
+    px = ycrcb.reshape(-1, 3)[at, 1:].T.astype(np.float32)  # [2, n]: a row per channel, for fast medians
+    med = np.median(px, 1)
+    spread = np.maximum(1.4826 * np.median(np.abs(px - med[:, None]), 1), 3.0)
     return med, spread
 
 
@@ -110,8 +111,10 @@ def split_person(rgb: np.ndarray, person: np.ndarray, points: np.ndarray | None,
         neck[:] = False
     else:
         med, spread = skin
-        d = (ycrcb[..., 1:].astype(np.float32) - med) / spread
-        neck &= (d ** 2).sum(-1) < cfg.skin_tolerance ** 2
+        at = np.flatnonzero(neck)  # the chroma test only where the neck can be
+        px = ycrcb.reshape(-1, 3)[at, 1:].astype(np.float32)  # [n, 2]
+        d0, d1 = (px[:, 0] - med[0]) / spread[0], (px[:, 1] - med[1]) / spread[1]
+        np.put(neck, at, d0 * d0 + d1 * d1 < cfg.skin_tolerance ** 2)
         neck = cv2.morphologyEx(neck.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
         # only the skin that hangs from the head: components touching the head's lower edge
         n, comp = cv2.connectedComponents(neck.astype(np.uint8), connectivity=8)
