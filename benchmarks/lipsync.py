@@ -4,7 +4,10 @@
         [--speech NAME=speech_NAME.npz:AUDIO ...] [--json OUT.json] [--strip OUT.png]
 
 ``val_renders.npz`` and ``speech_*.npz`` are what ``benchmarks/head_gpu.py`` writes (frames as JPEG
-bytes ``f0, f1, ...``; ``ids`` = the dataset frames of the validation renders). Needs MediaPipe.
+bytes ``f0, f1, ...``; ``ids`` = the dataset frames of the validation renders). Either may instead be
+a video: ``syncanim render MODEL --audio AUDIO -o NAME.mp4`` for new speech, and for ``--val`` a video of the
+dataset's held-out frames in order, such as ``val_side_by_side.mp4`` of ``syncanim render MODEL --split val``
+(a video twice as wide as the dataset's frames is render | truth: its left half is read). Needs MediaPipe.
 
 Held-out frames (the subject's own speech, never trained on): mouth-opening correlation, lag and
 amplitude ratio of the rendered mouth against the real one, and LMD. New speech: the spread of the
@@ -29,9 +32,21 @@ from syncanim.data.manifest import DatasetLayout
 from syncanim.eval.sync import frame_rms
 from syncanim.eval.video_stats import track_landmarks
 from syncanim.face.mouth import LIPS, mouth_opening
+from syncanim.media.video import iter_frames
 from syncanim.metrics.lmd import lmd_stats, mouth_landmarks
 from syncanim.metrics.mouth import amplitude_ratio, opening_correlation, speaking_spread, speech_frames
 from syncanim.model.head import EXPRESSIONS
+
+
+def read_renders(path: Path, data) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Frames [T, H, W, 3] uint8 RGB and the other arrays of a JPEG npz, or of a video (``ids``: the held-out
+    frames of ``data``, whose frame rate it is read at)."""
+    if path.suffix == ".npz":
+        return read_jpegs(path)
+    frames = np.stack([f for _, f in iter_frames(path, data.manifest.fps)])
+    if frames.shape[2] == 2 * data.size:  # render | truth side by side
+        frames = np.ascontiguousarray(frames[:, :, :data.size])
+    return frames, {"ids": np.arange(data.num_train, data.num_train + len(frames))}
 
 
 def read_jpegs(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -95,7 +110,7 @@ def main() -> int:
     wave = read_audio(DatasetLayout(args.dataset).audio, data.manifest.sample_rate)
     subject = speaking_spread(mouth_opening(data.landmarks[:n]),
                               speech_frames(frame_rms(wave.samples, wave.sample_rate, fps, 0, n)))
-    frames, extra = read_jpegs(args.val)
+    frames, extra = read_renders(args.val, data)
     val, strip = score_val(data, frames, extra["ids"])
     rows = [strip]
     result = {"benchmark": "lipsync", "command": "python " + " ".join(sys.argv), "dataset": args.dataset.name, "subject_spread": subject, "val": val, "speech": {}}
@@ -103,7 +118,7 @@ def main() -> int:
     for spec in args.speech:
         name, rest = spec.split("=", 1)
         renders, audio = rest.split(":", 1)
-        frames, _ = read_jpegs(Path(renders))
+        frames, _ = read_renders(Path(renders), data)
         result["speech"][name], strip = score_speech(frames, Path(audio), fps, subject)
         rows.append(np.pad(strip, ((8, 0), (0, rows[0].shape[1] - strip.shape[1]), (0, 0))))
         print(f"{name}:", json.dumps(result["speech"][name]), flush=True)
