@@ -51,14 +51,15 @@ def _inside(x, y, z, box_ptr):
 
 
 @triton.jit
-def _field_mlp(e, inside, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
+def _field_mlp(e, inside, inside_e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
                wga_ptr, bga_ptr, wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr,
                wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, rest_ptr, per_frame,
                ENC_P: tl.constexpr, A_P: tl.constexpr, E_P: tl.constexpr, H_P: tl.constexpr, G_P: tl.constexpr,
-               PRECISION: tl.constexpr, SCATTER: tl.constexpr, SPEECH: tl.constexpr):
+               PRECISION: tl.constexpr, SCATTER: tl.constexpr, REGIONS: tl.constexpr):
     """Everything after the encoding ``e`` [BLOCK, ENC_P] of a block of points: their sigma and rgb stored, at
-    the points' own rows, or with ``SCATTER`` at rows ``pos`` and only where ``valid``. With ``SPEECH``, points
-    not ``inside`` ([BLOCK, 1]) the speech box read the ``rest`` mouth vector [A_P] instead of their frame's."""
+    the points' own rows, or with ``SCATTER`` at rows ``pos`` and only where ``valid``. With ``REGIONS``, points
+    not ``inside`` ([BLOCK, 1]) the speech box read the rest mouth vector (``rest`` [A_P]) instead of their frame's,
+    and points not ``inside_e`` the expression box the rest expressions (``rest + A_P`` [E_P])."""
     if SCATTER:
         out = tl.load(pos_ptr + n64, mask=nmask, other=0)
         smask = nmask & (tl.load(valid_ptr + n64, mask=nmask, other=0) != 0)
@@ -72,10 +73,12 @@ def _field_mlp(e, inside, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, 
     ga = tl.sigmoid(tl.dot(e, _matrix(wga_ptr, ENC_P, A_P), input_precision=PRECISION) + _row_vector(bga_ptr, A_P))
     ge = tl.sigmoid(tl.dot(e, _matrix(wge_ptr, ENC_P, E_P), input_precision=PRECISION) + _row_vector(bge_ptr, E_P))
     mouth = _per_frame(audio_ptr, frame, nmask, A_P)
-    if SPEECH:
+    faces = _per_frame(expr_ptr, frame, nmask, E_P)
+    if REGIONS:
         mouth = tl.where(inside, mouth, _row_vector(rest_ptr, A_P))
+        faces = tl.where(inside_e, faces, _row_vector(rest_ptr + A_P, E_P))
     audio = ga * mouth
-    expr = ge * _per_frame(expr_ptr, frame, nmask, E_P)
+    expr = ge * faces
     h = tl.dot(e, _matrix(w1e_ptr, ENC_P, H_P), input_precision=PRECISION)
     h += tl.dot(audio, _matrix(w1a_ptr, A_P, H_P), input_precision=PRECISION)
     h += tl.dot(expr, _matrix(w1x_ptr, E_P, H_P), input_precision=PRECISION)
@@ -113,7 +116,7 @@ def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr
                       sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, box_ptr, rest_ptr, N, ROWS, per_frame,
                       LEVELS: tl.constexpr, F: tl.constexpr, ENC_P: tl.constexpr, A_P: tl.constexpr,
                       E_P: tl.constexpr, H_P: tl.constexpr, G_P: tl.constexpr, HASH_MASK: tl.constexpr,
-                      PRECISION: tl.constexpr, SCATTER: tl.constexpr, SPEECH: tl.constexpr, BLOCK: tl.constexpr):
+                      PRECISION: tl.constexpr, SCATTER: tl.constexpr, REGIONS: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     n = pid * BLOCK + tl.arange(0, BLOCK)
     nmask = n < N
@@ -142,14 +145,16 @@ def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr
                                    other=0.0)
     e += fu * fv * tl.load(table_ptr + base + _grid_row(iu + 1, iv + 1, res, dense, HASH_MASK) * F, mask=m2,
                            other=0.0)
-    if SPEECH:  # noqa: SIM108 (a statement: Triton compiles only the branch the constexpr picks)
+    if REGIONS:  # the speech box, then the expression box (a statement: Triton compiles only the branch it picks)
         inside = _inside(x, y, z, box_ptr)
+        inside_e = _inside(x, y, z, box_ptr + 6)
     else:
         inside = nmask[:, None]
-    _field_mlp(e, inside, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
+        inside_e = inside
+    _field_mlp(e, inside, inside_e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
                wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr,
                wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, rest_ptr, per_frame, ENC_P, A_P,
-               E_P, H_P, G_P, PRECISION, SCATTER, SPEECH)
+               E_P, H_P, G_P, PRECISION, SCATTER, REGIONS)
 
 
 @triton.jit(do_not_specialize=["N", "per_frame"])
@@ -159,7 +164,7 @@ def _field_mlp_kernel(enc_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_pt
                       sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, coords_ptr, box_ptr, rest_ptr, N, per_frame,
                       ENC: tl.constexpr, ENC_P: tl.constexpr, A_P: tl.constexpr, E_P: tl.constexpr,
                       H_P: tl.constexpr, G_P: tl.constexpr, PRECISION: tl.constexpr, SCATTER: tl.constexpr,
-                      SPEECH: tl.constexpr, BLOCK: tl.constexpr):
+                      REGIONS: tl.constexpr, BLOCK: tl.constexpr):
     # the same field from an encoding already in memory (the per-op encoder's [N, ENC] rows)
     pid = tl.program_id(0)
     n = pid * BLOCK + tl.arange(0, BLOCK)
@@ -167,16 +172,19 @@ def _field_mlp_kernel(enc_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_pt
     n64 = n.to(tl.int64)
     col = tl.arange(0, ENC_P)
     e = tl.load(enc_ptr + n64[:, None] * ENC + col[None, :], mask=nmask[:, None] & (col < ENC)[None, :], other=0.0)
-    if SPEECH:  # the points' coordinates, for the speech box
-        inside = _inside(tl.load(coords_ptr + n64 * 3, mask=nmask, other=0.0)[:, None],
-                         tl.load(coords_ptr + n64 * 3 + 1, mask=nmask, other=0.0)[:, None],
-                         tl.load(coords_ptr + n64 * 3 + 2, mask=nmask, other=0.0)[:, None], box_ptr)
+    if REGIONS:  # the points' coordinates, for the speech and expression boxes
+        x = tl.load(coords_ptr + n64 * 3, mask=nmask, other=0.0)[:, None]
+        y = tl.load(coords_ptr + n64 * 3 + 1, mask=nmask, other=0.0)[:, None]
+        z = tl.load(coords_ptr + n64 * 3 + 2, mask=nmask, other=0.0)[:, None]
+        inside = _inside(x, y, z, box_ptr)
+        inside_e = _inside(x, y, z, box_ptr + 6)
     else:
         inside = nmask[:, None]
-    _field_mlp(e, inside, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
+        inside_e = inside
+    _field_mlp(e, inside, inside_e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
                wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr,
                wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, rest_ptr, per_frame, ENC_P, A_P,
-               E_P, H_P, G_P, PRECISION, SCATTER, SPEECH)
+               E_P, H_P, G_P, PRECISION, SCATTER, REGIONS)
 
 
 BLOCK = 64
@@ -210,19 +218,19 @@ def _outputs(n: int, device: torch.device, into: tuple | None) -> tuple[torch.Te
 
 
 def _launch(kernel, inputs: list, after: list, sizes: list, one: bool, into: tuple | None,
-            speech: tuple[torch.Tensor, torch.Tensor] | None, block: int, num_warps: int,
+            regions: tuple[torch.Tensor, torch.Tensor] | None, block: int, num_warps: int,
             **const) -> tuple[torch.Tensor, torch.Tensor]:
     """Run one of the field kernels over the points of ``inputs[0]`` [N, ...]: its ``inputs``, then the outputs
-    (:func:`_outputs`), the tensors ``after`` them, the speech box [6] and rest vector [A_P] (``speech``, or
+    (:func:`_outputs`), the tensors ``after`` them, the boxes [12] and rest vectors [A_P + E_P] (``regions``, or
     placeholders that are not read), N, the ``sizes`` it takes and whether there are several frames, then
     ``const``."""
     n = inputs[0].shape[0]
     sigma, rgb, pos, valid = _outputs(n, inputs[0].device, into)
-    box, rest = speech if speech is not None else (sigma, sigma)
+    box, rest = regions if regions is not None else (sigma, sigma)
     if n:
         with _device_guard(inputs[0]):
             kernel[(triton.cdiv(n, block),)](*inputs, sigma, rgb, pos, valid, *after, box, rest, n, *sizes,
-                                             0 if one else 1, SCATTER=into is not None, SPEECH=speech is not None,
+                                             0 if one else 1, SCATTER=into is not None, REGIONS=regions is not None,
                                              BLOCK=block, num_warps=num_warps, **const)
     return sigma, rgb
 
@@ -231,16 +239,18 @@ def field_forward(coords: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, r
                   audio: torch.Tensor, expr: torch.Tensor, cbias: torch.Tensor, tables: torch.Tensor,
                   meta: torch.Tensor, w: dict[str, torch.Tensor], levels: int, features: int, rows: int,
                   log2_table: int, precision: str, block: int = BLOCK, num_warps: int = 4, into: tuple | None = None,
-                  speech: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  regions: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """coords [N, 3] float32; ray [N] int32; dirs [R, 3] float32; ray_frame [R] int32 or None (one frame);
     audio [B, A_P], expr [B, E_P], cbias [B, H_P] float32; tables [3, rows, F]; meta [L, 3] int32; ``w``: the
     padded weights (see PackedField). All contiguous. ``block`` points per program (a power of two, >= 16) and
     ``num_warps``: launch settings (benchmarks/kernels_gpu.py times them). Returns sigma [N], rgb [N, 3] float32;
     with ``into`` = (sigma [M], rgb [M, 3] float32, pos [N] int64, valid [N] bool), point n's results are written
-    to row pos[n] of those where valid[n] instead, and they are returned. ``speech`` = (box [6] float32: lo, hi in
-    unit coordinates; rest [A_P] float32): points outside the box read ``rest`` instead of their frame's audio."""
+    to row pos[n] of those where valid[n] instead, and they are returned. ``regions`` = (boxes [12] float32: the
+    speech box's lo, hi then the expression box's, in unit coordinates; rests [A_P + E_P] float32): points outside
+    the speech box read the first A_P of the rests instead of their frame's audio, points outside the expression
+    box the last E_P instead of its expressions."""
     return _launch(_field_fwd_kernel, [coords, ray, dirs, ray if ray_frame is None else ray_frame, audio, expr, cbias,
-                                       tables, meta, *_weights(w)], [], [rows], ray_frame is None, into, speech, block,
+                                       tables, meta, *_weights(w)], [], [rows], ray_frame is None, into, regions, block,
                    num_warps, LEVELS=levels, F=features, **_widths(w), HASH_MASK=(1 << log2_table) - 1, PRECISION=precision)
 
 
@@ -252,14 +262,14 @@ MLP_BLOCK, MLP_WARPS = 64, 2
 def field_mlp_forward(encoding: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
                       audio: torch.Tensor, expr: torch.Tensor, cbias: torch.Tensor, w: dict[str, torch.Tensor],
                       precision: str, block: int = MLP_BLOCK, num_warps: int = MLP_WARPS, into: tuple | None = None,
-                      coords: torch.Tensor | None = None, speech: tuple[torch.Tensor, torch.Tensor] | None = None
+                      coords: torch.Tensor | None = None, regions: tuple[torch.Tensor, torch.Tensor] | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`field_forward` from the points' tri-plane encoding [N, ENC] float32 (contiguous): everything after
-    the encoder in one launch; their coordinates [N, 3] (``coords``) are read only for ``speech``. Returns sigma
+    the encoder in one launch; their coordinates [N, 3] (``coords``) are read only for ``regions``. Returns sigma
     [N], rgb [N, 3] float32 (or ``into``'s, written as :func:`field_forward` says)."""
-    if speech is not None and coords is None:
-        raise ValueError("field_mlp_forward: a speech box needs the points' coordinates")
+    if regions is not None and coords is None:
+        raise ValueError("field_mlp_forward: regions need the points' coordinates")
     return _launch(_field_mlp_kernel, [encoding, ray, dirs, ray if ray_frame is None else ray_frame, audio, expr,
                                        cbias, *_weights(w)], [encoding if coords is None else coords], [],
-                   ray_frame is None, into, speech, block, num_warps,
+                   ray_frame is None, into, regions, block, num_warps,
                    ENC=encoding.shape[1], **_widths(w), PRECISION=precision)

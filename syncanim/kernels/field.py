@@ -55,6 +55,23 @@ class Scatter:
 
 
 @dataclass(frozen=True)
+class Regions:
+    """Where a frame's codes act: points outside ``speech_box`` read ``mouth_rest`` [A] instead of their frame's
+    mouth vector, points outside ``expression_box`` read ``expression_rest`` [E] instead of their frame's
+    expressions. Boxes: [2, 3] (lo, hi) in the head box's unit coordinates; one holding the whole unit box leaves
+    its code everywhere."""
+
+    speech_box: torch.Tensor
+    mouth_rest: torch.Tensor
+    expression_box: torch.Tensor
+    expression_rest: torch.Tensor
+
+    def to(self, device: torch.device | str) -> Regions:
+        return Regions(*(t.to(device) for t in (self.speech_box, self.mouth_rest, self.expression_box,
+                                                 self.expression_rest)))
+
+
+@dataclass(frozen=True)
 class PackedField:
     """A field's weights as the kernel reads them (``weights``: name -> padded float32 matrix or bias), the
     lighting latent's columns of the first colour layer (``latent_weight`` [L, H_P]) and its bias
@@ -105,7 +122,7 @@ def field_points_triton(packed: PackedField, spec: GridSpec, tables: torch.Tenso
                         ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None, audio: torch.Tensor,
                         expr: torch.Tensor, latent: torch.Tensor, precision: str = "ieee", *,
                         encoding: torch.Tensor | None = None, into: Scatter | None = None,
-                        launch: dict[str, int] | None = None, speech: tuple[torch.Tensor, torch.Tensor] | None = None
+                        launch: dict[str, int] | None = None, regions: Regions | None = None
                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """Density and colour at points, fused. coords: [N, 3] unit box; ray: [N] long, the ray of each point;
     dirs: [R, 3] unit ray directions; ray_frame: [R] long, the frame of each ray (row of the conditioning), or
@@ -113,9 +130,8 @@ def field_points_triton(packed: PackedField, spec: GridSpec, tables: torch.Tenso
     MLP products (:data:`PRECISIONS`); ``encoding``: the points' tri-plane encoding [N, 3 * levels * features]
     when already computed (then only the MLPs run fused, and ``tables`` is not read); ``into``: where the results
     go instead of new buffers (:class:`Scatter`); ``launch``: the kernel's ``block`` and ``num_warps`` when not its
-    defaults (benchmarks/kernels_gpu.py); ``speech`` = (box [2, 3], rest [A]): points outside the box (unit
-    coordinates) read ``rest`` instead of their frame's mouth vector. Returns sigma [N] (>= 0), rgb [N, 3] float32,
-    or ``into``'s buffers."""
+    defaults (benchmarks/kernels_gpu.py); ``regions``: where the mouth and expression codes act (:class:`Regions`).
+    Returns sigma [N] (>= 0), rgb [N, 3] float32, or ``into``'s buffers."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     mod = load_triton_module("field_kernels")
@@ -126,13 +142,15 @@ def field_points_triton(packed: PackedField, spec: GridSpec, tables: torch.Tenso
     frame = None if ray_frame is None else ray_frame.to(torch.int32).contiguous()
     target = None if into is None else (into.sigma, into.rgb, into.pos.contiguous(), into.valid.contiguous())
     coords = coords.float().contiguous()
-    region = None if speech is None else (speech[0].float().reshape(6).contiguous(),
-                                          _block(speech[1].detach().reshape(1, -1), 1, packed.audio_pad)[0])
+    region = None if regions is None else (
+        torch.cat([regions.speech_box.float().reshape(6), regions.expression_box.float().reshape(6)]).contiguous(),
+        torch.cat([_block(regions.mouth_rest.detach().reshape(1, -1), 1, packed.audio_pad)[0],
+                   _block(regions.expression_rest.detach().reshape(1, -1), 1, packed.expr_pad)[0]]).contiguous())
     if encoding is not None:
         return mod.field_mlp_forward(encoding.float().contiguous(), ray.to(torch.int32).contiguous(),
                                      dirs.float().contiguous(), frame, frames_a, frames_e, cbias, packed.weights,
-                                     precision, into=target, coords=coords, speech=region, **(launch or {}))
+                                     precision, into=target, coords=coords, regions=region, **(launch or {}))
     return mod.field_forward(coords, ray.to(torch.int32).contiguous(), dirs.float().contiguous(),
                              frame, frames_a, frames_e, cbias, tables.detach().float().contiguous(),
                              _level_meta(spec, coords.device), packed.weights, spec.levels, spec.features, spec.rows,
-                             spec.log2_table, precision, into=target, speech=region, **(launch or {}))
+                             spec.log2_table, precision, into=target, regions=region, **(launch or {}))

@@ -37,7 +37,8 @@ class HeadSetup:
     audio_per_frame P, audio_dim F: the shape ``[P, F]`` of a frame's speech features; num_latents:
     training frames (one lighting code each); mouth: the subject's mouth basis, or ``(components,
     points)`` for an empty one that a state dict fills; canonical: the subject's canonical face
-    landmarks [478, 3] float, or None when the geometry comes with the weights.
+    landmarks [478, 3] float, or None when the geometry comes with the weights; expression_rest: the
+    subject's typical expressions [E] (the training frames' median), or None.
     """
 
     audio_per_frame: int
@@ -45,6 +46,7 @@ class HeadSetup:
     num_latents: int
     mouth: MouthBasis | tuple[int, int]
     canonical: np.ndarray | None = None
+    expression_rest: np.ndarray | None = None
 
 
 class HeadModel(nn.Module, metaclass=ABCMeta):

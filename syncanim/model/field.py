@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..kernels.backend import resolve_backend
-from ..kernels.field import PRECISIONS, PackedField, Scatter, field_points_triton, pack_field
+from ..kernels.field import PRECISIONS, PackedField, Regions, Scatter, field_points_triton, pack_field
 from ..kernels.hashgrid import GridSpec, triplane_encode
 from .rays import outside_box
 
@@ -71,6 +71,16 @@ def mlp(sizes: list[int]) -> nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+def limit_codes(regions: Regions, x_unit: torch.Tensor, audio: torch.Tensor,
+                expr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each point's mouth vector and expressions where its codes act (:class:`~syncanim.kernels.field.Regions`):
+    x_unit [N, 3]; audio [N, A] or [1, A]; expr [N, E] or [1, E] -> [N, A], [N, E]."""
+    audio = torch.where(outside_box(x_unit, regions.speech_box)[:, None], regions.mouth_rest.to(audio.dtype), audio)
+    expr = torch.where(outside_box(x_unit, regions.expression_box)[:, None],
+                       regions.expression_rest.to(expr.dtype), expr)
+    return audio, expr
 
 
 class HeadField(nn.Module):
@@ -125,7 +135,7 @@ class HeadField(nn.Module):
     def points(self, x_unit: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
                audio: torch.Tensor, expr: torch.Tensor, latent: torch.Tensor, fused: str = "all",
                precision: str = "ieee", into: Scatter | None = None,
-               speech: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               regions: Regions | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Density and colour at points for rendering (no gradients), each point read on its ray.
 
         x_unit: [N, 3]; ray: [N] long, the ray of each point; dirs: [R, 3] unit ray directions; ray_frame: [R]
@@ -136,8 +146,8 @@ class HeadField(nn.Module):
         (:data:`syncanim.kernels.field.PRECISIONS`). With ``off``, on the other backends, and under ``auto`` once
         the kernel has failed to compile or launch here (a warning, :attr:`fused_error`), :meth:`forward` on
         gathered inputs (the reference). ``into``: the results go to its buffers' rows (the kernels store them
-        there), which are returned. ``speech`` = (box [2, 3] in unit coordinates, rest [A]): points outside the
-        box read ``rest`` instead of their frame's mouth vector (:meth:`NerfHead.speech`).
+        there), which are returned. ``regions``: where the frame's mouth and expression codes act
+        (:func:`limit_codes`, :meth:`NerfHead.regions`).
         """
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -149,7 +159,7 @@ class HeadField(nn.Module):
                 return field_points_triton(self.packed(), self.spec, self.tables, x_unit, ray, dirs, ray_frame, audio,
                                            expr, latent, precision,
                                            encoding=self.encode(x_unit) if fused == "mlp" else None, into=into,
-                                           speech=speech)
+                                           regions=regions)
             except torch.OutOfMemoryError:
                 raise
             except Exception as e:  # a kernel that does not compile or launch on this GPU / Triton
@@ -160,9 +170,8 @@ class HeadField(nn.Module):
                             self.fused_error)
         frame = None if ray_frame is None else ray_frame.index_select(0, ray)
         audio, expr, latent = (x if frame is None else x.index_select(0, frame) for x in (audio, expr, latent))
-        if speech is not None:
-            box, rest = speech
-            audio = torch.where(outside_box(x_unit, box)[:, None], rest.to(audio.dtype), audio)  # [N, A]
+        if regions is not None:
+            audio, expr = limit_codes(regions, x_unit, audio, expr)
         f = self(x_unit, dirs.index_select(0, ray), audio, expr, latent)
         if into is not None:
             return into.add(f["sigma"], f["rgb"])

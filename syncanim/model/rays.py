@@ -45,6 +45,33 @@ def head_box(canonical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo.astype(np.float32), hi.astype(np.float32)
 
 
+#: the eyes' outlines and the brows (FaceMesh points): where blinks and brow raises act
+EYES_AND_BROWS = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246,
+                  263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466,
+                  70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 336, 296, 334, 293, 300, 276, 283, 282, 295, 285)
+
+
+def points_box(canonical: np.ndarray, points: tuple[int, ...], lo: np.ndarray, hi: np.ndarray,
+               margin: float) -> np.ndarray:
+    """The box around landmarks ``points`` of the canonical face ``[478, 3]``, grown by ``margin`` face heights
+    across and up and down, through the whole depth of the head box (``lo``, ``hi``: [3]), in the head box's unit
+    coordinates: ``[2, 3]`` (lo, hi)."""
+    p = np.asarray(canonical, np.float64)
+    height = float(np.linalg.norm(p[10] - p[152]))
+    m = p[list(points)]
+    grow = np.array([margin * height, margin * height, 0.0])
+    box = np.stack([m.min(0) - grow, m.max(0) + grow])  # [2, 3] head frame
+    unit = (box - lo) / (np.asarray(hi, np.float64) - lo) * 2.0 - 1.0
+    unit[:, 2] = [-1.0, 1.0]
+    return np.clip(unit, -1.0, 1.0).astype(np.float32)
+
+
+def expression_box(canonical: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """Where blinks and brow raises may change the head (:func:`points_box` of :data:`EYES_AND_BROWS`): the
+    eyes, lids and brows; the mouth, the cheeks below the eyes and the hair lie outside."""
+    return points_box(canonical, EYES_AND_BROWS, lo, hi, margin)
+
+
 def speech_box(canonical: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float = 0.1) -> np.ndarray:
     """Where speech may change the head, in the head box's unit coordinates: ``[2, 3]`` (lo, hi).
 
@@ -53,14 +80,7 @@ def speech_box(canonical: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: fl
     move with the mouth), through the whole depth of the head box (``lo``, ``hi``: [3]). The hair, the
     forehead, the eyes and the ears above the jaw lie outside.
     """
-    p = np.asarray(canonical, np.float64)
-    height = float(np.linalg.norm(p[10] - p[152]))
-    m = p[list(MOUTH_POINTS)]
-    grow = np.array([margin * height, margin * height, 0.0])
-    box = np.stack([m.min(0) - grow, m.max(0) + grow])  # [2, 3] head frame
-    unit = (box - lo) / (np.asarray(hi, np.float64) - lo) * 2.0 - 1.0
-    unit[:, 2] = [-1.0, 1.0]
-    return np.clip(unit, -1.0, 1.0).astype(np.float32)
+    return points_box(canonical, MOUTH_POINTS, lo, hi, margin)
 
 
 def outside_box(unit: torch.Tensor, box: torch.Tensor) -> torch.Tensor:

@@ -253,7 +253,9 @@ def run_train(
         model = build_model(info, reg)
         info = replace(info, mouth=old.mouth, motion=old.motion, torso=old.torso)
     else:
-        model = spec.build(model_cfg)(HeadSetup(m.audio_per_frame, m.audio_dim, m.num_train, basis, data.canonical))
+        typical = np.nanmedian(data.expressions[:m.num_train], 0)  # where blinks and brows do not act
+        model = spec.build(model_cfg)(HeadSetup(m.audio_per_frame, m.audio_dim, m.num_train, basis, data.canonical,
+                                                typical))
     write_info(layout, info)
     write_text_atomic(layout.config, dump_toml({"model": info.model, "train": train.model_dump(mode="json"),
                                                 "runtime": runtime.model_dump(mode="json")}))

@@ -17,9 +17,19 @@ from syncanim.model.field import HeadField
 
 CASES = """
 import torch
-from syncanim.kernels.field import Scatter
+from syncanim.kernels.field import Regions, Scatter
 from syncanim.kernels.hashgrid import grid_spec
 from syncanim.model.field import HeadField
+from syncanim.model.head import WHOLE_BOX
+
+MOUTH_BOX = torch.tensor([[-0.6, 0.1, -1.0], [0.7, 0.9, 1.0]])
+EYE_BOX = torch.tensor([[-0.7, -0.5, -1.0], [0.6, 0.0, 1.0]])
+
+
+def regions(audio, expr, speech=MOUTH_BOX, eyes=EYE_BOX):
+    # outside the boxes the points read rest vectors instead of their frame's mouth vector and expressions
+    g = torch.Generator().manual_seed(audio + expr)
+    return Regions(speech, torch.randn(audio, generator=g), eyes, torch.rand(expr, generator=g))
 
 
 def field(spec, audio, expr, latent, hidden, geo):
@@ -45,22 +55,22 @@ def inputs(f, n, rays, frames, device):
     return [t if t is None else t.to(device) for t in (x, ray, dirs, ray_frame, *cond)]
 
 
-def check(f, n, rays, frames, device, tol, precision="ieee", speech=None):
-    # speech: (box [2, 3], rest [A]), the points outside the box read rest instead of their frame's mouth vector
+def check(f, n, rays, frames, device, tol, precision="ieee", regions=None):
+    # regions: where the mouth and expression codes act (Regions)
     f = f.to(device)
     args = inputs(f, n, rays, frames, device)
-    if speech is not None:
-        speech = tuple(t.to(device) for t in speech)
+    if regions is not None:
+        regions = regions.to(device)
     with torch.no_grad():
         f.backend = "torch"
-        want = f.points(*args, speech=speech)
-        if speech is not None and n:  # the box matters here: a kernel that ignored it would fail below
+        want = f.points(*args, regions=regions)
+        if regions is not None and n:  # the boxes matter here: a kernel that ignored them would fail below
             assert not torch.allclose(want[0], f.points(*args)[0], rtol=tol, atol=tol)
         f.backend = "triton"
-        got = f.points(*args, precision=precision, speech=speech)
-        after_encoder = f.points(*args, fused="mlp", precision=precision, speech=speech)
+        got = f.points(*args, precision=precision, regions=regions)
+        after_encoder = f.points(*args, fused="mlp", precision=precision, regions=regions)
         f.backend = "auto"
-        if speech is None:
+        if regions is None:
             assert torch.equal(f.points(*args, fused="off")[0], f(args[0], args[2][args[1]], *(
                 v if args[3] is None else v[args[3][args[1]]] for v in args[4:]))["sigma"])
     for a, b, c in zip(got, want, after_encoder):
@@ -75,7 +85,7 @@ def check(f, n, rays, frames, device, tol, precision="ieee", speech=None):
         f.backend = backend
         into = Scatter(torch.zeros(2 * n + 3, device=device), torch.zeros(2 * n + 3, 3, device=device), pos, valid)
         with torch.no_grad():
-            sigma, rgb = f.points(*args, fused=fused, precision=precision, into=into, speech=speech)
+            sigma, rgb = f.points(*args, fused=fused, precision=precision, into=into, regions=regions)
         assert sigma is into.sigma and rgb is into.rgb
         keep = pos[valid]
         torch.testing.assert_close(sigma[keep], want[0][valid], rtol=tol, atol=tol)
@@ -91,9 +101,11 @@ spec = grid_spec(levels=4, features=2, base_res=4, max_res=64, log2_table=8)  # 
 check(field(spec, 32, 3, 4, 64, 15), 300, 40, 3, "cpu", 1e-5)  # three frames' conditioning
 check(field(spec, 32, 3, 4, 64, 15), 130, 7, 1, "cpu", 1e-5)  # one frame's, broadcast
 check(field(spec, 32, 3, 4, 64, 15), 0, 1, 1, "cpu", 1e-5)  # no points
-box = torch.tensor([[-0.6, 0.1, -1.0], [0.7, 0.9, 1.0]])  # the mouth's box: the rest read the average mouth
-check(field(spec, 32, 3, 4, 64, 15), 300, 40, 3, "cpu", 1e-5, speech=(box, torch.randn(32)))
-check(field(spec, 32, 3, 4, 64, 15), 130, 7, 1, "cpu", 1e-5, speech=(box, torch.randn(32)))
+check(field(spec, 32, 3, 4, 64, 15), 300, 40, 3, "cpu", 1e-5, regions=regions(32, 3))  # both boxes
+check(field(spec, 32, 3, 4, 64, 15), 130, 7, 1, "cpu", 1e-5, regions=regions(32, 3))
+w = torch.as_tensor(WHOLE_BOX)  # one box holds every point: the other alone must still change the field
+check(field(spec, 32, 3, 4, 64, 15), 300, 40, 3, "cpu", 1e-5, regions=regions(32, 3, eyes=w))
+check(field(spec, 32, 3, 4, 64, 15), 300, 40, 3, "cpu", 1e-5, regions=regions(32, 3, speech=w))
 f = field(spec, 32, 3, 4, 64, 15)  # launch settings (benchmarks/kernels_gpu.py) change nothing
 args = inputs(f, 300, 40, 3, "cpu")
 from syncanim.kernels.field import field_points_triton
@@ -103,7 +115,7 @@ for launch in ({"block": 16, "num_warps": 2}, {"block": 128, "num_warps": 8}):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
 spec = grid_spec(levels=3, features=3, base_res=5, max_res=40, log2_table=7)
 check(field(spec, 20, 5, 0, 24, 6), 77, 9, 2, "cpu", 1e-5)  # widths that are not powers of two, no latent
-check(field(spec, 20, 5, 0, 24, 6), 77, 9, 2, "cpu", 1e-5, speech=(box, torch.randn(20)))
+check(field(spec, 20, 5, 0, 24, 6), 77, 9, 2, "cpu", 1e-5, regions=regions(20, 5))
 
 # whole frames of a head: compact (two marching runs) and dense layouts, with and without the fused kernel
 from syncanim.bench import synthetic as syn
@@ -152,7 +164,7 @@ mod = load_triton_module("field_kernels")
 for kernel in (mod._field_fwd_kernel, mod._field_mlp_kernel):
     names = kernel.arg_names
     const = dict(LEVELS=12, F=2, ENC=72, ENC_P=128, A_P=32, E_P=16, H_P=64, G_P=16, HASH_MASK=(1 << 17) - 1,
-                 PRECISION=sys.argv[1], SCATTER=True, SPEECH=True, BLOCK=64)
+                 PRECISION=sys.argv[1], SCATTER=True, REGIONS=True, BLOCK=64)
     const = {n: v for n, v in const.items() if n in names}
     kinds = {"ray_ptr": "*i32", "rframe_ptr": "*i32", "meta_ptr": "*i32", "pos_ptr": "*i64", "valid_ptr": "*u8"}
     sig = {n: "constexpr" if n in const else kinds.get(n, "*fp32") if n.endswith("_ptr") else "i32" for n in names}
@@ -210,14 +222,19 @@ def test_points_reference_is_forward_on_gathered_inputs():
         sigma, rgb = f.points(x, ray, dirs, frame, a, e, lat)
         want = f(x, dirs[ray], a[frame[ray]], e[frame[ray]], lat[frame[ray]])
     assert torch.equal(sigma, want["sigma"]) and torch.equal(rgb, want["rgb"])
-    # with a speech box, the points outside it read the rest vector instead of their frame's mouth
-    box, rest = torch.tensor([[-1.0, 0.0, -1.0], [1.0, 1.0, 1.0]]), torch.randn(16)
+    # with regions, the points outside the speech box read the rest mouth vector instead of their frame's, and
+    # the points outside the expression box the rest expressions
+    from syncanim.kernels.field import Regions
+
+    top, left = torch.tensor([[-1.0, 0.0, -1.0], [1.0, 1.0, 1.0]]), torch.tensor([[-1.0, -1.0, -1.0], [0.0, 1.0, 1.0]])
+    rest, typical = torch.randn(16), torch.rand(3)
     with torch.no_grad():
-        sigma, rgb = f.points(x, ray, dirs, frame, a, e, lat, speech=(box, rest))
+        sigma, rgb = f.points(x, ray, dirs, frame, a, e, lat, regions=Regions(top, rest, left, typical))
         mouth = torch.where((x[:, 1] < 0)[:, None], rest, a[frame[ray]])
-        want = f(x, dirs[ray], mouth, e[frame[ray]], lat[frame[ray]])
+        faces = torch.where((x[:, 0] > 0)[:, None], typical, e[frame[ray]])
+        want = f(x, dirs[ray], mouth, faces, lat[frame[ray]])
     assert torch.equal(sigma, want["sigma"]) and torch.equal(rgb, want["rgb"])
-    assert (x[:, 1] < 0).any() and (x[:, 1] > 0).any()
+    assert (x[:, 1] < 0).any() and (x[:, 1] > 0).any() and (x[:, 0] < 0).any() and (x[:, 0] > 0).any()
 
 
 @pytest.mark.parametrize("option,match", [({"precision": "fp8"}, "precision"), ({"fused": True}, "fused mode")])
@@ -245,10 +262,9 @@ def test_gpu_fused_matches_forward(precision, tol):
     ns: dict = {}
     exec(CASES, ns)
     f = ns["field"](grid_spec(), 32, 3, 4, 64, 15)
-    box = torch.tensor([[-0.6, 0.1, -1.0], [0.7, 0.9, 1.0]])
     for frames in (3, 1):
         ns["check"](f, 200_000, 20_000, frames, "cuda", tol, precision)
-        ns["check"](f, 200_000, 20_000, frames, "cuda", tol, precision, speech=(box, torch.randn(32)))
+        ns["check"](f, 200_000, 20_000, frames, "cuda", tol, precision, regions=ns["regions"](32, 3))
 
 
 def test_auto_falls_back_when_the_kernel_fails(monkeypatch, caplog):

@@ -228,13 +228,22 @@ def test_rendering_can_grow_the_occupied_cells_less_than_training(scene):
 
 
 @pytest.mark.parametrize("training", [False, True])
-def test_the_mouth_code_acts_only_inside_the_speech_box(scene, training):
-    """Outside the speech box the field reads the average mouth: with a box that holds no point, two different
-    mouth codes give the same frames, when rendering and (``speech_region_training``) when training; the head box
-    as the speech box gives them back their difference."""
+@pytest.mark.parametrize("code", ["mouth", "expressions"])
+def test_the_codes_act_only_inside_their_boxes(scene, code, training):
+    """Outside the speech box the field reads the average mouth, outside the expression box the typical
+    expressions: with a box that holds no point, two different codes give the same frames, when rendering and
+    (``region_training``) when training; the head box as the box gives them back their difference, and so does
+    switching the region off."""
     model, camera, cond, bg = scene
-    base, box = model.config, model.speech_box.clone()
-    other = Conditioning(-20 * cond.mouth, cond.expressions, cond.latent)  # far from it: a difference to see
+    base = model.config
+    box_name, switch = {"mouth": ("speech_box", "speech_region"), "expressions": ("expression_box",
+                                                                                  "expression_region")}[code]
+    box = getattr(model, box_name)
+    saved = box.clone()
+    if code == "mouth":  # far from it: a difference to see
+        other = Conditioning(-20 * cond.mouth, cond.expressions, cond.latent)
+    else:
+        other = Conditioning(cond.mouth, 20 * cond.expressions.flip(0) + 1, cond.latent)
 
     rays = compact_rays(camera, model.head_rects(camera))
     behind = bg[rays.frame, rays.xy[:, 1], rays.xy[:, 0]]
@@ -246,18 +255,34 @@ def test_the_mouth_code_acts_only_inside_the_speech_box(scene, training):
         return out["color"].detach()
 
     try:
-        model.config = base.model_copy(update={"speech_region": True, "speech_region_training": training})
+        model.config = base.model_copy(update={switch: True, "region_training": training})
         with torch.no_grad():
-            model.speech_box.copy_(torch.tensor([[2.0, 2.0, 2.0], [3.0, 3.0, 3.0]]))  # beyond the unit box
+            box.copy_(torch.tensor([[2.0, 2.0, 2.0], [3.0, 3.0, 3.0]]))  # beyond the unit box
         torch.testing.assert_close(frames(other), frames(cond), atol=1e-6, rtol=0)
         with torch.no_grad():
-            model.speech_box.copy_(torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
+            box.copy_(torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
         assert (frames(other) - frames(cond)).abs().max() > 1e-3
-        model.config = base.model_copy(update={"speech_region": False, "speech_region_training": False})
+        model.config = base.model_copy(update={switch: False, "region_training": False})
         with torch.no_grad():
-            model.speech_box.copy_(torch.tensor([[2.0, 2.0, 2.0], [3.0, 3.0, 3.0]]))
+            box.copy_(torch.tensor([[2.0, 2.0, 2.0], [3.0, 3.0, 3.0]]))
         assert (frames(other) - frames(cond)).abs().max() > 1e-3  # switched off: the code acts everywhere
     finally:
         model.config = base
         with torch.no_grad():
-            model.speech_box.copy_(box)
+            box.copy_(saved)
+
+
+def test_a_model_saved_without_the_expression_box_loads_with_the_codes_everywhere(scene):
+    """Weights saved before the expression box was kept: their speech box loads, the expression box holds every
+    point, each buffer is its own (loading one box must not write the other, nor the default)."""
+    from syncanim.model.head import EXPRESSIONS, WHOLE_BOX, NerfHead
+
+    model = scene[0]
+    whole = WHOLE_BOX.copy()
+    state = {k: v for k, v in model.state_dict().items() if k not in ("expression_box", "expression_rest")}
+    fresh = NerfHead(model.config, 4, 80, 1, (model.config.mouth.components, model.mouth_mean.numel() // 3))
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.speech_box, model.speech_box)
+    assert torch.equal(fresh.expression_box, torch.from_numpy(whole))
+    assert torch.equal(fresh.expression_rest, torch.zeros(len(EXPRESSIONS)))
+    np.testing.assert_array_equal(WHOLE_BOX, whole)

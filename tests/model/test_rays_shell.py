@@ -99,3 +99,20 @@ def test_the_speech_box_holds_lips_and_jaw_not_the_eyes_or_the_hair():
     assert float(out[33]) == 1.0 and float(out[263]) == 1.0 and float(out[10]) == 1.0  # eyes, forehead
     hair = torch.tensor([[0.0, -0.9, 0.0], [0.5, -0.6, 0.3]])  # high in the head box
     assert outside_box(hair, box).tolist() == [1.0, 1.0]
+
+
+def test_the_expression_box_holds_eyes_and_brows_not_the_mouth_or_the_chin():
+    from syncanim.face.mouth import LIPS
+    from syncanim.model.rays import EYES_AND_BROWS, expression_box, outside_box
+
+    p = _face()
+    eyes = list(EYES_AND_BROWS)
+    p[eyes] = p[eyes] * [1.0, 0.2, 1.0] + [0.0, -0.03, 0.0]  # eyes and brows in a band high in the face
+    p[list(LIPS)] = p[list(LIPS)] * [0.3, 0.2, 1.0] + [0.0, 0.05, 0.0]  # the mouth low in it
+    p[152], p[10] = (0.0, 0.09, 0.0), (0.0, -0.09, 0.0)  # chin, forehead
+    lo, hi = head_box(p)
+    box = torch.from_numpy(expression_box(p, lo, hi))
+    assert float(box[0, 2]) == -1.0 and float(box[1, 2]) == 1.0  # the whole depth
+    out = outside_box(to_unit_box(torch.from_numpy(p).float(), torch.from_numpy(lo), torch.from_numpy(hi)), box)
+    assert not out[eyes].any()
+    assert out[list(LIPS)].all() and bool(out[152])
