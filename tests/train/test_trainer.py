@@ -129,3 +129,8 @@ def test_schedule_fits_a_time_budget():
     fitted = s.fitted(steps=50, seconds=10.0, budget_s=100.0, done=20)  # 5 steps/s x 95 s -> 475 more steps
     assert fitted.total == 495 and fitted.head == 412 and fitted.lips == 83
     assert s.fitted(50, 1.0, 1e6) is s
+    # timed again in the lip stage: the head stage stays as it was, the lips shrink to what is left
+    lips = fitted.fitted(steps=100, seconds=50.0, budget_s=20.0, done=432)  # 2 steps/s x 19 s -> 38 more steps
+    assert lips.head == 412 and lips.total == 470 and lips.stage(469) == "lips"
+    assert fitted.fitted(100, 50.0, 0.0, done=432).total == 432  # no time left: stop where it is
+
