@@ -95,7 +95,7 @@ if [ "$PHASE" = predictor ]; then
   python3 benchmarks/gpu/unpack_dataset.py .gpu-data/cnn2 || exit 1
   stamp "mouth predictor variants"
   python3 benchmarks/mouth_predictor.py .gpu-data/cnn2/dataset ${PREDICTOR_VARIANTS:-base=} --seeds ${SEEDS:-0 1 2} \
-      --json "$OUT/mouth_predictor.json" 2>&1 | grep -v Warn
+      --folds "${FOLDS:-1}" --json "$OUT/mouth_predictor.json" 2>&1 | grep -v Warn
 fi
 if [ "$PHASE" = torso ]; then
   stamp "dataset"
