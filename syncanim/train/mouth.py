@@ -14,7 +14,9 @@ supervision needs no weights: prep's landmarks give the real mouth shape of ever
 
 Each pass: AdamW, ``steps`` steps of ``batch`` random frames (in runs of ``run`` consecutive frames,
 which share the work of their overlapping windows), mean squared error weighted by each component's
-share of the mouth's variance. Each run's features are scaled about their mean by a random factor
+share of the mouth's variance, against the codes smoothed over ``target_taps`` frames
+(:func:`smooth_codes`: the landmarks' frame-to-frame jitter is nothing the speech can predict); the
+predictor kept is an exponential moving average of its weights over the steps (``ema``). Each run's features are scaled about their mean by a random factor
 (log-normal, spread ``feature_scale``): speech of another voice, language or microphone reaches the
 encoder louder or softer than the subject's, and a predictor that answers only to the feature
 pattern, not its strength, keeps the mouth moving as much on it. The random stream comes from
@@ -47,12 +49,38 @@ class MouthFitReport:
     loss: float = 0.0
 
 
+def smooth_codes(codes: torch.Tensor, taps: int) -> torch.Tensor:
+    """Codes ``[T, C]`` averaged over ``taps`` (odd) consecutive frames with Hann weights (3 taps: 1/4, 1/2,
+    1/4); rows that are NaN (no face) are left out of their neighbours' averages and stay NaN -> ``[T, C]``."""
+    if taps <= 1:
+        return codes
+    w = torch.hann_window(taps + 2, periodic=False, dtype=codes.dtype, device=codes.device)[1:-1]  # [taps]
+    ok = torch.isfinite(codes).all(1, keepdim=True).to(codes.dtype)  # [T, 1]
+    x = torch.cat([torch.nan_to_num(codes) * ok, ok], 1).T[:, None]  # [C + 1, 1, T]
+    y = torch.nn.functional.conv1d(x, w.view(1, 1, -1), padding=taps // 2)[:, 0].T  # [T, C + 1]
+    return torch.where(ok > 0, y[:, :-1] / y[:, -1:].clamp_min(1e-12), codes)
+
+
+def ema_average(decay: float):
+    """The weight average of :class:`torch.optim.swa_utils.AveragedModel`: exponential with ``decay`` a step,
+    less at first (``(1 + n) / (10 + n)`` after ``n`` steps) so that the random start soon fades out."""
+    def average(avg: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+        return avg * d + new * (1.0 - d)
+
+    return average
+
+
 def train_window_net(net: MouthPredictor, features: torch.Tensor, codes: torch.Tensor, frames: torch.Tensor,
                      weight: torch.Tensor, cfg: MouthTrainConfig | MotionTrainConfig, gen: torch.Generator,
-                     progress: ProgressFn, stage: str) -> float:
+                     progress: ProgressFn, stage: str, ema: float = 0.0) -> float:
     """Train ``net`` on the rows ``frames: [M] long`` of ``features: [T, P, F]`` / ``codes: [T, C]`` (the
-    mouth predictor, or the motion syncer's network). Returns the mean loss of the last 10 % of the steps."""
+    mouth predictor, or the motion syncer's network); with ``ema`` > 0 its weights end as their exponential
+    moving average over the steps (:func:`ema_average`). Returns the mean loss of the last 10 % of the steps."""
+    from torch.optim.swa_utils import AveragedModel
+
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    averaged = AveragedModel(net, avg_fn=ema_average(ema), use_buffers=False) if ema > 0 else None
     net.train()
     tail: list[float] = []
     lo, hi = int(frames.min()), int(frames.max()) + 1
@@ -74,10 +102,16 @@ def train_window_net(net: MouthPredictor, features: torch.Tensor, codes: torch.T
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if averaged is not None:
+            averaged.update_parameters(net)
         if step >= cfg.steps * 0.9:
             tail.append(float(loss.detach()))
         if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
             progress(stage, step + 1, cfg.steps)
+    if averaged is not None and cfg.steps > 0:
+        with torch.no_grad():
+            for mine, mean in zip(net.parameters(), averaged.module.parameters(), strict=True):
+                mine.copy_(mean)
     net.eval()
     return float(np.mean(tail)) if tail else 0.0
 
@@ -106,13 +140,16 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
         net.feat_mean.copy_(flat.mean(0))
         net.feat_std.copy_(flat.std(0).clamp_min(1e-5))
         net.gain.fill_(1.0)
+    # smoothed over the training frames only: a held-out frame's code must not leak into its neighbour's target
+    targets = torch.nan_to_num(smooth_codes(torch.where(valid[:, None], codes, torch.nan), cfg.target_taps))
     codes = torch.nan_to_num(codes)
     start = copy.deepcopy(net.state_dict())
     report = MouthFitReport(steps=cfg.steps, seconds=0.0, holdout_frames=0)
 
     cut = int(round(len(train_rows) * (1 - cfg.holdout)))
     if cfg.holdout > 0 and len(train_rows) - cut >= 8 and cut >= 8:
-        train_window_net(net, features, codes, train_rows[:cut], weight, cfg, gen, progress, "mouth calibration")
+        train_window_net(net, features, targets, train_rows[:cut], weight, cfg, gen, progress, "mouth calibration",
+                         cfg.ema)
         held = train_rows[cut:]
         with torch.no_grad():
             pred = net(features, held).cpu().numpy()  # [H, C]
@@ -124,7 +161,7 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
         net.load_state_dict(start)
     else:
         gain = np.full(codes.shape[1], cfg.render_gain)
-    report.loss = train_window_net(net, features, codes, train_rows, weight, cfg, gen, progress, "mouth")
+    report.loss = train_window_net(net, features, targets, train_rows, weight, cfg, gen, progress, "mouth", cfg.ema)
     with torch.no_grad():
         net.gain.copy_(torch.as_tensor(gain, dtype=net.gain.dtype, device=dev))
     report.gain = [float(g) for g in gain]

@@ -4,8 +4,9 @@ import numpy as np
 import torch
 
 from syncanim.config import MouthTrainConfig
+from syncanim.console import no_progress
 from syncanim.model.mouth_net import MouthPredictor
-from syncanim.train.mouth import fit_mouth_predictor
+from syncanim.train.mouth import ema_average, fit_mouth_predictor, smooth_codes, train_window_net
 
 
 def _clip(n=600, seed=0):
@@ -64,3 +65,50 @@ def test_feature_scaling_keeps_the_mouth_moving_on_softer_speech():
         ratios[spread] = float(net.predict(soft)[:, 0].std() / net.predict(feats[480:])[:, 0].std())
     assert ratios[0.0] < 0.65, ratios
     assert ratios[0.5] > ratios[0.0] + 0.15, ratios
+
+
+def test_smooth_codes_weighs_neighbours_and_skips_frames_without_a_face():
+    codes = torch.zeros(7, 2)
+    codes[3] = 4.0
+    codes[5] = float("nan")
+    out = smooth_codes(codes, 3)
+    torch.testing.assert_close(out[1:4, 0], torch.tensor([0.0, 1.0, 2.0]))  # 1/4, 1/2, 1/4 of the spike
+    assert abs(float(out[4, 0]) - 4.0 / 3) < 1e-6  # its neighbour without a face left out of the weights
+    assert torch.isnan(out[5]).all() and float(out[6, 0]) == 0.0
+    torch.testing.assert_close(smooth_codes(torch.full((6, 1), 2.0), 5), torch.full((6, 1), 2.0))
+    assert smooth_codes(codes, 1) is codes
+
+
+def test_ema_keeps_the_average_of_the_steps_weights():
+    """The net kept with ``ema`` is the running average (ema_average) of the weights after every step
+    of the same run without it."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    feats, codes = _clip()
+    cfg = MouthTrainConfig(steps=40, batch=64, run=16, lr=3e-3)
+    rows = torch.arange(400)
+
+    def run(ema, record=None):
+        torch.manual_seed(0)
+        net = MouthPredictor(2, 8, 2, hidden=8, past=2, future=1, dropout=0.0, input_dropout=0.0)
+        handle = register_optimizer_step_post_hook(
+            lambda *_: record.append([p.detach().clone() for p in net.parameters()])) if record is not None else None
+        try:
+            train_window_net(net, feats, codes, rows, torch.ones(2), cfg, torch.Generator().manual_seed(1),
+                             no_progress, "t", ema)
+        finally:
+            if handle is not None:
+                handle.remove()
+        return net
+
+    steps: list[list[torch.Tensor]] = []
+    last = run(0.0, steps)
+    assert len(steps) == 40
+    average = ema_average(0.9)
+    expected = steps[0]
+    for n, weights in enumerate(steps[1:], start=1):
+        expected = [average(a, w, torch.tensor(n)) for a, w in zip(expected, weights, strict=True)]
+    averaged = run(0.9)
+    for got, want, final in zip(averaged.parameters(), expected, last.parameters(), strict=True):
+        torch.testing.assert_close(got, want)
+        assert not torch.allclose(got, final)  # not the last step's weights
