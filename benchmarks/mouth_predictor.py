@@ -9,6 +9,10 @@ with the seed. ``--folds K`` scores every frame instead: the clip is cut into ``
 each held out in turn (mouth basis and predictor fitted on the rest), and a variant's figure is the
 mean over the parts (on cnn2, 5 parts: two seeds of the defaults within 0.003 of each other).
 
+``--speech NAME=AUDIO`` (repeatable) also scores new speech: the spread of the mouth opening the fitted
+predictor gives it (its gain included, before any rendering or mouth level) over the subject's own
+speaking spread in the training frames (what ``syncanim eval --video`` reports of a render).
+
 Keys: ``m.*`` set ``[model.mouth]`` (:class:`~syncanim.model.head.MouthNetConfig`), ``t.*`` set
 ``[train.mouth]`` (:class:`~syncanim.config.MouthTrainConfig`); ``base=`` is the defaults. Runs on
 CUDA when there is one. The rendered mouth follows the predicted codes about as well as these figures
@@ -26,12 +30,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from syncanim.audio.framing import frame_rms
+from syncanim.audio.precompute import speech_features_file
+from syncanim.audio.waveform import read_audio
 from syncanim.config import MouthTrainConfig
+from syncanim.data.dataset import clip_rms
 from syncanim.data.manifest import DatasetLayout, read_manifest
 from syncanim.face.mouth import MouthBasis, mouth_opening
-from syncanim.metrics.mouth import amplitude_ratio, opening_correlation
+from syncanim.metrics.mouth import amplitude_ratio, opening_correlation, speaking_spread, speech_frames
 from syncanim.model.head import MouthNetConfig
 from syncanim.model.mouth_net import MouthPredictor
+from syncanim.registry import default_registry
 from syncanim.train.mouth import fit_mouth_predictor
 
 
@@ -57,9 +66,28 @@ def held_out_parts(total: int, num_train: int, folds: int) -> list[tuple[int, in
     return [(k * total // folds, (k + 1) * total // folds) for k in range(folds)]
 
 
+def new_speech(dataset: Path, specs: list[str], fps: float, rate: int, dev: torch.device) -> dict:
+    """``NAME=AUDIO`` -> name: (features ``[T, P, F]`` on ``dev``, speech frames ``[T] bool``), read as render
+    reads them."""
+    import tempfile
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in specs:
+            name, _, audio = spec.partition("=")
+            speech_features_file(dataset, Path(audio), Path(tmp) / "f.npy", default_registry())
+            feats = np.load(Path(tmp) / "f.npy")
+            wave = read_audio(Path(audio), rate)
+            rms = frame_rms(wave.samples, wave.sample_rate, fps, 0, len(feats))
+            out[name] = (torch.from_numpy(feats).float().to(dev), speech_frames(rms))
+    return out
+
+
 def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int], mc: MouthNetConfig,
-               tc: MouthTrainConfig, seed: int, dev: torch.device) -> dict:
-    """Fit the basis and predictor on the frames outside ``part`` (as training does) and score the part."""
+               tc: MouthTrainConfig, seed: int, dev: torch.device, speech: dict, speaking: np.ndarray
+               ) -> dict:
+    """Fit the basis and predictor on the frames outside ``part`` (as training does) and score the part, and
+    the new ``speech`` (:func:`new_speech`) against the subject's spread over ``speaking [N] bool`` frames."""
     lo, hi = part
     train = np.ones(len(landmarks), bool)
     train[lo:hi] = False
@@ -77,8 +105,11 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     opening = basis.opening(net.predict(feats).cpu().numpy()[lo:hi])
     truth = mouth_opening(landmarks[lo:hi])
     corr, lag = opening_correlation(opening, truth)
+    subject = speaking_spread(mouth_opening(landmarks[train]), speaking[train])
+    spreads = {name: speaking_spread(basis.opening(net.predict(f).cpu().numpy()), frames) / subject
+               for name, (f, frames) in speech.items()}
     return {"frames": [lo, hi], "correlation": corr, "lag": lag, "amplitude": amplitude_ratio(opening, truth),
-            "fit_s": time.perf_counter() - t0}
+            "speech_spread_ratio": spreads, "fit_s": time.perf_counter() - t0}
 
 
 def main() -> int:
@@ -88,6 +119,8 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--folds", type=int, default=1,
                     help="score K consecutive parts of the clip in turn (1: the val frames)")
+    ap.add_argument("--speech", action="append", default=[], metavar="NAME=AUDIO",
+                    help="new speech whose predicted mouth spread is scored against the subject's")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -96,6 +129,8 @@ def main() -> int:
     landmarks = np.load(layout.landmarks)
     feats = torch.from_numpy(np.load(layout.audio_features)).float().to(dev)
     parts = held_out_parts(len(landmarks), manifest.num_train, args.folds)
+    speaking = speech_frames(clip_rms(args.dataset, manifest))
+    speech = new_speech(args.dataset, args.speech, manifest.fps, manifest.sample_rate, dev)
     result = {"benchmark": "mouth_predictor", "command": "python " + " ".join(sys.argv),
               "dataset": args.dataset.name, "device": dev.type, "folds": args.folds,
               "held_out_frames": int(sum(hi - lo for lo, hi in parts)), "variants": {}}
@@ -104,15 +139,21 @@ def main() -> int:
         mc, tc = MouthNetConfig().model_copy(update=mset), MouthTrainConfig(**tset)
         runs = []
         for seed in args.seeds:
-            scored = [score_part(landmarks, feats, part, mc, tc, seed, dev) for part in parts]
+            scored = [score_part(landmarks, feats, part, mc, tc, seed, dev, speech, speaking)
+                      for part in parts]
+            spreads = {k: float(np.mean([p["speech_spread_ratio"][k] for p in scored])) for k in speech}
             runs.append({"seed": seed, "correlation": float(np.mean([s["correlation"] for s in scored])),
                          "amplitude": float(np.mean([s["amplitude"] for s in scored])),
+                         "speech_spread_ratio": spreads,
                          "fit_s": float(sum(s["fit_s"] for s in scored)), "parts": scored})
         mean = float(np.mean([r["correlation"] for r in runs]))
         result["variants"][name] = {"model_mouth": mset, "train_mouth": tset, "mean_correlation": mean,
                                     "runs": runs}
         print(f"{name:14s} corr {mean:.3f} [" + " ".join(f"{r['correlation']:.3f}" for r in runs) + "] amp "
-              + " ".join(f"{r['amplitude']:.2f}" for r in runs) + f" ({runs[0]['fit_s']:.0f} s)", flush=True)
+              + " ".join(f"{r['amplitude']:.2f}" for r in runs) + f" ({runs[0]['fit_s']:.0f} s)"
+              + "".join(f"; {k} " + " ".join(f"{r['speech_spread_ratio'][k]:.2f}" for r in runs)
+                        for k in speech),
+              flush=True)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
