@@ -86,14 +86,13 @@ class MouthTrainConfig(Frozen):
     # from frame to frame, and the jitter is not in the speech (cnn2, 5 parts held out in turn: see ema)
     target_taps: int = Field(3, ge=1, le=9)
     # the predictor kept is an exponential moving average of its weights over the steps, this decay a step (0 = the
-    # last step's weights); with target_taps 3, held-out mouth correlation 0.760 -> 0.772 on cnn2 (5 parts, CPU)
+    # last step's weights); with target_taps 3, held-out mouth correlation 0.761 -> 0.772 on cnn2 (5 parts, CPU)
     ema: float = Field(0.995, ge=0.0, lt=1.0)
     holdout: float = Field(0.15, ge=0.0, lt=0.5)  # share of the training frames the gain is calibrated on
     max_gain: float = Field(1.6, ge=1.0)  # the calibrated gain never exceeds this (1 = no calibration)
     # the head renders about 0.75 of the mouth motion its code asks for (measured on held-out frames
     # driven by their real codes), so the predicted codes ask for this much more on top of the calibration
     render_gain: float = Field(1.3, ge=1.0, le=2.0)
-
     # the head is trained on the real codes from the landmarks plus this much noise (code units: one
     # standard deviation of the subject's own mouth motion), so it also renders slightly imperfect codes
     code_noise: float = Field(0.1, ge=0.0)

@@ -16,10 +16,11 @@ Each pass: AdamW, ``steps`` steps of ``batch`` random frames (in runs of ``run``
 which share the work of their overlapping windows), mean squared error weighted by each component's
 share of the mouth's variance, against the codes smoothed over ``target_taps`` frames
 (:func:`smooth_codes`: the landmarks' frame-to-frame jitter is nothing the speech can predict); the
-predictor kept is an exponential moving average of its weights over the steps (``ema``). Each run's features are scaled about their mean by a random factor
-(log-normal, spread ``feature_scale``): speech of another voice, language or microphone reaches the
-encoder louder or softer than the subject's, and a predictor that answers only to the feature
-pattern, not its strength, keeps the mouth moving as much on it. The random stream comes from
+predictor kept is an exponential moving average of its weights over the steps (``ema``). Each run's
+features are scaled about their mean by a random factor (log-normal, spread ``feature_scale``):
+speech of another voice, language or microphone reaches the encoder louder or softer than the
+subject's, and a predictor that answers only to the feature pattern, not its strength, keeps the
+mouth moving as much on it. The random stream comes from
 ``generator``, so a fit is repeatable.
 """
 
