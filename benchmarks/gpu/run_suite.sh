@@ -11,6 +11,12 @@
 #       (benchmarks/mouth_predictor.py)
 #   bash benchmarks/gpu/run_suite.sh torso         the torso field alone on cnn2, TORSO_VARIANTS side by side
 #       (benchmarks/torso_fit.py)
+#   bash benchmarks/gpu/run_suite.sh tests [PATH..]  only the GPU tests (of PATHs, else tests/kernels tests/bench)
+#   bash benchmarks/gpu/run_suite.sh detach PHASE [ARG]  start another phase detached (its results in
+#       .gpu-detached/out), so that one longer than a call (10 minutes of training) spans two calls; the call then
+#       waits up to WAIT_S [0] s for it
+#   bash benchmarks/gpu/run_suite.sh collect       (a later call, same machine) wait up to WAIT_S [540] s for the
+#       detached phase, then return its results and log
 # Needs in the working tree: wheels the machine lacks (.device-wheels/ or .device-wheels-noav/, and .gpu-wheels/
 # for pytest: see benchmarks/gpu/README.md), .gpu-data/cnn2/ (benchmarks/gpu/pack_dataset.py), optionally
 # .gpu-data/speech/ (NAME.npy from `syncanim features`: new speech to render) and .peer-bench/ (the peer renderer).
@@ -19,6 +25,20 @@
 set -u
 OUT=${OUT:-/tmp/syncanim-gpu-out}; mkdir -p "$OUT"
 PHASE=${1:-all}
+wait_detached() {  # up to $1 seconds for the detached phase to end
+  for _ in $(seq "$1"); do [ -e .gpu-detached/done ] && return 0; sleep 1; done; return 1
+}
+if [ "$PHASE" = detach ]; then
+  shift; rm -rf .gpu-detached && mkdir -p .gpu-detached/out
+  setsid nohup env OUT="$PWD/.gpu-detached/out" bash -c "bash '$0' $*; touch .gpu-detached/done" \
+      > .gpu-detached/log 2>&1 < /dev/null &
+  wait_detached "${WAIT_S:-0}"; tail -n 25 .gpu-detached/log; exit 0
+fi
+if [ "$PHASE" = collect ]; then
+  wait_detached "${WAIT_S:-540}" || echo "the detached phase is still running"
+  cp .gpu-detached/out/* "$OUT/" 2>/dev/null; cp .gpu-detached/log "$OUT/detached.log"
+  grep -v "^train \|^load \|^assets " .gpu-detached/log | tail -n 40; exit 0
+fi
 MINUTES=${2:-8}
 export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=9.0
 export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-$PWD/.triton-cache}
@@ -38,6 +58,11 @@ stamp() { echo "== $1 ($(( $(date +%s) - t0 )) s)"; }
 # at most 8 files come back from a call: the train phase alone fills them
 [ "$PHASE" = train ] || cp /tmp/env.txt "$OUT/"
 
+if [ "$PHASE" = tests ]; then
+  shift; [ $# -gt 0 ] || set -- tests/kernels tests/bench
+  stamp "GPU tests"
+  python3 -m pytest -q -m gpu -p no:cacheprovider "$@" 2>&1 | tail -n 30 | tee "$OUT/gpu_tests.log"
+fi
 if [ "$PHASE" = checks ] || [ "$PHASE" = all ]; then
   stamp "GPU tests (fast kernels against their torch references, render-path benchmark on CUDA)"
   python3 -m pytest -q -m gpu -p no:cacheprovider --continue-on-collection-errors tests/kernels tests/bench \
