@@ -61,7 +61,7 @@ stamp() { echo "== $1 ($(( $(date +%s) - t0 )) s)"; }
 if [ "$PHASE" = tests ]; then
   shift; [ $# -gt 0 ] || set -- tests/kernels tests/bench
   stamp "GPU tests"
-  python3 -m pytest -q -m gpu -p no:cacheprovider "$@" 2>&1 | tail -n 30 | tee "$OUT/gpu_tests.log"
+  python3 -m pytest -q -m gpu -p no:cacheprovider --durations=8 "$@" 2>&1 | tee "$OUT/gpu_tests.log" | tail -n 30
 fi
 if [ "$PHASE" = checks ] || [ "$PHASE" = all ]; then
   stamp "GPU tests (fast kernels against their torch references, render-path benchmark on CUDA)"
