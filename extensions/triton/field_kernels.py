@@ -43,6 +43,15 @@ def _per_frame(ptr, frame, nmask, N: tl.constexpr):
 
 
 @triton.jit
+def _coords(coords_ptr, n64, mask):
+    """The points' coordinates (``coords`` [N, 3]) at rows ``n64`` -> x, y, z [BLOCK, 1], zeros where not ``mask``."""
+    x = tl.load(coords_ptr + n64 * 3, mask=mask, other=0.0)[:, None]
+    y = tl.load(coords_ptr + n64 * 3 + 1, mask=mask, other=0.0)[:, None]
+    z = tl.load(coords_ptr + n64 * 3 + 2, mask=mask, other=0.0)[:, None]
+    return x, y, z
+
+
+@triton.jit
 def _inside(x, y, z, box_ptr):
     """Whether points (x, y, z: [BLOCK, 1] unit coordinates) lie in the box [2, 3] (lo, hi) -> [BLOCK, 1]."""
     inside = (x >= tl.load(box_ptr)) & (x <= tl.load(box_ptr + 3))
@@ -51,15 +60,22 @@ def _inside(x, y, z, box_ptr):
 
 
 @triton.jit
-def _field_mlp(e, inside, inside_e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
+def _field_mlp(e, x, y, z, box_ptr, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr,
                wga_ptr, bga_ptr, wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr,
                wc1g_ptr, wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, rest_ptr, per_frame,
                ENC_P: tl.constexpr, A_P: tl.constexpr, E_P: tl.constexpr, H_P: tl.constexpr, G_P: tl.constexpr,
                PRECISION: tl.constexpr, SCATTER: tl.constexpr, REGIONS: tl.constexpr):
     """Everything after the encoding ``e`` [BLOCK, ENC_P] of a block of points: their sigma and rgb stored, at
     the points' own rows, or with ``SCATTER`` at rows ``pos`` and only where ``valid``. With ``REGIONS``, points
-    not ``inside`` ([BLOCK, 1]) the speech box read the rest mouth vector (``rest`` [A_P]) instead of their frame's,
-    and points not ``inside_e`` the expression box the rest expressions (``rest + A_P`` [E_P])."""
+    (x, y, z: [BLOCK, 1]) outside the speech box (``box`` [2, 3]) read the rest mouth vector (``rest`` [A_P])
+    instead of their frame's, and points outside the expression box (``box + 6``) the rest expressions
+    (``rest + A_P`` [E_P])."""
+    if REGIONS:  # a statement: Triton compiles only the branch it picks
+        inside = _inside(x, y, z, box_ptr)
+        inside_e = _inside(x, y, z, box_ptr + 6)
+    else:
+        inside = nmask[:, None]
+        inside_e = inside
     if SCATTER:
         out = tl.load(pos_ptr + n64, mask=nmask, other=0)
         smask = nmask & (tl.load(valid_ptr + n64, mask=nmask, other=0) != 0)
@@ -130,9 +146,7 @@ def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr
     res = tl.load(meta_ptr + level * 3, mask=cmask, other=1)[None, :]
     first = tl.load(meta_ptr + level * 3 + 1, mask=cmask, other=0)
     dense = tl.load(meta_ptr + level * 3 + 2, mask=cmask, other=0)[None, :]
-    x = tl.load(coords_ptr + n64 * 3, mask=nmask, other=0.0)[:, None]
-    y = tl.load(coords_ptr + n64 * 3 + 1, mask=nmask, other=0.0)[:, None]
-    z = tl.load(coords_ptr + n64 * 3 + 2, mask=nmask, other=0.0)[:, None]
+    x, y, z = _coords(coords_ptr, n64, nmask)
     iu, fu = _cell(tl.where(plane[None, :] == 1, y, x), res)  # planes (x, y), (y, z), (x, z)
     iv, fv = _cell(tl.where(plane[None, :] == 0, y, z), res)
     base = ((plane * ROWS + first) * F + feat)[None, :]
@@ -145,13 +159,7 @@ def _field_fwd_kernel(coords_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr
                                    other=0.0)
     e += fu * fv * tl.load(table_ptr + base + _grid_row(iu + 1, iv + 1, res, dense, HASH_MASK) * F, mask=m2,
                            other=0.0)
-    if REGIONS:  # the speech box, then the expression box (a statement: Triton compiles only the branch it picks)
-        inside = _inside(x, y, z, box_ptr)
-        inside_e = _inside(x, y, z, box_ptr + 6)
-    else:
-        inside = nmask[:, None]
-        inside_e = inside
-    _field_mlp(e, inside, inside_e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
+    _field_mlp(e, x, y, z, box_ptr, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
                wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr,
                wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, rest_ptr, per_frame, ENC_P, A_P,
                E_P, H_P, G_P, PRECISION, SCATTER, REGIONS)
@@ -172,16 +180,8 @@ def _field_mlp_kernel(enc_ptr, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_pt
     n64 = n.to(tl.int64)
     col = tl.arange(0, ENC_P)
     e = tl.load(enc_ptr + n64[:, None] * ENC + col[None, :], mask=nmask[:, None] & (col < ENC)[None, :], other=0.0)
-    if REGIONS:  # the points' coordinates, for the speech and expression boxes
-        x = tl.load(coords_ptr + n64 * 3, mask=nmask, other=0.0)[:, None]
-        y = tl.load(coords_ptr + n64 * 3 + 1, mask=nmask, other=0.0)[:, None]
-        z = tl.load(coords_ptr + n64 * 3 + 2, mask=nmask, other=0.0)[:, None]
-        inside = _inside(x, y, z, box_ptr)
-        inside_e = _inside(x, y, z, box_ptr + 6)
-    else:
-        inside = nmask[:, None]
-        inside_e = inside
-    _field_mlp(e, inside, inside_e, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
+    x, y, z = _coords(coords_ptr, n64, nmask & REGIONS)  # read only for the speech and expression boxes
+    _field_mlp(e, x, y, z, box_ptr, n64, nmask, ray_ptr, dirs_ptr, rframe_ptr, audio_ptr, expr_ptr, cbias_ptr, wga_ptr, bga_ptr,
                wge_ptr, bge_ptr, w1e_ptr, w1a_ptr, w1x_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, wc1g_ptr,
                wc1s_ptr, wc2_ptr, bc2_ptr, sigma_ptr, rgb_ptr, pos_ptr, valid_ptr, rest_ptr, per_frame, ENC_P, A_P,
                E_P, H_P, G_P, PRECISION, SCATTER, REGIONS)

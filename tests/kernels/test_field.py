@@ -164,7 +164,7 @@ mod = load_triton_module("field_kernels")
 for kernel in (mod._field_fwd_kernel, mod._field_mlp_kernel):
     names = kernel.arg_names
     const = dict(LEVELS=12, F=2, ENC=72, ENC_P=128, A_P=32, E_P=16, H_P=64, G_P=16, HASH_MASK=(1 << 17) - 1,
-                 PRECISION=sys.argv[1], SCATTER=True, REGIONS=True, BLOCK=64)
+                 PRECISION=sys.argv[1], SCATTER=True, REGIONS=sys.argv[2] == "regions", BLOCK=64)
     const = {n: v for n, v in const.items() if n in names}
     kinds = {"ray_ptr": "*i32", "rframe_ptr": "*i32", "meta_ptr": "*i32", "pos_ptr": "*i64", "valid_ptr": "*u8"}
     sig = {n: "constexpr" if n in const else kinds.get(n, "*fp32") if n.endswith("_ptr") else "i32" for n in names}
@@ -177,11 +177,11 @@ print("ok")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
-@pytest.mark.parametrize("precision", ["ieee", "tf32"])
-def test_kernel_compiles_for_hopper(precision):
+@pytest.mark.parametrize("precision,regions", [("ieee", "regions"), ("tf32", "regions"), ("tf32", "none")])
+def test_kernel_compiles_for_hopper(precision, regions):
     """Triton's compiler takes the kernel to an sm_90 binary without a GPU (the interpreter checks the arithmetic,
-    not what the compiler accepts)."""
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(COMPILE), precision], capture_output=True,
+    not what the compiler accepts), with the region boxes and without them."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(COMPILE), precision, regions], capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.strip().endswith("ok")
