@@ -118,6 +118,22 @@ class Schedule:
         return Schedule(head, max(0, allowed - head), self.lr_final)
 
 
+class StepTimer:
+    """The seconds of ``span`` steps from step ``start``: :meth:`tick` after each step returns them once, at step
+    ``start + span``, and None otherwise."""
+
+    def __init__(self, start: int, span: int = 100) -> None:
+        self.start, self.span = start, span
+        self._t0: float | None = None
+
+    def tick(self, step: int) -> float | None:
+        if step == self.start:
+            self._t0 = time.perf_counter()
+        elif step == self.start + self.span and self._t0 is not None:
+            return time.perf_counter() - self._t0
+        return None
+
+
 def _optimizer(model: NerfHead, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam over the head's parameters (the mouth predictor is fitted on its own beforehand)."""
     grid = [model.field.tables]
@@ -273,13 +289,14 @@ def run_train(
     gen.manual_seed(train.seed)
     schedule = Schedule(train.head_steps, train.lips_steps, train.lr_final)
     step = 0
-    fitted = train.max_minutes is None
-    lips_fitted = True  # set to False by the first fit: no budget, or a resumed run, times nothing
+    # time steps once kernels are compiled and the occupancy grid skips empty space (steps before it are slower,
+    # and timing them would end the run well inside its budget); no budget, or a resumed run, times nothing
+    timer = StepTimer(train.occupancy_warmup + 20) if train.max_minutes is not None else None
     if resume:
         state = load_checkpoint(layout, model, opt, gen)
         step = state["step"]
         schedule = Schedule(state["head_steps"], state["lips_steps"], train.lr_final)
-        fitted = True
+        timer = None
         _trim_metrics(layout, step)
         log.info("resuming at step %d of %d", step, schedule.total)
     elif layout.metrics.exists():
@@ -353,30 +370,20 @@ def run_train(
             step += 1
             loss_acc += float(losses["rgb"].detach())
             n_acc += 1
-            # time steps once kernels are compiled and the occupancy grid skips empty space (steps
-            # before it are slower, and timing them would end the run well inside its budget)
-            fit_from = train.occupancy_warmup + 20
-            if not fitted and step == fit_from:
-                t_fit0 = time.perf_counter()
-            if not fitted and step == fit_from + 100:
-                elapsed = time.perf_counter() - t_start
-                schedule = schedule.fitted(100, time.perf_counter() - t_fit0, train.max_minutes * 60 - elapsed,
-                                           done=step)
+            seconds = timer.tick(step) if timer is not None else None
+            if seconds is not None:
+                lips = step > schedule.head
+                budget = train.max_minutes * 60 - (time.perf_counter() - t_start)
+                schedule = schedule.fitted(timer.span, seconds, budget, done=step)
                 result.total = schedule.total
-                fitted = True
-                log.info("time budget: %d head + %d lip steps", schedule.head, schedule.lips)
-                lips_fitted = False
-            # the lip stage is timed again, shrunk alone: its patches and perceptual term step at their own rate
-            # (on two cores 8.5 lip steps a second against 11.7 head steps in one run, as fast in another)
-            if not lips_fitted and step == schedule.head + 20:
-                t_lip0 = time.perf_counter()
-            if not lips_fitted and step == schedule.head + 120:
-                elapsed = time.perf_counter() - t_start
-                schedule = schedule.fitted(100, time.perf_counter() - t_lip0, train.max_minutes * 60 - elapsed,
-                                           done=step)
-                result.total = schedule.total
-                lips_fitted = True
-                log.info("time budget: %d lip steps", schedule.lips)
+                if lips:
+                    log.info("time budget: %d lip steps", schedule.lips)
+                    timer = None
+                else:
+                    log.info("time budget: %d head + %d lip steps", schedule.head, schedule.lips)
+                    # the lip stage is timed again, shrunk alone: its patches and perceptual term step at their own
+                    # rate (on two cores 8.5 lip steps a second against 11.7 head steps in one run, as fast in another)
+                    timer = StepTimer(schedule.head + 20)
             if step % 25 == 0 or step == schedule.total:
                 now = time.perf_counter()
                 rate = (step - steps_last) / max(now - t_last, 1e-9)

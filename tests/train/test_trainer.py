@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from syncanim.config import PluginSection, RuntimeConfig, TrainConfig
 from syncanim.errors import CheckpointError, ConfigError, DataError
 from syncanim.model.folder import dataset_path
-from syncanim.train.trainer import Schedule, run_train
+from syncanim.train.trainer import Schedule, StepTimer, run_train
 
 
 def tiny_dataset_of(model):
@@ -134,3 +134,23 @@ def test_schedule_fits_a_time_budget():
     assert lips.head == 412 and lips.total == 470 and lips.stage(469) == "lips"
     assert fitted.fitted(100, 50.0, 0.0, done=432).total == 432  # no time left: stop where it is
 
+
+
+def test_step_timer_gives_its_span_once(monkeypatch):
+    clock = iter([10.0, 12.5])
+    monkeypatch.setattr("syncanim.train.trainer.time.perf_counter", lambda: next(clock))
+    timer = StepTimer(start=5, span=3)
+    assert [timer.tick(step) for step in range(1, 10)] == [None] * 7 + [2.5, None]
+
+
+def test_training_fits_its_time_budget(tiny_dataset, tmp_path, caplog):
+    """A budget far below what the steps need: the steps are timed once the occupancy grid is in use and both
+    stages shrink, the lip stage timed again when it has steps enough; the run ends at its new total."""
+    with caplog.at_level("INFO", logger="syncanim.train.trainer"):
+        result = _train(tiny_dataset.layout.root, tmp_path / "m", head_steps=200, lips_steps=5000, occupancy_warmup=0,
+                        max_minutes=0.4, checkpoint_every=10_000, mouth={"steps": 20})
+    budgets = [r.message for r in caplog.records if r.message.startswith("time budget")]
+    assert budgets and budgets[0].startswith("time budget: ") and "head +" in budgets[0], budgets
+    head, lips = (int(w) for w in budgets[0].split() if w.isdigit())
+    assert result.step == result.total < 5200 and lips < 5000
+    assert len(budgets) == (2 if lips >= 120 else 1), budgets
