@@ -5,9 +5,11 @@ near frame 1440 the head's depth changes and the backdrop's bar sits lower) the 
 background the plate does not hold. This scores, over the held-out frames, the plate bound (the whole-frame PSNR a
 perfect person over a plate reaches, :func:`syncanim.render.validation.plate_bound`) and the PSNR over background
 pixels, for prep's plate and for a plate of the training frames from ``--since`` on (the median of their background
-pixels, the person grown by ``--margin`` px; pixels they never show taken from prep's plate). With ``--render`` (a
+pixels, the person grown by ``--margin`` px; pixels they never show taken from prep's plate). The bound pools the
+squared error over the frames, as eval's does; the other PSNRs are means over frames. With ``--render`` (a
 ``val_side_by_side.mp4`` of ``syncanim render --split val``: render left, truth right) it also scores the render with
-its background pixels (eroded by ``--margin``) replaced by each plate: what the person would score over it.
+its background pixels (eroded by ``--margin`` px) replaced by each plate: what the person would score over it, and
+where the render's error lies (each label's share of the pixels and of the squared error, its PSNR).
 
     python benchmarks/plate_segments.py DATASET --since 1440 [--render MODEL/val/val_side_by_side.mp4] [--json OUT]
 """
@@ -23,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from syncanim.data.labels import BACKGROUND
+from syncanim.data.labels import BACKGROUND, NAMES
 from syncanim.data.manifest import DatasetLayout, read_manifest
 from syncanim.metrics.frames import psnr_8bit
 from syncanim.metrics.image import psnr
@@ -55,6 +57,19 @@ def scene_plate(layout: DatasetLayout, frames: range, fallback: np.ndarray, marg
     return plate, float(seen.mean())
 
 
+def error_by_label(image: np.ndarray, truth: np.ndarray, labels: np.ndarray) -> dict[str, dict[str, float]]:
+    """Each label's share of the pixels and of the squared error, and the PSNR over its pixels: ``image``, ``truth``
+    ``[B, H, W, 3] uint8``, ``labels [B, H, W] uint8``."""
+    se = ((image.astype(np.float64) - truth.astype(np.float64)) ** 2).mean(-1)  # [B, H, W]
+    out = {}
+    for label, name in NAMES.items():
+        m = labels == label
+        if m.any():
+            out[name] = {"pixel_share": float(m.mean()), "error_share": float(se[m].sum() / se.sum()),
+                         "psnr": float(10 * np.log10(255.0**2 / se[m].mean()))}
+    return out
+
+
 def _side_by_side(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import av
 
@@ -83,7 +98,7 @@ def main() -> int:
     prep_plate = _rgb(layout.background)
     scene, seen = scene_plate(layout, range(args.since, m.num_train, args.every), prep_plate, args.margin)
     bg = labels == BACKGROUND
-    kernel = np.ones((args.margin, args.margin), np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * args.margin + 1, 2 * args.margin + 1))
     rendered = _side_by_side(args.render) if args.render else None
     out = {"benchmark": "plate_segments", "dataset": str(args.dataset), "held_out_frames": len(val),
            "since": args.since, "scene_seen_share": seen, "plates": {}}
@@ -100,6 +115,8 @@ def main() -> int:
     if rendered is not None:
         out["render_psnr"] = float(psnr_8bit(*rendered).mean())
         print("render as it is", round(out["render_psnr"], 2))
+        out["error_by_label"] = error_by_label(*rendered, labels)
+        print(json.dumps(out["error_by_label"]))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     return 0

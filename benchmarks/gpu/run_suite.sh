@@ -26,17 +26,21 @@ set -u
 OUT=${OUT:-/tmp/syncanim-gpu-out}; mkdir -p "$OUT"
 PHASE=${1:-all}
 wait_detached() {  # up to $1 seconds for the detached phase to end
-  for _ in $(seq "$1"); do [ -e .gpu-detached/done ] && return 0; sleep 1; done; return 1
+  for _ in $(seq "$1"); do [ -e .gpu-detached/done ] && return 0; sleep 1; done; [ -e .gpu-detached/done ]
 }
 if [ "$PHASE" = detach ]; then
-  shift; rm -rf .gpu-detached && mkdir -p .gpu-detached/out
-  setsid nohup env OUT="$PWD/.gpu-detached/out" bash -c "bash '$0' $*; touch .gpu-detached/done" \
+  shift
+  if [ -e .gpu-detached/log ] && [ ! -e .gpu-detached/done ]; then echo "a detached phase is still running"; exit 1; fi
+  rm -rf .gpu-detached && mkdir -p .gpu-detached/out
+  OUT="$PWD/.gpu-detached/out" setsid nohup bash -c 'bash "$0" "$@"; touch .gpu-detached/done' "$0" "$@" \
       > .gpu-detached/log 2>&1 < /dev/null &
   wait_detached "${WAIT_S:-0}"; tail -n 25 .gpu-detached/log; exit 0
 fi
 if [ "$PHASE" = collect ]; then
   wait_detached "${WAIT_S:-540}" || echo "the detached phase is still running"
-  cp .gpu-detached/out/* "$OUT/" 2>/dev/null; cp .gpu-detached/log "$OUT/detached.log"
+  cp .gpu-detached/out/* "$OUT/" 2>/dev/null
+  # at most 8 files come back from a call: the log only where there is room
+  [ "$(ls "$OUT" | wc -l)" -lt 8 ] && cp .gpu-detached/log "$OUT/detached.log"
   grep -v "^train \|^load \|^assets " .gpu-detached/log | tail -n 40; exit 0
 fi
 MINUTES=${2:-8}

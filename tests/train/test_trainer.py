@@ -145,12 +145,13 @@ def test_step_timer_gives_its_span_once(monkeypatch):
 
 def test_training_fits_its_time_budget(tiny_dataset, tmp_path, caplog):
     """A budget far below what the steps need: the steps are timed once the occupancy grid is in use and both
-    stages shrink, the lip stage timed again when it has steps enough; the run ends at its new total."""
+    stages shrink, the lip stage timed again when the first fit left it steps enough (on this machine's speed:
+    about 230 of them on two cores); the run ends at its new total."""
     with caplog.at_level("INFO", logger="syncanim.train.trainer"):
         result = _train(tiny_dataset.layout.root, tmp_path / "m", head_steps=200, lips_steps=5000, occupancy_warmup=0,
                         max_minutes=0.4, checkpoint_every=10_000, mouth={"steps": 20})
     budgets = [r.message for r in caplog.records if r.message.startswith("time budget")]
     assert budgets and budgets[0].startswith("time budget: ") and "head +" in budgets[0], budgets
     head, lips = (int(w) for w in budgets[0].split() if w.isdigit())
-    assert result.step == result.total < 5200 and lips < 5000
+    assert result.step == result.total < 5200 and head < 200 and lips < 5000
     assert len(budgets) == (2 if lips >= 120 else 1), budgets
