@@ -70,7 +70,7 @@ fi
 if [ "$PHASE" = checks ] || [ "$PHASE" = all ]; then
   stamp "GPU tests (fast kernels against their torch references, render-path benchmark on CUDA)"
   python3 -m pytest -q -m gpu -p no:cacheprovider --continue-on-collection-errors tests/kernels tests/bench \
-      2>&1 | tail -n 30 | tee "$OUT/gpu_tests.log"
+      2>&1 | tee "$OUT/gpu_tests.log" | tail -n 30
   stamp "kernel micro-benchmarks"
   timeout 120 python3 benchmarks/kernels_gpu.py --json "$OUT/kernels_gpu.json" 2>&1 | tail -n 15
   stamp "render path per stage (syncanim bench scenarios, random-init model)"
