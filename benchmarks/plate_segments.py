@@ -25,20 +25,12 @@ import cv2
 import numpy as np
 import torch
 
+from syncanim.data.dataset import read_labels, read_rgb
 from syncanim.data.labels import BACKGROUND, NAMES
 from syncanim.data.manifest import DatasetLayout, read_manifest
 from syncanim.metrics.frames import psnr_8bit
 from syncanim.metrics.image import psnr
 from syncanim.render.validation import plate_bound
-
-
-def _rgb(path: Path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
-def _labels(path: Path) -> np.ndarray:
-    lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    return lab if lab.ndim == 2 else lab[..., 0]
 
 
 def scene_plate(layout: DatasetLayout, frames: range, fallback: np.ndarray, margin: int) -> tuple[np.ndarray, float]:
@@ -47,8 +39,8 @@ def scene_plate(layout: DatasetLayout, frames: range, fallback: np.ndarray, marg
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * margin + 1, 2 * margin + 1))
     stack = []
     for k in frames:
-        person = cv2.dilate((_labels(layout.parsing(k)) != BACKGROUND).astype(np.uint8), kernel) > 0
-        stack.append(np.where(person[..., None], np.nan, _rgb(layout.frame(k)).astype(np.float32)))
+        person = cv2.dilate((read_labels(layout.parsing(k)) != BACKGROUND).astype(np.uint8), kernel) > 0
+        stack.append(np.where(person[..., None], np.nan, read_rgb(layout.frame(k)).astype(np.float32)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels take the fallback
         med = np.nanmedian(np.stack(stack), axis=0)  # [H, W, 3]
@@ -93,9 +85,9 @@ def main() -> int:
     if not 0 <= args.since < m.num_train:
         raise SystemExit(f"--since must be a training frame (0 .. {m.num_train - 1})")
     val = np.arange(m.num_train, m.num_frames)
-    truth = np.stack([_rgb(layout.frame(k)) for k in val])  # [V, H, W, 3]
-    labels = np.stack([_labels(layout.parsing(k)) for k in val])
-    prep_plate = _rgb(layout.background)
+    truth = np.stack([read_rgb(layout.frame(k)) for k in val])  # [V, H, W, 3]
+    labels = np.stack([read_labels(layout.parsing(k)) for k in val])
+    prep_plate = read_rgb(layout.background)
     scene, seen = scene_plate(layout, range(args.since, m.num_train, args.every), prep_plate, args.margin)
     bg = labels == BACKGROUND
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * args.margin + 1, 2 * args.margin + 1))

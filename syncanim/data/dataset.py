@@ -83,14 +83,16 @@ def torso_background(frame: np.ndarray, labels: np.ndarray, plate: np.ndarray, s
     return out
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: Path) -> np.ndarray:
+    """A dataset image (a frame, the plate) as ``[H, W, 3] uint8`` RGB (DataError if missing)."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise DataError(f"{path} is missing or unreadable; rerun syncanim prep")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _read_labels(path: Path) -> np.ndarray:
+def read_labels(path: Path) -> np.ndarray:
+    """A frame's label map (``parsing/NNNNNN.png``, :mod:`syncanim.data.labels`) as ``[H, W] uint8``."""
     lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if lab is None:
         raise DataError(f"{path} is missing or unreadable; rerun syncanim prep")
@@ -108,9 +110,9 @@ def load_head_data(root: str | Path, expressions: tuple[str, ...], threads: int 
     if missing:
         raise DataError(f"{root}: the dataset has no expression coefficients {missing} (it has {m.expressions})")
     with ThreadPoolExecutor(threads) as pool:
-        frames = np.stack(list(pool.map(_read_rgb, (lay.frame(k) for k in range(n)))))
-        labels = np.stack(list(pool.map(_read_labels, (lay.parsing(k) for k in range(n)))))
-        plate = _read_rgb(lay.background)
+        frames = np.stack(list(pool.map(read_rgb, (lay.frame(k) for k in range(n)))))
+        labels = np.stack(list(pool.map(read_labels, (lay.parsing(k) for k in range(n)))))
+        plate = read_rgb(lay.background)
         face_h = max(8, int(m.face_height_px))
         backgrounds = np.stack(list(pool.map(lambda k: torso_background(frames[k], labels[k], plate, face_h // 3),
                                              range(n))))
