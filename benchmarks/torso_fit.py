@@ -7,6 +7,8 @@ scored on the dataset's held-out frames over their person boxes, and over the wh
 Keys set ``[train.torso]`` (:class:`~syncanim.config.TorsoTrainConfig`); ``base=`` is the defaults. Runs on
 CUDA when there is one. The training target is what the head is trained over (the frame with the head
 replaced by the plate), so these figures bound how well head + torso can match held-out frames below the head.
+Two yardsticks come first: the training frames' mean image (a body that never moves), and for each held-out frame the
+training frame nearest it, picked with the truth (the clip's own best-matching body; also with the head).
 """
 
 from __future__ import annotations
@@ -41,6 +43,21 @@ def whole_frame_psnr(field, backgrounds: torch.Tensor, codes: torch.Tensor, ids:
     return 10 * math.log10(255.0 ** 2 / max(se / max(count, 1), 1e-12))
 
 
+def nearest_frame_psnr(backgrounds: torch.Tensor, n: int, shrink: int = 4) -> float:
+    """A yardstick no pose-driven body can be expected to pass: each held-out frame of ``backgrounds``
+    ``[N, H, W, 3] uint8`` (frames ``n ..``) scored against the training frame (``0 .. n - 1``) closest to it,
+    picked with the truth at 1/``shrink`` of the size: PSNR (dB) over all held-out pixels, as :func:`whole_frame_psnr`."""
+    def small(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.avg_pool2d(x.permute(0, 3, 1, 2).float(), shrink).flatten(1)  # [B, D]
+
+    train = torch.cat([small(backgrounds[s:s + 64]) for s in range(0, n, 64)])  # [n, D]
+    se = 0.0
+    for i in range(n, backgrounds.shape[0]):
+        best = int(torch.cdist(small(backgrounds[i:i + 1]), train).argmin())
+        se += float(((backgrounds[i].float() - backgrounds[best].float()) ** 2).mean())
+    return 10 * math.log10(255.0 ** 2 / max(se / max(1, backgrounds.shape[0] - n), 1e-12))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset")
@@ -60,6 +77,12 @@ def main() -> int:
     mse = float(((backgrounds[n:].float() - mean_img) ** 2).mean())
     result["mean_image_held_out_frame_psnr"] = 10 * math.log10(255.0 ** 2 / max(mse, 1e-12))
     print(f"mean training image: held-out frame PSNR {result['mean_image_held_out_frame_psnr']:.2f} dB", flush=True)
+    result["nearest_training_frame_held_out_frame_psnr"] = nearest_frame_psnr(backgrounds, n)
+    # the same for the real frames, head included: what the whole person of the nearest training frame scores
+    result["nearest_training_frame_whole_person_psnr"] = nearest_frame_psnr(torch.from_numpy(data.frames), n)
+    print("nearest training frame (picked with the truth): held-out frame PSNR "
+          f"{result['nearest_training_frame_held_out_frame_psnr']:.2f} dB, with the head "
+          f"{result['nearest_training_frame_whole_person_psnr']:.2f} dB", flush=True)
     for spec in args.variants:
         name, _, sets = spec.partition("=")
         cfg = TorsoTrainConfig(**{k: _value(v) for k, v in (x.split(":", 1) for x in sets.split(",") if x)})

@@ -142,6 +142,11 @@ class TorsoTrainConfig(Frozen):
     hidden: int = Field(64, ge=8)
     frequencies: int = Field(4, ge=0, le=10)  # of the position encoding the offset MLP reads
     max_offset: float = Field(0.08, gt=0.0, le=0.5)  # largest offset a pose gives a pixel, a share of the image side
+    # scene codes (training only): what the pose does not explain (a camera that moved, light, clothes settling)
+    # is given a code that changes slowly through the clip, knots this many training frames apart (0: none);
+    # renders take the clip's last code, folded into the weights
+    scene_frames: int = Field(100, ge=0)
+    scene_dim: int = Field(4, ge=1, le=32)
 
 
 class TrainConfig(Frozen):

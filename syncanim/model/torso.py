@@ -127,22 +127,32 @@ class TorsoField(nn.Module):
         c = pose_code(rotation, translation, *self._host.of(self.mean_rotation, self.pose_mean, self.pose_scale))
         return to_device(c, self.pose_mean.device)
 
-    def forward(self, xy: torch.Tensor, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, xy: torch.Tensor, code: torch.Tensor,
+                shift: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Points ``xy: [B, P, 2]`` in [0, 1] (x right, y down) of frames with pose codes ``code: [B, 6]``
-        -> (colour ``[B, P, 3]``, opacity ``[B, P, 1]``), both in [0, 1]."""
+        -> (colour ``[B, P, 3]``, opacity ``[B, P, 1]``), both in [0, 1]. ``shift``: per-frame additions
+        ``([B, hidden], [B, hidden])`` to the first hidden layer of the offset and of the colour MLP (what a
+        scene code adds in training, :class:`syncanim.train.torso.SceneCodes`); None: none."""
         b, p, _ = xy.shape
         c = code[:, None, :].expand(b, p, POSE_DIM)
-        moved = xy + self.arch.max_offset * torch.tanh(self.offset(torch.cat([position_encoding(xy, self.arch.frequencies),
-                                                                              c], -1)))
+        h = self.offset[0](torch.cat([position_encoding(xy, self.arch.frequencies), c], -1))
+        if shift is not None:
+            h = h + shift[0][:, None, :]
+        moved = xy + self.arch.max_offset * torch.tanh(self.offset[1:](h))
         grid = (moved * 2 - 1)[:, :, None, :]  # [B, P, 1, 2] in grid_sample's [-1, 1]
         feats = [F.grid_sample(plane.expand(b, -1, -1, -1), grid, mode="bilinear", padding_mode="border",
                                align_corners=False)[..., 0].transpose(1, 2) for plane in self.planes]  # [B, P, F] each
-        out = self.colour(torch.cat([*feats, c], -1))
+        h = self.colour[0](torch.cat([*feats, c], -1))
+        if shift is not None:
+            h = h + shift[1][:, None, :]
+        out = self.colour[1:](h)
         return torch.sigmoid(out[..., :3]), torch.sigmoid(out[..., 3:])
 
-    def composite(self, xy: torch.Tensor, code: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
-        """The torso over ``plate: [B, P, 3]`` (float [0, 1]) at points ``xy [B, P, 2]`` -> ``[B, P, 3]``."""
-        rgb, alpha = self(xy, code)
+    def composite(self, xy: torch.Tensor, code: torch.Tensor, plate: torch.Tensor,
+                  shift: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """The torso over ``plate: [B, P, 3]`` (float [0, 1]) at points ``xy [B, P, 2]`` -> ``[B, P, 3]``
+        (``shift`` as in :meth:`forward`)."""
+        rgb, alpha = self(xy, code, shift)
         return alpha * rgb + (1 - alpha) * plate
 
     def packed(self) -> PackedTorso:

@@ -6,6 +6,12 @@ field's torso over the background plate is fitted to what the head is trained ov
 the head replaced by the plate, :func:`syncanim.data.dataset.torso_background`) by mean squared error.
 Adam, feature planes at ``lr_planes`` and MLPs at ``lr_net``, both decaying to a tenth. The held-out
 frames' PSNR over their person boxes is reported.
+
+With ``scene_frames`` set, each training frame also gets a **scene code** (:class:`SceneCodes`), so what
+the pose does not explain and that changes slowly through the clip (the camera moved, the light changed)
+need not be averaged into one body. After the fit the code of the clip's last frame is folded into the
+field's weights: renders, held-out frames and new speech alike, show the subject as the clip ends, and
+the saved field is the same as without codes.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from ..config import TorsoTrainConfig
 from ..console import ProgressFn, no_progress
 from ..data.labels import TORSO
 from ..model.torso import TorsoArch, TorsoField
+
+Shift = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -61,6 +69,37 @@ def sample_pixels(boxes: torch.Tensor, frames: torch.Tensor, count: int, person_
     return x.long().clamp(0, size - 1), y.long().clamp(0, size - 1)
 
 
+class SceneCodes(torch.nn.Module):
+    """Training-only codes of slow change: ``dim`` numbers at knots spread evenly over the training frames
+    ``0 .. num_train - 1`` (about ``spacing`` frames apart, the first and last frames on knots), interpolated
+    linearly in between, and mapped by two linear maps to shifts of the first hidden layers of the field's offset
+    and colour MLPs (:meth:`syncanim.model.torso.TorsoField.forward`)."""
+
+    def __init__(self, num_train: int, spacing: int, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.last = max(1, num_train - 1)
+        knots = max(2, math.ceil(self.last / max(1, spacing)) + 1)
+        self.knots = torch.nn.Parameter(torch.zeros(knots, dim))
+        gen = torch.Generator().manual_seed(0)
+        self.maps = torch.nn.ParameterList(torch.nn.Parameter(torch.randn(dim, hidden, generator=gen) / math.sqrt(dim))
+                                           for _ in range(2))
+
+    def forward(self, frames: torch.Tensor) -> Shift:
+        """Training frames ``[B] long`` -> their shifts (``[B, hidden]`` offset, ``[B, hidden]`` colour)."""
+        t = frames.float().clamp(0, self.last) / self.last * (len(self.knots) - 1)  # [B] in knot units
+        i = t.floor().long().clamp(max=len(self.knots) - 2)
+        w = (t - i)[:, None]
+        code = self.knots[i] * (1 - w) + self.knots[i + 1] * w  # [B, dim]
+        return code @ self.maps[0], code @ self.maps[1]
+
+    @torch.no_grad()
+    def fold_last(self, field: TorsoField) -> None:
+        """Add the last training frame's shifts to ``field``'s biases: it then renders that scene with no codes."""
+        off, col = self(torch.tensor([self.last], device=self.knots.device))
+        field.offset[0].bias += off[0]
+        field.colour[0].bias += col[0]
+
+
 def fit_torso(backgrounds: torch.Tensor, rotation: np.ndarray, translation: np.ndarray, plate: np.ndarray,
               boxes: np.ndarray, num_train: int, cfg: TorsoTrainConfig, gen: torch.Generator,
               progress: ProgressFn = no_progress) -> tuple[TorsoField, TorsoFitReport]:
@@ -78,8 +117,10 @@ def fit_torso(backgrounds: torch.Tensor, rotation: np.ndarray, translation: np.n
     codes = field.codes(rotation, translation)  # [N, 6]
     box_t = torch.from_numpy(boxes).to(dev)
     plate_f = field.plate.float() / 255
+    scenes = SceneCodes(num_train, cfg.scene_frames, cfg.scene_dim, cfg.hidden).to(dev) if cfg.scene_frames else None
+    nets = [*field.offset.parameters(), *field.colour.parameters(), *(scenes.parameters() if scenes else [])]
     opt = torch.optim.Adam([{"params": list(field.planes.parameters()), "lr": cfg.lr_planes},
-                            {"params": [*field.offset.parameters(), *field.colour.parameters()], "lr": cfg.lr_net}])
+                            {"params": nets, "lr": cfg.lr_net}])
     base = [g["lr"] for g in opt.param_groups]
     tail: list[float] = []
 
@@ -95,7 +136,8 @@ def fit_torso(backgrounds: torch.Tensor, rotation: np.ndarray, translation: np.n
             g["lr"] = lr * 0.1 ** (step / max(1, cfg.steps))
         frames = torch.randint(0, num_train, (cfg.frames_per_step,), generator=gen, device=gen.device).to(dev)
         xy, target, under = batch(frames, cfg.pixels, cfg.person_share)
-        loss = ((field.composite(xy, codes[frames], under) - target) ** 2).mean()
+        shift = scenes(frames) if scenes is not None else None
+        loss = ((field.composite(xy, codes[frames], under, shift) - target) ** 2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -104,6 +146,8 @@ def fit_torso(backgrounds: torch.Tensor, rotation: np.ndarray, translation: np.n
         if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
             progress("torso", step + 1, cfg.steps)
     field.eval()
+    if scenes is not None:
+        scenes.fold_last(field)
     held = None
     n = backgrounds.shape[0]
     if n > num_train:
