@@ -44,13 +44,13 @@ def whole_frame_psnr(field, backgrounds: torch.Tensor, codes: torch.Tensor, ids:
 
 
 def nearest_frame_psnr(backgrounds: torch.Tensor, n: int, shrink: int = 4) -> float:
-    """A yardstick no pose-driven body can be expected to pass: each held-out frame of ``backgrounds``
+    """A retrieval yardstick, the clip's own best-matching body: each held-out frame of ``backgrounds``
     ``[N, H, W, 3] uint8`` (frames ``n ..``) scored against the training frame (``0 .. n - 1``) closest to it,
     picked with the truth at 1/``shrink`` of the size: PSNR (dB) over all held-out pixels, as :func:`whole_frame_psnr`."""
     def small(x: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.avg_pool2d(x.permute(0, 3, 1, 2).float(), shrink).flatten(1)  # [B, D]
 
-    train = torch.cat([small(backgrounds[s:s + 64]) for s in range(0, n, 64)])  # [n, D]
+    train = torch.cat([small(backgrounds[s:min(s + 64, n)]) for s in range(0, n, 64)])  # [n, D]
     se = 0.0
     for i in range(n, backgrounds.shape[0]):
         best = int(torch.cdist(small(backgrounds[i:i + 1]), train).argmin())

@@ -77,7 +77,7 @@ class SceneCodes(torch.nn.Module):
 
     def __init__(self, num_train: int, spacing: int, dim: int, hidden: int) -> None:
         super().__init__()
-        self.last = max(1, num_train - 1)
+        self.last = max(0, num_train - 1)  # the last training frame, the one folded
         knots = max(2, math.ceil(self.last / max(1, spacing)) + 1)
         self.knots = torch.nn.Parameter(torch.zeros(knots, dim))
         gen = torch.Generator().manual_seed(0)
@@ -86,7 +86,7 @@ class SceneCodes(torch.nn.Module):
 
     def forward(self, frames: torch.Tensor) -> Shift:
         """Training frames ``[B] long`` -> their shifts (``[B, hidden]`` offset, ``[B, hidden]`` colour)."""
-        t = frames.float().clamp(0, self.last) / self.last * (len(self.knots) - 1)  # [B] in knot units
+        t = frames.float().clamp(0, self.last) / max(1, self.last) * (len(self.knots) - 1)  # [B] in knot units
         i = t.floor().long().clamp(max=len(self.knots) - 2)
         w = (t - i)[:, None]
         code = self.knots[i] * (1 - w) + self.knots[i + 1] * w  # [B, dim]
@@ -118,7 +118,7 @@ def fit_torso(backgrounds: torch.Tensor, rotation: np.ndarray, translation: np.n
     box_t = torch.from_numpy(boxes).to(dev)
     plate_f = field.plate.float() / 255
     scenes = SceneCodes(num_train, cfg.scene_frames, cfg.scene_dim, cfg.hidden).to(dev) if cfg.scene_frames else None
-    nets = [*field.offset.parameters(), *field.colour.parameters(), *(scenes.parameters() if scenes else [])]
+    nets = [*field.offset.parameters(), *field.colour.parameters(), *(scenes.parameters() if scenes is not None else [])]
     opt = torch.optim.Adam([{"params": list(field.planes.parameters()), "lr": cfg.lr_planes},
                             {"params": nets, "lr": cfg.lr_net}])
     base = [g["lr"] for g in opt.param_groups]
