@@ -7,17 +7,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..data.dataset import read_rgb
 from ..data.files import write_atomic, write_text_atomic
 from ..data.labels import COLOURS, NAMES
 from ..data.manifest import STAGE_LABELS, DatasetLayout, Manifest, crop_words
 from ..face.landmarks import FACE_OVAL
 
 THUMB = 256
-
-
-def _read_rgb(path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:
@@ -63,7 +59,7 @@ def contact_sheet(layout: DatasetLayout, manifest: Manifest, landmarks: np.ndarr
     picks = np.unique(np.linspace(0, n - 1, rows).round().astype(int))
     grid = []
     for k in picks:
-        rgb = _read_rgb(layout.frame(int(k)))
+        rgb = read_rgb(layout.frame(int(k)))
         labels = cv2.imread(str(layout.parsing(int(k))), cv2.IMREAD_UNCHANGED)
         t = f"frame {k} ({k / manifest.fps:.1f} s)"
         cells = [
@@ -73,7 +69,7 @@ def contact_sheet(layout: DatasetLayout, manifest: Manifest, landmarks: np.ndarr
              "pose x:red y:green z:blue"),
         ]
         grid.append([_label(cv2.resize(c, (THUMB, THUMB), interpolation=cv2.INTER_AREA), text) for c, text in cells])
-    plate = _read_rgb(layout.background)
+    plate = read_rgb(layout.background)
     unseen = cv2.imread(str(layout.background_unseen), cv2.IMREAD_GRAYSCALE) > 0
     marked = plate.copy()
     marked[unseen] = (0.5 * marked[unseen] + 0.5 * np.array([255, 0, 0])).astype(np.uint8)
@@ -111,7 +107,7 @@ def mask_closeups(layout: DatasetLayout, manifest: Manifest, landmarks: np.ndarr
     n = manifest.num_frames
     cols = []
     for k in np.unique(np.linspace(0, n - 1, count).round().astype(int)):
-        rgb = _read_rgb(layout.frame(int(k)))
+        rgb = read_rgb(layout.frame(int(k)))
         labels = cv2.imread(str(layout.parsing(int(k))), cv2.IMREAD_UNCHANGED)
         x0, y0, x1, y1 = head_box(landmarks[k], labels.shape) if found[k] else (0, 0, *labels.shape[::-1])
         ov = label_overlay(rgb, labels, alpha=0.4)

@@ -37,6 +37,7 @@ class TorsoFitReport:
     seconds: float
     loss: float  # mean squared error of the last 10 % of the steps
     holdout_psnr: float | None  # over the held-out frames' person boxes (8-bit levels), None without held-out frames
+    scene_frame: int | None = None  # the training frame whose scene code was folded into the field; None: no scene codes
 
 
 def person_boxes(labels: np.ndarray, margin: int) -> np.ndarray:
@@ -160,5 +161,6 @@ def fit_torso(backgrounds: torch.Tensor, rotation: np.ndarray, translation: np.n
                 se += float(((field.composite(xy, codes[f], under) - target) ** 2).sum())
                 count += target.numel()
         held = -10 * math.log10(max(se / max(count, 1), 1e-12))
-    report = TorsoFitReport(cfg.steps, time.perf_counter() - t0, float(np.mean(tail)) if tail else 0.0, held)
+    report = TorsoFitReport(cfg.steps, time.perf_counter() - t0, float(np.mean(tail)) if tail else 0.0, held,
+                            scenes.last if scenes is not None else None)
     return field, report

@@ -152,6 +152,7 @@ def test_scene_codes_let_the_body_change_through_the_clip_and_render_the_last_sc
         field, report = fit_torso(torch.from_numpy(frames), rot, trans, plate, person_boxes(labels, 2), 50,
                                   cfg.model_copy(update={"scene_frames": spacing}), torch.Generator().manual_seed(0))
         held[spacing] = report.holdout_psnr
+        assert report.scene_frame == (49 if spacing else None)  # model.json records the scene rendered
         img = field.render(field.codes(rot[50:], trans[50:])) * 255  # [10, S, S, 3]
         body = torch.from_numpy(labels[50:] == 1)
         blue[spacing] = float((img[..., 2] - img[..., 0])[body].mean())  # blue minus red over the body
