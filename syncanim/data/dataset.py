@@ -99,6 +99,14 @@ def read_labels(path: Path) -> np.ndarray:
     return lab
 
 
+def read_array(path: Path) -> np.ndarray:
+    """A dataset array (``landmarks.npy``, ``expressions.npy``, ``audio_features.npy``; DataError if missing)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path} is missing or unreadable; rerun syncanim prep") from e
+
+
 def load_head_data(root: str | Path, expressions: tuple[str, ...], threads: int = 4) -> HeadData:
     """Load a finished dataset (DataError if prep did not finish there)."""
     from .track import load_track
@@ -117,10 +125,10 @@ def load_head_data(root: str | Path, expressions: tuple[str, ...], threads: int 
         backgrounds = np.stack(list(pool.map(lambda k: torso_background(frames[k], labels[k], plate, face_h // 3),
                                              range(n))))
     track = load_track(lay.track)
-    ex = np.load(lay.expressions)
+    ex = read_array(lay.expressions)
     cols = [m.expressions.index(e) for e in expressions]
-    audio = np.load(lay.audio_features).astype(np.float32)
-    landmarks = np.load(lay.landmarks).astype(np.float32)
+    audio = read_array(lay.audio_features).astype(np.float32)
+    landmarks = read_array(lay.landmarks).astype(np.float32)
     if not (len(track.rotation) == len(ex) == len(audio) == len(landmarks) == n):
         raise DataError(f"{root}: dataset arrays disagree on the number of frames; rerun syncanim prep")
     scale = m.image_size / (2 * track.cx)

@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 
-from syncanim.data.dataset import mouth_boxes, torso_background
+from syncanim.data.dataset import mouth_boxes, read_array, torso_background
 from syncanim.data.labels import BACKGROUND, FACE, HEAD, NECK, TORSO
+from syncanim.errors import DataError
 
 
 def test_torso_background_removes_the_head_and_stretches_the_neck():
@@ -31,3 +33,12 @@ def test_mouth_boxes_are_inside_the_image():
     lm[2, :, :2] = 126
     boxes = mouth_boxes(lm, 128, 32)
     assert boxes.tolist() == [[48, 48], [0, 0], [96, 96]]
+
+
+def test_a_missing_or_broken_array_says_rerun_prep(tmp_path):
+    np.save(tmp_path / "ok.npy", np.arange(3))
+    assert read_array(tmp_path / "ok.npy").tolist() == [0, 1, 2]
+    (tmp_path / "broken.npy").write_bytes(b"not an array")
+    for name in ("missing.npy", "broken.npy"):
+        with pytest.raises(DataError, match="rerun syncanim prep"):
+            read_array(tmp_path / name)
