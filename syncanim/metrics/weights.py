@@ -3,7 +3,6 @@ belongs where."""
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -33,7 +32,7 @@ def read_state(path: Path, what: str, hint: str, unwrap: bool = False) -> dict[s
                 raise ValueError(str(e)) from e
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as e:
+    except Exception as e:  # arbitrary bytes make torch.load raise almost anything (KeyError, IndexError, ...)
         raise CheckpointError(f"{what} at {path} cannot be read ({type(e).__name__}: {_first_line(e)}): {place}") from e
     if unwrap and isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]

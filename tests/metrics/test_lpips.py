@@ -157,6 +157,10 @@ def test_unreadable_files_raise(files, tmp_path):
     with pytest.raises(CheckpointError, match="cannot be read") as info:
         LPIPS.from_files(junk, linear)
     assert str(junk) in str(info.value)
+    text = tmp_path / "notes.pth"  # torch.load raises KeyError on this one
+    text.write_bytes(b"hello, these are notes\n")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        LPIPS.from_files(text, linear)
     junk_st = tmp_path / "junk.safetensors"
     junk_st.write_bytes(b"\x00" * 16)
     with pytest.raises(CheckpointError, match="cannot be read"):
