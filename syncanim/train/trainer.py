@@ -29,7 +29,7 @@ from ..config import PluginSection, RuntimeConfig, TrainConfig, dump_toml
 from ..console import ProgressFn, no_progress
 from ..data.batches import Batch, DeviceData, blink_weight, patch_batch, ray_batch, to_device
 from ..data.dataset import HeadData, clip_rms, load_head_data
-from ..data.files import write_text_atomic
+from ..data.files import writable_folder, write_text_atomic
 from ..data.manifest import dataset_audio_section
 from ..device import autocast, resolve_device, resolve_precision
 from ..errors import CheckpointError, ConfigError, ResourceError  # noqa: F401
@@ -60,6 +60,7 @@ from ..motion.mouth_level import level_reference
 from ..motion.store import motion_section, save_motion
 from ..registry import Registry, default_registry
 from .checkpoint import load_checkpoint, save_checkpoint
+from .interrupt import DeferredInterrupt
 from .motion import fit_motion
 from .mouth import fit_mouth_predictor
 from .torso import fit_torso, person_boxes
@@ -250,10 +251,7 @@ def run_train(
     data = load_head_data(dataset, EXPRESSIONS)
     m = data.manifest
     progress("load", 1, 1)
-    try:
-        layout.root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ResourceError(f"cannot write to {layout.root}: {e.strerror}") from e
+    writable_folder(layout.root)
     rms = clip_rms(dataset, data.manifest)  # [N]
     basis, spread = mouth_targets(data, rms, model_cfg.mouth.components, model_cfg.mouth.variance)
     mouth_info: dict[str, Any] = {"components": basis.size, "points": len(MOUTH_POINTS), "speaking_spread": spread}
@@ -349,65 +347,70 @@ def run_train(
         save_weights(layout.weights, model, {"step": str(step)})
         write_info(layout, ModelInfo(**{**info.__dict__, "stage": schedule.stage(max(0, step - 1)), "step": step}))
 
-    try:
-        while step < schedule.total:
-            stage = schedule.stage(step)
-            scale = schedule.lr_scale(step)
-            for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * scale
-            lip_patch = stage == "lips" and step % 2 == 0
-            if lip_patch:
-                batch = patch_batch(d, train.lips_frames_per_step, gen)
-            else:
-                batch = ray_batch(d, train.frames_per_step, train.rays, train.head_share, gen, train.mouth_share,
-                                  train.eye_share)
-            fit = step_batch(d, batch, gen, train.mouth.code_noise, d.patch if lip_patch else 0)
-            with autocast(device, precision):
-                losses = model.train_step(fit, weights, perceptual, generator=gen)
-            opt.zero_grad(set_to_none=True)
-            sum(losses.values()).backward()
-            opt.step()
-            step += 1
-            loss_acc += float(losses["rgb"].detach())
-            n_acc += 1
-            seconds = timer.tick(step) if timer is not None else None
-            if seconds is not None:
-                lips = step > schedule.head
-                budget = train.max_minutes * 60 - (time.perf_counter() - t_start)
-                schedule = schedule.fitted(timer.span, seconds, budget, done=step)
-                result.total = schedule.total
-                if lips:
-                    log.info("time budget: %d lip steps", schedule.lips)
-                    timer = None
+    with DeferredInterrupt() as stop:
+        try:
+            while step < schedule.total:
+                stage = schedule.stage(step)
+                scale = schedule.lr_scale(step)
+                for g in opt.param_groups:
+                    g["lr"] = g["base_lr"] * scale
+                lip_patch = stage == "lips" and step % 2 == 0
+                if lip_patch:
+                    batch = patch_batch(d, train.lips_frames_per_step, gen)
                 else:
-                    log.info("time budget: %d head + %d lip steps", schedule.head, schedule.lips)
-                    # the lip stage is timed again, shrunk alone: its patches and perceptual term step at their own
-                    # rate (on two cores 8.5 lip steps a second against 11.7 head steps in one run, as fast in another)
-                    timer = StepTimer(schedule.head + 20)
-            if step % 25 == 0 or step == schedule.total:
-                now = time.perf_counter()
-                rate = (step - steps_last) / max(now - t_last, 1e-9)
-                t_last, steps_last = now, step
-                row = {"step": step, "stage": stage, "loss": loss_acc / n_acc, "psnr": _psnr(loss_acc / n_acc),
-                       "lr_scale": scale, "it_s": rate, "seconds": now - t_start}
-                _log_metrics(layout, row)
-                progress("train", step, schedule.total, f"{stage} loss {row['loss']:.4f} psnr {row['psnr']:.1f} {rate:.1f} it/s")
-                loss_acc, n_acc = 0.0, 0
-            else:
-                progress("train", step, schedule.total)
-            if val_ids and (step % train.eval_every == 0 or step == schedule.total):
+                    batch = ray_batch(d, train.frames_per_step, train.rays, train.head_share, gen, train.mouth_share,
+                                      train.eye_share)
+                fit = step_batch(d, batch, gen, train.mouth.code_noise, d.patch if lip_patch else 0)
                 with autocast(device, precision):
-                    val, _ = validate(model, d, val_ids)
-                result.val_psnr.append((step, val))
-                _log_metrics(layout, {"step": step, "val_psnr": val, "seconds": time.perf_counter() - t_start})
-                log.info("step %d: validation PSNR %.2f dB", step, val)
-            if step >= train.occupancy_warmup and (step % train.occupancy_every == 0 or step == schedule.total):
-                refresh_occupancy(model, d, train.occupancy_conditions, gen)
-            if step % train.checkpoint_every == 0 or step == schedule.total:
-                checkpoint()
-    except KeyboardInterrupt:
-        checkpoint()
-        raise
+                    losses = model.train_step(fit, weights, perceptual, generator=gen)
+                opt.zero_grad(set_to_none=True)
+                sum(losses.values()).backward()
+                opt.step()
+                step += 1
+                loss_acc += float(losses["rgb"].detach())
+                n_acc += 1
+                seconds = timer.tick(step) if timer is not None else None
+                if seconds is not None:
+                    lips = step > schedule.head
+                    budget = train.max_minutes * 60 - (time.perf_counter() - t_start)
+                    schedule = schedule.fitted(timer.span, seconds, budget, done=step)
+                    result.total = schedule.total
+                    if lips:
+                        log.info("time budget: %d lip steps", schedule.lips)
+                        timer = None
+                    else:
+                        log.info("time budget: %d head + %d lip steps", schedule.head, schedule.lips)
+                        # the lip stage is timed again, shrunk alone: its patches and perceptual term step at their own
+                        # rate (on two cores 8.5 lip steps a second against 11.7 head steps in one run, as fast in another)
+                        timer = StepTimer(schedule.head + 20)
+                if step % 25 == 0 or step == schedule.total:
+                    now = time.perf_counter()
+                    rate = (step - steps_last) / max(now - t_last, 1e-9)
+                    t_last, steps_last = now, step
+                    row = {"step": step, "stage": stage, "loss": loss_acc / n_acc, "psnr": _psnr(loss_acc / n_acc),
+                           "lr_scale": scale, "it_s": rate, "seconds": now - t_start}
+                    _log_metrics(layout, row)
+                    progress("train", step, schedule.total, f"{stage} loss {row['loss']:.4f} psnr {row['psnr']:.1f} {rate:.1f} it/s")
+                    loss_acc, n_acc = 0.0, 0
+                else:
+                    progress("train", step, schedule.total)
+                if val_ids and (step % train.eval_every == 0 or step == schedule.total):
+                    with autocast(device, precision):
+                        val, _ = validate(model, d, val_ids)
+                    result.val_psnr.append((step, val))
+                    _log_metrics(layout, {"step": step, "val_psnr": val, "seconds": time.perf_counter() - t_start})
+                    log.info("step %d: validation PSNR %.2f dB", step, val)
+                if step >= train.occupancy_warmup and (step % train.occupancy_every == 0 or step == schedule.total):
+                    refresh_occupancy(model, d, train.occupancy_conditions, gen)
+                if step % train.checkpoint_every == 0 or step == schedule.total:
+                    checkpoint()
+                if stop.requested:  # Ctrl-C came during this step: stop between two, so the checkpoint resumes exactly
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            if stop.forced:
+                log.warning("stopped in the middle of a step: the resumed run will not be bit for bit an uninterrupted one")
+            checkpoint()
+            raise
     if train.torso.steps > 0 and (info.torso is None or not layout.torso.is_file()):
         field, torso_report = fit_torso(d.backgrounds, d.rotation.cpu().numpy(), d.translation.cpu().numpy(), plate,
                                         boxes, d.num_train, train.torso, gen, progress)

@@ -47,9 +47,18 @@ def _train(ds, out, progress=None, **over):
     return run_train(ds, out, PluginSection(**TINY_MODEL), cfg, RuntimeConfig(device="cpu"), **kw)
 
 
-def test_resume_after_interrupt_is_bit_for_bit(tiny_dataset, tmp_path):
+@pytest.fixture(scope="module")
+def straight(tiny_dataset, tmp_path_factory, tiny_settings):
+    """20 steps without a stop: what an interrupted and resumed run must give, bit for bit."""
+    global TINY_MODEL, TINY_TRAIN
+    TINY_MODEL, TINY_TRAIN = tiny_settings
+    out = tmp_path_factory.mktemp("straight") / "a"
+    return _train(tiny_dataset.layout.root, out, head_steps=16, lips_steps=4, checkpoint_every=100), out
+
+
+def test_resume_after_interrupt_is_bit_for_bit(tiny_dataset, tmp_path, straight):
     ds = tiny_dataset.layout.root
-    straight = _train(ds, tmp_path / "a", head_steps=16, lips_steps=4, checkpoint_every=100)
+    straight, straight_out = straight
 
     def stop_at_ten(stage, done, total, info=None):
         if stage == "train" and done >= 10:
@@ -61,8 +70,39 @@ def test_resume_after_interrupt_is_bit_for_bit(tiny_dataset, tmp_path):
     assert 0 < state["step"] < 20
     resumed = _train(ds, tmp_path / "b", head_steps=16, lips_steps=4, checkpoint_every=100)
     assert resumed.resumed_from == state["step"] and resumed.step == straight.step == 20
-    a, b = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    a, b = load_file(str(straight_out / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
     assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_ctrl_c_in_the_middle_of_a_step_still_resumes_bit_for_bit(tiny_dataset, tmp_path, monkeypatch, straight):
+    """A real SIGINT, delivered after the step's batch was drawn and before its update: training finishes that
+    step, saves, stops; the rerun gives the uninterrupted run's weights exactly."""
+    import signal
+
+    import syncanim.train.trainer as trainer
+
+    ds = tiny_dataset.layout.root
+    straight, straight_out = straight
+    draw, calls = trainer.ray_batch, []
+
+    def interrupted(*args, **kwargs):
+        batch = draw(*args, **kwargs)  # the generator has moved on
+        calls.append(1)
+        if len(calls) == 7:
+            signal.raise_signal(signal.SIGINT)
+        return batch
+
+    monkeypatch.setattr(trainer, "ray_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _train(ds, tmp_path / "b", head_steps=16, lips_steps=4, checkpoint_every=100)
+    monkeypatch.setattr(trainer, "ray_batch", draw)
+    assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["step"] == 7  # the step was finished
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is itself again
+    resumed = _train(ds, tmp_path / "b", head_steps=16, lips_steps=4, checkpoint_every=100)
+    assert resumed.resumed_from == 7 and resumed.step == straight.step == 20
+    a, b = load_file(str(straight_out / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
     for k in a:
         assert torch.equal(a[k], b[k]), k
 
