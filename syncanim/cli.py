@@ -437,6 +437,10 @@ def bench(
                "portrait": portrait}), dry_run)
     if model is not None:
         check_model_folder(model)
+    if save is not None:
+        from .data.files import writable_file
+
+        writable_file(save)  # before the benchmark runs
     from .bench.peer import peer_comparison, read_peer
     from .bench.pipeline import run_bench
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import PluginSection
-from ..data.files import save_npy_atomic
+from ..data.files import save_npy_atomic, writable_file
 from ..errors import DataError, ResourceError
 from ..registry import Registry
 from .waveform import read_audio
@@ -37,6 +37,7 @@ def speech_features_file(folder: Path, audio: Path, out: Path, registry: Registr
     """Write the features [T, P, F] float32 of ``audio`` for the model or dataset in ``folder`` to ``out`` (.npy).
     Returns their shape."""
     section, fps, rate = backend_of(Path(folder))
+    writable_file(out)  # before the features are computed
     wave = read_audio(audio, rate)
     if wave.rms() < 1e-4:
         raise DataError(f"{Path(audio).name} is silent", hint="give speech")

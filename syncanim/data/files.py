@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +16,35 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ResourceError
+
 
 def _part(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.part")
+
+
+def writable_folder(path: str | os.PathLike[str]) -> Path:
+    """Create the folder ``path`` (and its parents) and check that a file can be written in it, before any work
+    goes into what will be written there (ResourceError otherwise)."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = _part(p / ".write-test")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ResourceError(f"cannot write to {p}: {e.strerror or e}") from None
+    return p
+
+
+def writable_file(path: str | os.PathLike[str]) -> Path:
+    """Check that the file ``path`` can be written (its folder created; a folder of that name refused), before any
+    work goes into it (ResourceError otherwise)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ResourceError(f"cannot write {p}: it is a folder", hint="give a file name")
+    writable_folder(p.parent)
+    return p
 
 
 def write_atomic(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
@@ -38,6 +65,19 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def finite_json(obj: Any) -> Any:
+    """``obj`` (dicts, lists, floats, numpy scalars) with every NaN or infinity replaced by None: JSON holds no NaN."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_json(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return finite_json(obj.item())
+    return obj
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:

@@ -41,6 +41,7 @@ import torch
 from ..audio.waveform import Waveform, read_audio
 from ..config import EvalConfig, PluginSection, RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
+from ..data.files import writable_folder
 from ..errors import ConfigError, DataError
 from ..face.boxes import face_box, face_boxes
 from ..metrics.frames import score_frames
@@ -158,7 +159,7 @@ def _lpips_model(backbone: os.PathLike[str] | str | None, linear: os.PathLike[st
 
 
 def _check_out(out: Path, inputs: Sequence[Path]) -> None:
-    """Refuse an output folder that is a file, or one where a report file would replace an input."""
+    """Refuse an output folder that is a file, cannot be written, or where a report file would replace an input."""
     if out.exists() and not out.is_dir():
         raise DataError(f"the output folder {out} is an existing file")
     ins = {p.resolve() for p in inputs}
@@ -168,6 +169,7 @@ def _check_out(out: Path, inputs: Sequence[Path]) -> None:
         if (out / name).resolve() in ins:
             raise DataError(f"writing {name} into {out} would replace the input {out / name}",
                             hint="choose another --out folder")
+    writable_folder(out)  # before any scoring
 
 
 def _audio_of(path: Path) -> Waveform:

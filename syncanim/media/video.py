@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.waveform import Waveform
+from ..data.files import writable_file
 from ..errors import DataError, ResourceError
 from ..inputs import check_input_file, ffmpeg_reason
 
@@ -174,8 +175,8 @@ class VideoWriter:
         self.tmp = self.path.with_name(self.path.name + ".part")
         if width % 2 or height % 2:
             raise ValueError(f"H.264 needs even frame sizes, got {width}x{height}")
+        writable_file(self.path)  # av.open creates the file only at its first write
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._c = av.open(str(self.tmp), mode="w", format="mp4")
         except (OSError, av.error.FFmpegError) as e:
             self.tmp.unlink(missing_ok=True)
@@ -217,7 +218,11 @@ class VideoWriter:
         except BaseException:
             self.abort()
             raise
-        os.replace(self.tmp, self.path)
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.tmp.unlink(missing_ok=True)
+            raise ResourceError(f"cannot write {self.path}: {e.strerror or e}") from None
         return self.path
 
     def _finish(self) -> None:

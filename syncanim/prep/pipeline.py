@@ -25,10 +25,10 @@ from .. import __version__
 from ..audio.waveform import write_wav
 from ..config import PrepConfig, RuntimeConfig, dump_toml
 from ..console import ProgressFn, no_progress
-from ..data.files import save_npy_atomic, write_atomic, write_json_atomic, write_text_atomic
+from ..data.files import save_npy_atomic, writable_folder, write_atomic, write_json_atomic, write_text_atomic
 from ..data.labels import NAMES as LABEL_NAMES
 from ..data.manifest import DatasetLayout, Manifest, SourceInfo, write_manifest
-from ..errors import DataError, PluginError, ResourceError
+from ..errors import DataError, PluginError
 from ..face.landmarks import fill_gaps
 from ..registry import Registry, default_registry
 from . import checks
@@ -333,14 +333,8 @@ def run_prep(
 
 
 def _prepare_out(layout: DatasetLayout) -> None:
-    try:
-        layout.root.mkdir(parents=True, exist_ok=True)
-        layout.state_dir.mkdir(exist_ok=True)
-        probe_file = layout.state_dir / ".write-test"
-        probe_file.write_bytes(b"")
-        probe_file.unlink()
-    except OSError as e:
-        raise ResourceError(f"cannot write to {layout.root}: {e.strerror}") from e
+    writable_folder(layout.root)
+    writable_folder(layout.state_dir)
     # a finished manifest no longer describes the folder once anything is recomputed
     layout.manifest.unlink(missing_ok=True)
 

@@ -28,6 +28,7 @@ from ..audio.framing import frame_rms
 from ..audio.waveform import read_audio
 from ..config import RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
+from ..data.files import writable_file
 from ..device import resolve_device, resolve_precision
 from ..errors import DataError
 from ..media.video import VideoWriter, probe
@@ -124,6 +125,7 @@ def run_render(
     out = Path(out)
     if out.suffix.lower() != ".mp4":
         raise DataError(f"the output must be an .mp4 file, got {out.name}")
+    writable_file(out)  # before the model loads and the speech is heard
     device = resolve_device(runtime)
     precision = resolve_precision(device, render.precision)
     layout = ModelLayout(model_dir)

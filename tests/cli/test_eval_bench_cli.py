@@ -46,6 +46,9 @@ def test_eval_bad_inputs_are_one_line(sample_clip, tmp_path):
     assert r.exit_code != 0 and "Traceback" not in r.output and "error" in r.output
     r = runner.invoke(app, ["eval", str(tmp_path), "--out", str(tmp_path / "e")])
     assert r.exit_code == 7 and "not a model folder" in r.output
+    (tmp_path / "file").write_bytes(b"")
+    r = runner.invoke(app, ["eval", "--video", str(path), "--out", str(tmp_path / "file" / "e")])
+    assert r.exit_code == 8 and "cannot write" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["eval", "--video", str(path), "--set", "eval.sync.window_s=-1"])
     assert r.exit_code == 3 and "eval.sync.window_s" in r.output
 
@@ -70,6 +73,8 @@ def test_bench_options_this_machine_cannot_do_are_one_line():
     assert r.exit_code == 3 and "bench.resolution" in r.output
     r = runner.invoke(app, ["bench", "--device", "cpu", "--peer-ms", "-1"])
     assert r.exit_code == 3 and "--peer-ms must be positive" in r.output
+    r = runner.invoke(app, ["bench", "--device", "cpu", "--save", "/proc/no/bench.json"])  # checked before it runs
+    assert r.exit_code == 8 and "cannot write" in r.output and "Traceback" not in r.output
 
 
 def test_bench_dry_run_shows_the_settings():

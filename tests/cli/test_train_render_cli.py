@@ -31,6 +31,18 @@ def test_render_needs_audio_and_a_model(tmp_path):
     assert r.exit_code == 7 and "not a model folder" in r.output
 
 
+def test_render_to_a_place_it_cannot_write_is_one_line_before_any_work(tiny_model, tmp_path):
+    from syncanim.model.folder import dataset_path
+
+    audio = dataset_path(tiny_model.layout.root, tiny_model.info) / "audio.wav"
+    (tmp_path / "folder.mp4").mkdir()
+    (tmp_path / "file").write_bytes(b"")
+    for out in (tmp_path / "folder.mp4", tmp_path / "file" / "x.mp4"):
+        r = runner.invoke(app, ["render", str(tiny_model.layout.root), "--audio", str(audio), "--out", str(out)])
+        assert r.exit_code == 8 and "cannot write" in r.output and "Traceback" not in r.output, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.mp4"]
+
+
 def test_validation_split_scores_the_model(tiny_model, tmp_path):
     r = runner.invoke(app, ["render", str(tiny_model.layout.root), "--split", "val", "--out", str(tmp_path / "val"),
                             "--json", "--device", "cpu"])

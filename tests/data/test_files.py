@@ -11,11 +11,14 @@ import pytest
 from syncanim.data.files import (
     save_npy_atomic,
     save_npz_atomic,
+    writable_file,
+    writable_folder,
     write_atomic,
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
 )
+from syncanim.errors import ResourceError
 
 
 def listing(folder: Path) -> list[str]:
@@ -137,3 +140,17 @@ def test_missing_folder_raises_and_leaves_nothing(tmp_path):
     with pytest.raises(OSError):
         write_text_atomic(tmp_path / "no" / "such" / "a.txt", "x")
     assert listing(tmp_path) == []
+
+
+def test_writable_checks_create_folders_and_refuse_what_cannot_be_written(tmp_path):
+    assert writable_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b" and (tmp_path / "a" / "b").is_dir()
+    assert writable_file(tmp_path / "c" / "x.json") == tmp_path / "c" / "x.json"
+    assert (tmp_path / "c").is_dir() and not (tmp_path / "c" / "x.json").exists()
+    assert list((tmp_path / "c").iterdir()) == []  # the probe is gone
+    (tmp_path / "f").write_bytes(b"")
+    with pytest.raises(ResourceError, match="it is a folder"):
+        writable_file(tmp_path / "a")
+    with pytest.raises(ResourceError, match="cannot write to"):
+        writable_file(tmp_path / "f" / "x.json")
+    with pytest.raises(ResourceError, match="cannot write to"):
+        writable_folder(tmp_path / "f")

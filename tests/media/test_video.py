@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from syncanim.audio.waveform import Waveform, read_audio
-from syncanim.errors import DataError
+from syncanim.errors import DataError, ResourceError
 from syncanim.media.video import MediaInfo, VideoWriter, iter_frames, probe, sample_frames
 
 W, H = 96, 64  # not square, so a transposed frame would show
@@ -407,6 +407,16 @@ def test_writer_does_not_replace_an_existing_file_on_error(tmp_path):
         raise Boom
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+
+
+def test_writer_refuses_a_place_it_cannot_write_before_any_frame(tmp_path):
+    (tmp_path / "folder.mp4").mkdir()
+    (tmp_path / "file").write_bytes(b"")
+    for out in (tmp_path / "folder.mp4", tmp_path / "file" / "v.mp4"):  # a folder; a file where a folder must be
+        with pytest.raises(ResourceError, match="cannot write"):
+            VideoWriter(out, 25, W, H)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.mp4"]
+    assert list((tmp_path / "folder.mp4").iterdir()) == []
 
 
 def test_writer_rejects_odd_sizes(tmp_path):
