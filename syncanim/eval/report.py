@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..data.files import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ..data.files import finite_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from .video_stats import ClipSignals, ClipStats
 
 #: Name of each row of the table, in order, with the unit shown.
@@ -149,7 +149,7 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; non-finite floats become None (JSON has no inf or NaN)."""
-        return _finite(asdict(self))
+        return finite_json(asdict(self))
 
     def table_header(self) -> tuple[str, ...]:
         """Column titles for :meth:`table_rows`: the figure, then one column per subject."""
@@ -187,18 +187,6 @@ def _fmt(key: str, v: Any) -> str:
     if key in ("ssim", "lpips", "sync_confidence", "sync_contrast", "mouth_spread"):
         return f"{v:.4f}"
     return f"{v:.2f}"
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _finite(obj.item())
-    return obj
 
 
 # --- per-frame data ---------------------------------------------------------------------------------

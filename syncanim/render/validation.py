@@ -23,7 +23,7 @@ import torch
 from ..config import RenderConfig, RuntimeConfig
 from ..console import ProgressFn, no_progress
 from ..data.dataset import HeadData, clip_rms, load_head_data
-from ..data.files import write_json_atomic
+from ..data.files import finite_json, write_json_atomic
 from ..data.labels import BACKGROUND
 from ..device import resolve_device, resolve_precision
 from ..errors import DataError
@@ -150,9 +150,9 @@ def run_validation(model_dir: str | os.PathLike[str], out_dir: str | os.PathLike
     bound = plate_bound(gt, data.labels[ids], data.plate) if torso is not None else None
     result = ValResult(len(ids), scores["psnr"], scores["psnr_face"], scores["ssim"], float(lm.value),
                        int(lm.frames_used), bound, str(video), str(stills), fps)
-    write_json_atomic(out / "val_metrics.json", asdict(result))
+    write_json_atomic(out / "val_metrics.json", finite_json(asdict(result)))
     return result
 
 
 def result_json(result: ValResult) -> str:
-    return json.dumps(asdict(result), indent=2)
+    return json.dumps(finite_json(asdict(result)), indent=2)
