@@ -195,6 +195,9 @@ def train(
     """Train the audio-driven head model of a prepared dataset: the head, then the lips."""
     config = _config(preset, set_, _nested(train={"head_steps": steps, "lips_steps": lips_steps, "max_minutes": minutes},
                                            runtime={"device": device}), dry_run)
+    if dataset.is_file():
+        raise DataError(f"{dataset} is a file: train takes the dataset folder that `syncanim prep` makes of a video",
+                        hint=f"run `syncanim prep {dataset}`, then train its folder")
     if not dataset.is_dir():
         raise DataError(f"dataset folder not found: {dataset}", hint="make one with `syncanim prep VIDEO --out DATASET`")
     from .train.trainer import run_train
@@ -241,6 +244,9 @@ def render(
     if split is not None:
         if split != "val":
             raise ConfigError(f"--split takes only 'val', got {split!r}")
+        if audio is not None or features is not None:
+            raise ConfigError("--split val renders the dataset's own held-out frames and speech; --audio and "
+                              "--features go without --split")
         check_model_folder(model)  # before the heavy imports
         from .render.validation import result_json, run_validation
 
@@ -496,8 +502,8 @@ def live(
     token: Annotated[str | None, typer.Option(help="The token the page's URL must carry (?token=...).")] = None,
     seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds [run until Ctrl-C; with --bench: the file's length].")] = None,
     bench: Annotated[bool, typer.Option("--bench", help="Measure: watch with viewers inside the process, then report latency per stage, frame rates and drops.")] = False,
-    viewers: Annotated[int, typer.Option(help="With --bench: viewers watching [1].")] = 1,
-    throttle_ms: Annotated[float, typer.Option(help="With --bench: the first viewer reads this much slower per frame [0].")] = 0.0,
+    viewers: Annotated[int, typer.Option(help="With --bench: viewers watching.")] = 1,
+    throttle_ms: Annotated[float, typer.Option(help="With --bench: the first viewer reads this much slower per frame.")] = 0.0,
     reconnect_s: Annotated[float | None, typer.Option(help="With --bench: viewers reconnect after this many seconds, again and again.")] = None,
     device: DeviceOpt = None,
     preset: PresetOpt = None,
@@ -513,13 +519,18 @@ def live(
 
     config = _config(preset, set_, _nested(live={"host": host, "port": port, "token": token},
                                            runtime={"device": device}), dry_run)
-    check_model_folder(model)
-    if audio is not None:
-        check_input_file(audio, "audio file")
     if bench and audio is None and not mic:
         raise ConfigError("--bench needs speech: give --audio FILE (or --mic)")
     if viewers < 1 or throttle_ms < 0:
         raise ConfigError("--viewers must be at least 1 and --throttle-ms not negative")
+    for name, value in (("--seconds", seconds), ("--reconnect-s", reconnect_s)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{name} must be positive, got {value:g}")
+    if loop and audio is None:
+        raise ConfigError("--loop repeats the --audio file: give one")
+    check_model_folder(model)
+    if audio is not None:
+        check_input_file(audio, "audio file")
     from .live.pipeline import run_live_bench, start_live
 
     with progress_bars(enabled=not _state["quiet"]) as progress:

@@ -227,7 +227,8 @@ def _evaluate(subjects: list[_Subject], reference: _Subject | None, *, num_frame
             mouth = mouth_landmarks(sub.frames(), progress=_stage(progress, f"lips {sub.name}"))
             res.fidelity = _fidelity(pf, mouth, ref_mouth, (h, w), lpips is not None)
             ref_open = signals[reference.name].mouth
-            res.fidelity.mouth_correlation, res.fidelity.mouth_lag = opening_correlation(sig.mouth, ref_open)
+            corr, lag = opening_correlation(sig.mouth, ref_open)
+            res.fidelity.mouth_correlation, res.fidelity.mouth_lag = corr, None if np.isnan(corr) else lag
             res.fidelity.mouth_amplitude = amplitude_ratio(sig.mouth, ref_open)
             series[sub.name] = pf
         results.append(res)

@@ -35,8 +35,8 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 def opening_correlation(evaluated: np.ndarray, truth: np.ndarray, max_lag: int = 3) -> tuple[float, int]:
     """Best correlation over lags and its lag (module doc). evaluated, truth: ``[N]`` (NaN: no face;
-    such frames are left out at each lag). Returns ``(correlation, lag)``; ``(0.0, 0)`` when fewer than
-    three frames overlap at every lag."""
+    such frames are left out at each lag). Returns ``(correlation, lag)``; ``(nan, 0)`` when fewer than
+    three frames overlap at every lag (no face found: not measured, unlike a frozen mouth's 0)."""
     e, t = np.asarray(evaluated, np.float64), np.asarray(truth, np.float64)
     if e.ndim != 1 or e.shape != t.shape:
         raise ValueError(f"need two series [N] of one length, got {e.shape} and {t.shape}")
@@ -50,7 +50,7 @@ def opening_correlation(evaluated: np.ndarray, truth: np.ndarray, max_lag: int =
         c = _pearson(x, y)
         if c > best[0] or (c == best[0] and abs(lag) < abs(best[1])):
             best = (c, lag)
-    return (0.0, 0) if best[0] == -np.inf else (float(best[0]), int(best[1]))
+    return (float("nan"), 0) if best[0] == -np.inf else (float(best[0]), int(best[1]))
 
 
 def amplitude_ratio(evaluated: np.ndarray, truth: np.ndarray) -> float:

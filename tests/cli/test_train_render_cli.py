@@ -22,6 +22,19 @@ def test_train_on_an_unfinished_dataset_is_one_line(tmp_path):
     (tmp_path / "ds").mkdir()
     r = runner.invoke(app, ["train", str(tmp_path / "ds"), "--out", str(tmp_path / "m")])
     assert r.exit_code == 4 and "not a finished dataset" in r.output and "Traceback" not in r.output
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    r = runner.invoke(app, ["train", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 4 and "is a file" in r.output and "syncanim prep" in r.output
+
+
+def test_options_that_would_be_ignored_or_make_no_sense_are_refused(tmp_path):
+    r = runner.invoke(app, ["render", str(tmp_path), "--split", "val", "--audio", str(tmp_path / "x.wav")])
+    assert r.exit_code == 3 and "--audio and --features go without --split" in r.output
+    for args, words in ((["--seconds", "0"], "--seconds must be positive"),
+                        (["--bench", "--audio", str(tmp_path / "x.wav"), "--reconnect-s", "-1"], "--reconnect-s must be"),
+                        (["--loop"], "--loop repeats the --audio file")):
+        r = runner.invoke(app, ["live", str(tmp_path), *args])
+        assert r.exit_code == 3 and words in r.output, r.output
 
 
 def test_render_needs_audio_and_a_model(tmp_path):

@@ -38,6 +38,9 @@ def test_missing_frames_are_left_out(truth):
     gappy[10:20] = np.nan
     assert opening_correlation(gappy, truth)[0] == pytest.approx(1.0)
     assert amplitude_ratio(gappy * 2, truth) == pytest.approx(2.0, rel=0.05)
+    none = np.full_like(truth, np.nan)  # no face in any frame: not measured, not a frozen mouth's 0
+    corr, lag = opening_correlation(none, truth)
+    assert np.isnan(corr) and lag == 0
 
 
 def test_speaking_spread_counts_speech_frames_only():
