@@ -102,6 +102,9 @@ def _config(preset: str | None, sets: list[str] | None, explicit: dict[str, Any]
     """The resolved configuration; with ``dry_run`` it is printed and the command stops."""
     config = build_config(preset, sets or [], explicit)
     if dry_run:
+        from .registry import default_registry, resolve_components
+
+        resolve_components(config, default_registry())  # what a run would refuse, a dry run refuses too
         typer.echo(to_toml(config), nl=False)
         raise typer.Exit(0)
     return config

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .config import PluginSection, format_validation_error
+from .config import Config, PluginSection, format_validation_error
 from .errors import ConfigError, PluginError
 
 log = logging.getLogger(__name__)
@@ -78,57 +78,62 @@ class Registry:
 
     entry_points: Iterable[metadata.EntryPoint] | None = None
     allow: frozenset[str] | None = None
-    _table: dict[str, dict[str, Entry]] | None = field(default=None, repr=False)
+    _table: dict[str, dict[str, Entry]] = field(default_factory=dict, repr=False)  # the groups loaded so far
 
     # -- loading -------------------------------------------------------------------------
-    def _load(self) -> dict[str, dict[str, Entry]]:
-        if self._table is not None:
-            return self._table
+    def _declared(self, group: str) -> list[metadata.EntryPoint]:
+        """The entry points of ``group`` that ``allow`` lets through, sorted by name (none imported)."""
         eps = self.entry_points
         if eps is None:
-            eps = [ep for g in GROUPS for ep in metadata.entry_points(group=g)]
-        table: dict[str, dict[str, Entry]] = {g: {} for g in GROUPS}
-        for ep in sorted(eps, key=lambda e: (e.group, e.name)):
-            if ep.group not in table:
+            eps = metadata.entry_points(group=group)
+        return sorted((ep for ep in eps if ep.group == group and (
+            self.allow is None or ep.name in self.allow or f"{ep.group}:{ep.name}" in self.allow)), key=lambda e: e.name)
+
+    def declared(self, group: str) -> list[str]:
+        """The names registered in ``group``, without importing them (broken ones included)."""
+        return sorted({ep.name for ep in self._declared(group)})
+
+    def _load(self, groups: Iterable[str] = GROUPS) -> dict[str, dict[str, Entry]]:
+        """Import the entry points of ``groups`` not loaded yet (a group is loaded only when used: a renderer's
+        module loads torch, a prep component's does not)."""
+        for group in groups:
+            if group in self._table or group not in GROUPS:
                 continue
-            if self.allow is not None and ep.name not in self.allow and f"{ep.group}:{ep.name}" not in self.allow:
-                continue
-            source = _source_of(ep)
-            if ep.name in table[ep.group]:
-                prev = table[ep.group][ep.name]
-                table[ep.group][ep.name] = Entry(
-                    ep.group, ep.name, f"{prev.source}, {source}",
-                    error=f"name registered twice (by {prev.source} and {source})",
-                )
-                continue
-            try:
-                obj = ep.load()
-            except Exception as e:  # a third-party import can fail in any way; record it
-                table[ep.group][ep.name] = Entry(ep.group, ep.name, source, error=f"import failed: {e!r}")
-                continue
-            if not isinstance(obj, Spec):
-                err = f"{ep.value} is a {type(obj).__name__}, not a syncanim Spec"
-                table[ep.group][ep.name] = Entry(ep.group, ep.name, source, error=err)
-            elif obj.name != ep.name:
-                err = f"entry point name {ep.name!r} does not match its spec name {obj.name!r}"
-                table[ep.group][ep.name] = Entry(ep.group, ep.name, source, error=err)
-            else:
-                table[ep.group][ep.name] = Entry(ep.group, ep.name, source, spec=obj)
-        self._table = table
-        return table
+            table: dict[str, Entry] = {}
+            for ep in self._declared(group):
+                table[ep.name] = self._entry(ep, table.get(ep.name))
+            self._table[group] = table
+        return self._table
+
+    @staticmethod
+    def _entry(ep: metadata.EntryPoint, prev: Entry | None) -> Entry:
+        source = _source_of(ep)
+        if prev is not None:
+            return Entry(ep.group, ep.name, f"{prev.source}, {source}",
+                         error=f"name registered twice (by {prev.source} and {source})")
+        try:
+            obj = ep.load()
+        except Exception as e:  # a third-party import can fail in any way; record it
+            return Entry(ep.group, ep.name, source, error=f"import failed: {e!r}")
+        if not isinstance(obj, Spec):
+            return Entry(ep.group, ep.name, source, error=f"{ep.value} is a {type(obj).__name__}, not a syncanim Spec")
+        if obj.name != ep.name:
+            return Entry(ep.group, ep.name, source,
+                         error=f"entry point name {ep.name!r} does not match its spec name {obj.name!r}")
+        return Entry(ep.group, ep.name, source, spec=obj)
 
     # -- queries -------------------------------------------------------------------------
     def entries(self, group: str | None = None) -> list[Entry]:
         """All entries, sorted by group then name (broken ones included)."""
-        table = self._load()
-        groups = [group] if group else list(table)
-        return [table[g][n] for g in groups for n in sorted(table[g])]
+        groups = [group] if group else list(GROUPS)
+        table = self._load(groups)
+        return [table[g][n] for g in groups if g in table for n in sorted(table[g])]
 
     def get(self, group: str, name: str) -> Spec:
         """The spec registered as ``name`` in ``group``; raises PluginError if unknown or broken."""
-        table = self._load()
-        if group not in table:
+        if group not in GROUPS:
             raise PluginError(f"unknown component group {group!r}")
+        table = self._load([group])
         entry = table[group].get(name)
         if entry is None:
             known = ", ".join(sorted(n for n, e in table[group].items() if not e.broken)) or "none"
@@ -184,3 +189,32 @@ def default_registry() -> Registry:
     if _default is None:
         _default = Registry(allow=_allow_from_env(os.environ))
     return _default
+
+
+#: the settings that name a component: (section, key) of :class:`~syncanim.config.Config` -> its group
+COMPONENT_SETTINGS: dict[tuple[str, str], str] = {
+    ("prep", "decoder"): "syncanim.decoders",
+    ("prep", "landmarks"): "syncanim.trackers",
+    ("prep", "masks"): "syncanim.segmenters",
+    ("prep", "background"): "syncanim.backgrounds",
+    ("prep", "head_pose"): "syncanim.head_trackers",
+    ("prep", "expressions"): "syncanim.expressions",
+    ("prep", "audio"): "syncanim.asr",
+    ("model", ""): "syncanim.renderers",
+}
+
+
+def resolve_components(config: Config, registry: Registry) -> None:
+    """Look up every component ``config`` names and validate its settings, as a run would before it starts
+    (PluginError for an unknown one, ConfigError for a bad setting); nothing is built or checked for this machine.
+    The renderer is only looked up by name (its module loads torch): its settings are checked when a run builds it."""
+    for (section, key), group in COMPONENT_SETTINGS.items():
+        value = getattr(config, section)
+        value = getattr(value, key) if key else value
+        if group == "syncanim.renderers":
+            known = registry.declared(group)
+            if value.kind not in known:
+                raise PluginError(f"no {GROUPS[group]} component named {value.kind!r} (registered: "
+                                  f"{', '.join(known) or 'none'})", hint="run `syncanim plugins` to see every component")
+            continue
+        registry.resolve(group, value, where=f"{section}.{key}" if key else section)

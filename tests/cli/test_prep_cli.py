@@ -144,6 +144,12 @@ def test_dry_run_prints_the_resolved_config(tmp_path):
     assert tomllib.loads(r.output)["prep"]["masks"]["kind"] == "mediapipe-geometric"
 
 
+def test_dry_run_refuses_what_the_run_would_refuse():
+    assert_one_line_error(invoke("prep", "x.mp4", "--audio-backend", "banana", "--dry-run"), 5, "'banana'")
+    assert_one_line_error(invoke("prep", "x.mp4", "--set", "prep.masks.nosuch=3", "--dry-run"), 3, "prep.masks.nosuch")
+    assert_one_line_error(invoke("train", "ds", "--out", "m", "--set", "model.kind=banana", "--dry-run"), 5, "'banana'")
+
+
 def test_preset_and_unknown_preset():
     r = invoke("prep", "x.mp4", "--preset", "base", "--dry-run")
     assert r.exit_code == 0 and 'kind = "whisper"' in r.output
