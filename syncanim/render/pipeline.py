@@ -100,6 +100,8 @@ def pose_mode(render: RenderConfig, layout: ModelLayout, info: ModelInfo) -> str
         log.info("--portrait keeps the original frames' head poses (pose replay); blinks follow them too")
         return "replay"
     if render.pose != "replay" and (info.motion is None or not layout.motion.is_file()):
+        if not layout.weights.is_file():
+            return "replay"  # no weights yet either: loading says so, the one message that matters
         log.warning("this model has no motion syncer (trained by an earlier syncanim): poses and blinks replay "
                     "the training clip; train it again for motion from the speech")
         return "replay"
