@@ -28,6 +28,7 @@ import numpy as np
 
 from syncanim.audio.waveform import read_audio
 from syncanim.data.dataset import load_head_data
+from syncanim.data.files import finite_json
 from syncanim.data.manifest import DatasetLayout
 from syncanim.eval.sync import frame_rms
 from syncanim.eval.video_stats import track_landmarks
@@ -123,7 +124,7 @@ def main() -> int:
         rows.append(np.pad(strip, ((8, 0), (0, rows[0].shape[1] - strip.shape[1]), (0, 0))))
         print(f"{name}:", json.dumps(result["speech"][name]), flush=True)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        args.json.write_text(json.dumps(finite_json(result), indent=2) + "\n")
     if args.strip:
         cv2.imwrite(str(args.strip), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
     return 0

@@ -98,13 +98,15 @@ def _run(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _config(preset: str | None, sets: list[str] | None, explicit: dict[str, Any], dry_run: bool = False) -> Config:
-    """The resolved configuration; with ``dry_run`` it is printed and the command stops."""
+def _config(preset: str | None, sets: list[str] | None, explicit: dict[str, Any], dry_run: bool = False,
+            components: tuple[str, ...] = ()) -> Config:
+    """The resolved configuration; with ``dry_run`` it is checked as the run would (the components named in the
+    ``components`` sections the command builds: prep, model), printed, and the command stops."""
     config = build_config(preset, sets or [], explicit)
     if dry_run:
         from .registry import default_registry, resolve_components
 
-        resolve_components(config, default_registry())  # what a run would refuse, a dry run refuses too
+        resolve_components(config, default_registry(), components)
         typer.echo(to_toml(config), nl=False)
         raise typer.Exit(0)
     return config
@@ -142,7 +144,7 @@ def prep(
     background, head pose, expressions and audio features, with a report."""
     explicit = _nested(prep={"fps": fps, "size": size, "crop": crop, "audio": {"kind": audio} if audio else None},
                        runtime={"workers": workers})
-    config = _config(preset, set_, explicit, dry_run)
+    config = _config(preset, set_, explicit, dry_run, components=("prep",))
     check_input_file(video, "video")  # before the heavy imports: a wrong path fails at once
     from .prep.pipeline import run_prep
 
@@ -197,7 +199,7 @@ def train(
 ) -> None:
     """Train the audio-driven head model of a prepared dataset: the head, then the lips."""
     config = _config(preset, set_, _nested(train={"head_steps": steps, "lips_steps": lips_steps, "max_minutes": minutes},
-                                           runtime={"device": device}), dry_run)
+                                           runtime={"device": device}), dry_run, components=("model",))
     if dataset.is_file():
         raise DataError(f"{dataset} is a file: train takes the dataset folder that `syncanim prep` makes of a video",
                         hint=f"run `syncanim prep {dataset}`, then train its folder")
@@ -467,6 +469,7 @@ def bench(
     if save is not None:
         from .data.files import write_text_atomic
 
+        save.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(save, json.dumps(data, indent=2) + "\n")
     if as_json:
         typer.echo(json.dumps(data, indent=2))

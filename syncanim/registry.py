@@ -80,6 +80,10 @@ class Registry:
     allow: frozenset[str] | None = None
     _table: dict[str, dict[str, Entry]] = field(default_factory=dict, repr=False)  # the groups loaded so far
 
+    def __post_init__(self) -> None:
+        if self.entry_points is not None:
+            self.entry_points = list(self.entry_points)  # read once per group
+
     # -- loading -------------------------------------------------------------------------
     def _declared(self, group: str) -> list[metadata.EntryPoint]:
         """The entry points of ``group`` that ``allow`` lets through, sorted by name (none imported)."""
@@ -204,11 +208,15 @@ COMPONENT_SETTINGS: dict[tuple[str, str], str] = {
 }
 
 
-def resolve_components(config: Config, registry: Registry) -> None:
-    """Look up every component ``config`` names and validate its settings, as a run would before it starts
-    (PluginError for an unknown one, ConfigError for a bad setting); nothing is built or checked for this machine.
-    The renderer is only looked up by name (its module loads torch): its settings are checked when a run builds it."""
+def resolve_components(config: Config, registry: Registry, sections: Iterable[str]) -> None:
+    """Look up the components ``config`` names in ``sections`` (``prep``, ``model``) and validate their settings, as a
+    run would before it starts (PluginError for an unknown one, ConfigError for a bad setting); nothing is built or
+    checked for this machine. The renderer is only looked up by name (its module loads torch): its settings are
+    checked when a run builds it."""
+    wanted = set(sections)
     for (section, key), group in COMPONENT_SETTINGS.items():
+        if section not in wanted:
+            continue
         value = getattr(config, section)
         value = getattr(value, key) if key else value
         if group == "syncanim.renderers":

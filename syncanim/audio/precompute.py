@@ -46,6 +46,7 @@ def speech_features_file(folder: Path, audio: Path, out: Path, registry: Registr
 
     feats = stream_features(registry.build("syncanim.asr", PluginSection(**section)), wave, fps, n).features
     try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         save_npy_atomic(out, np.ascontiguousarray(feats, np.float32))
     except OSError as e:
         raise ResourceError(f"cannot write {out}: {e.strerror or e}") from None

@@ -103,7 +103,7 @@ def read_array(path: Path) -> np.ndarray:
     """A dataset array (``landmarks.npy``, ``expressions.npy``, ``audio_features.npy``; DataError if missing)."""
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty file
         raise DataError(f"{path} is missing or unreadable; rerun syncanim prep") from e
 
 

@@ -23,27 +23,43 @@ def _part(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.part")
 
 
-def writable_folder(path: str | os.PathLike[str]) -> Path:
-    """Create the folder ``path`` (and its parents) and check that a file can be written in it, before any work
-    goes into what will be written there (ResourceError otherwise)."""
-    p = Path(path)
+def _probe(folder: Path, target: Path) -> None:
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        probe = _part(p / ".write-test")
+        probe = _part(folder / ".write-test")
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise ResourceError(f"cannot write to {p}: {e.strerror or e}") from None
+        raise ResourceError(f"cannot write {target}: {e.strerror or e}") from None
+
+
+def writable_folder(path: str | os.PathLike[str], create: bool = True) -> Path:
+    """Check that files can be written in the folder ``path``, before any work goes into them (ResourceError
+    otherwise). ``create``: make it (and its parents) now; else nothing is created: the nearest folder above it
+    that exists is probed, and a file on the way refused."""
+    p = Path(path)
+    if create:
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ResourceError(f"cannot write to {p}: {e.strerror or e}") from None
+        _probe(p, p)
+        return p
+    q = p.absolute()
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    if not q.is_dir():
+        raise ResourceError(f"cannot write to {p}: {q} is a file")
+    _probe(q, p)
     return p
 
 
 def writable_file(path: str | os.PathLike[str]) -> Path:
-    """Check that the file ``path`` can be written (its folder created; a folder of that name refused), before any
-    work goes into it (ResourceError otherwise)."""
+    """Check that the file ``path`` can be written (a folder of that name refused), creating nothing, before any
+    work goes into it (ResourceError otherwise). The writer then makes its missing folders."""
     p = Path(path)
     if p.is_dir():
         raise ResourceError(f"cannot write {p}: it is a folder", hint="give a file name")
-    writable_folder(p.parent)
+    writable_folder(p.parent, create=False)
     return p
 
 

@@ -169,7 +169,7 @@ def _check_out(out: Path, inputs: Sequence[Path]) -> None:
         if (out / name).resolve() in ins:
             raise DataError(f"writing {name} into {out} would replace the input {out / name}",
                             hint="choose another --out folder")
-    writable_folder(out)  # before any scoring
+    writable_folder(out, create=False)  # before any scoring; the report makes it
 
 
 def _audio_of(path: Path) -> Waveform:

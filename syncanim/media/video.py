@@ -177,6 +177,7 @@ class VideoWriter:
             raise ValueError(f"H.264 needs even frame sizes, got {width}x{height}")
         writable_file(self.path)  # av.open creates the file only at its first write
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._c = av.open(str(self.tmp), mode="w", format="mp4")
         except (OSError, av.error.FFmpegError) as e:
             self.tmp.unlink(missing_ok=True)

@@ -32,6 +32,8 @@ def read_state(path: Path, what: str, hint: str, unwrap: bool = False) -> dict[s
                 raise ValueError(str(e)) from e
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
     except Exception as e:  # arbitrary bytes make torch.load raise almost anything (KeyError, IndexError, ...)
         raise CheckpointError(f"{what} at {path} cannot be read ({type(e).__name__}: {_first_line(e)}): {place}") from e
     if unwrap and isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):

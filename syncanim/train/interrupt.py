@@ -8,9 +8,11 @@ one interrupts at once, wherever it lands (the checkpoint then saved resumes, bu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 log = logging.getLogger(__name__)
@@ -25,23 +27,38 @@ class DeferredInterrupt:
         self.forced = False
         self._previous: object = None
         self._installed = False
+        self._saving = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._saving:
+            log.warning("saving the checkpoint; stopping right after")
+            return
         if self.requested:
             self.forced = True
             raise KeyboardInterrupt
         self.requested = True
         log.warning("stopping after this step (Ctrl-C again to stop at once)")
 
+    @contextlib.contextmanager
+    def saving(self) -> Iterator[None]:
+        """While the last checkpoint is written, Ctrl-C waits: a half-written checkpoint would lose the run."""
+        self._saving = True
+        try:
+            yield
+        finally:
+            self._saving = False
+
     def __enter__(self) -> DeferredInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+            previous = signal.getsignal(signal.SIGINT)
+            if previous is not signal.SIG_IGN:  # an ignored Ctrl-C (a background job) stays ignored
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._handle)
+                self._installed = True
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._installed:
+        if self._installed:  # a handler installed outside Python (getsignal: None) comes back as Python's own
             previous = self._previous if self._previous is not None else signal.default_int_handler
             signal.signal(signal.SIGINT, previous)  # type: ignore[arg-type]
             self._installed = False

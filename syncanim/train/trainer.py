@@ -347,6 +347,7 @@ def run_train(
         save_weights(layout.weights, model, {"step": str(step)})
         write_info(layout, ModelInfo(**{**info.__dict__, "stage": schedule.stage(max(0, step - 1)), "step": step}))
 
+    saved = -1  # the step the last checkpoint holds
     with DeferredInterrupt() as stop:
         try:
             while step < schedule.total:
@@ -403,14 +404,21 @@ def run_train(
                 if step >= train.occupancy_warmup and (step % train.occupancy_every == 0 or step == schedule.total):
                     refresh_occupancy(model, d, train.occupancy_conditions, gen)
                 if step % train.checkpoint_every == 0 or step == schedule.total:
-                    checkpoint()
+                    with stop.saving():
+                        checkpoint()
+                    saved = step
                 if stop.requested:  # Ctrl-C came during this step: stop between two, so the checkpoint resumes exactly
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
-            if stop.forced:
-                log.warning("stopped in the middle of a step: the resumed run will not be bit for bit an uninterrupted one")
-            checkpoint()
+            if saved != step:  # else the checkpoint of this very step is on disk, written between two steps
+                if stop.forced:
+                    log.warning("stopped in the middle of a step: the resumed run will not be bit for bit an "
+                                "uninterrupted one")
+                with stop.saving():
+                    checkpoint()
             raise
+    if stop.requested:  # Ctrl-C after the last step's check: the checkpoint of the last step is written
+        raise KeyboardInterrupt
     if train.torso.steps > 0 and (info.torso is None or not layout.torso.is_file()):
         field, torso_report = fit_torso(d.backgrounds, d.rotation.cpu().numpy(), d.translation.cpu().numpy(), plate,
                                         boxes, d.num_train, train.torso, gen, progress)

@@ -39,6 +39,7 @@ def test_a_missing_or_broken_array_says_rerun_prep(tmp_path):
     np.save(tmp_path / "ok.npy", np.arange(3))
     assert read_array(tmp_path / "ok.npy").tolist() == [0, 1, 2]
     (tmp_path / "broken.npy").write_bytes(b"not an array")
-    for name in ("missing.npy", "broken.npy"):
+    (tmp_path / "empty.npy").write_bytes(b"")
+    for name in ("missing.npy", "broken.npy", "empty.npy"):
         with pytest.raises(DataError, match="rerun syncanim prep"):
             read_array(tmp_path / name)

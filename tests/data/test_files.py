@@ -144,13 +144,14 @@ def test_missing_folder_raises_and_leaves_nothing(tmp_path):
 
 def test_writable_checks_create_folders_and_refuse_what_cannot_be_written(tmp_path):
     assert writable_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b" and (tmp_path / "a" / "b").is_dir()
-    assert writable_file(tmp_path / "c" / "x.json") == tmp_path / "c" / "x.json"
-    assert (tmp_path / "c").is_dir() and not (tmp_path / "c" / "x.json").exists()
-    assert list((tmp_path / "c").iterdir()) == []  # the probe is gone
+    assert list((tmp_path / "a" / "b").iterdir()) == []  # the probe is gone
+    assert writable_file(tmp_path / "c" / "d" / "x.json") == tmp_path / "c" / "d" / "x.json"
+    assert writable_folder(tmp_path / "e", create=False) == tmp_path / "e"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # checks that create nothing left nothing
     (tmp_path / "f").write_bytes(b"")
     with pytest.raises(ResourceError, match="it is a folder"):
         writable_file(tmp_path / "a")
-    with pytest.raises(ResourceError, match="cannot write to"):
-        writable_file(tmp_path / "f" / "x.json")
-    with pytest.raises(ResourceError, match="cannot write to"):
-        writable_folder(tmp_path / "f")
+    for check in (lambda: writable_file(tmp_path / "f" / "x.json"), lambda: writable_folder(tmp_path / "f"),
+                  lambda: writable_folder(tmp_path / "f" / "g", create=False)):
+        with pytest.raises(ResourceError, match="cannot write to"):
+            check()
