@@ -31,6 +31,7 @@ class DeferredInterrupt:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self._saving:
+            self.requested = True
             log.warning("saving the checkpoint; stopping right after")
             return
         if self.requested:

@@ -11,6 +11,9 @@ from syncanim.train.interrupt import DeferredInterrupt
 
 def test_first_ctrl_c_asks_a_second_stops_and_none_breaks_a_save():
     before = signal.getsignal(signal.SIGINT)
+    with DeferredInterrupt() as stop, stop.saving():
+        signal.raise_signal(signal.SIGINT)  # during a regular checkpoint: the loop stops after it
+    assert stop.requested and not stop.forced
     with DeferredInterrupt() as stop:
         signal.raise_signal(signal.SIGINT)
         assert stop.requested and not stop.forced  # no exception: the step goes on
