@@ -9,6 +9,11 @@ with the seed. ``--folds K`` scores every frame instead: the clip is cut into ``
 each held out in turn (mouth basis and predictor fitted on the rest), and a variant's figure is the
 mean over the parts (on cnn2, 5 parts: two seeds of the defaults within 0.003 of each other).
 
+``--stream score`` scores the held-out frames on the features ``render --audio`` computes from the clip's audio
+(Whisper on 4 s windows ending 40 ms after each frame, :func:`~syncanim.stream.speech.stream_features`) instead of
+the dataset's (prep encodes 30 s chunks, so a frame's features there also know the seconds after it), the predictor
+fitted on the dataset's as training does; ``--stream both`` fits it on the stream features too.
+
 ``--speech NAME=AUDIO`` (repeatable) also scores new speech: the spread of the mouth opening the fitted
 predictor gives it (its gain included, before any rendering or mouth level) over the subject's own
 speaking spread in the training frames (what ``syncanim eval --video`` reports of a render).
@@ -84,10 +89,11 @@ def new_speech(dataset: Path, specs: list[str], fps: float, rate: int, dev: torc
 
 
 def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int], mc: MouthNetConfig,
-               tc: MouthTrainConfig, seed: int, dev: torch.device, speech: dict, speaking: np.ndarray
-               ) -> dict:
-    """Fit the basis and predictor on the frames outside ``part`` (as training does) and score the part, and
-    the new ``speech`` (:func:`new_speech`) against the subject's spread over ``speaking [N] bool`` frames."""
+               tc: MouthTrainConfig, seed: int, dev: torch.device, speech: dict, speaking: np.ndarray,
+               scored: torch.Tensor | None = None) -> dict:
+    """Fit the basis and predictor on the frames outside ``part`` (as training does) and score the part (on the
+    features ``scored`` [T, P, F] when given, else ``feats``), and the new ``speech`` (:func:`new_speech`) against
+    the subject's spread over ``speaking [N] bool`` frames."""
     lo, hi = part
     train = np.ones(len(landmarks), bool)
     train[lo:hi] = False
@@ -102,7 +108,7 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     t0 = time.perf_counter()
     weight = torch.from_numpy(basis.weight).float().to(dev)
     fit_mouth_predictor(net, feats, torch.from_numpy(codes).to(dev), len(landmarks), weight, tc, gen)
-    opening = basis.opening(net.predict(feats).cpu().numpy()[lo:hi])
+    opening = basis.opening(net.predict(feats if scored is None else scored).cpu().numpy()[lo:hi])
     truth = mouth_opening(landmarks[lo:hi])
     corr, lag = opening_correlation(opening, truth)
     subject = speaking_spread(mouth_opening(landmarks[train]), speaking[train])
@@ -121,6 +127,8 @@ def main() -> int:
                     help="score K consecutive parts of the clip in turn (1: the val frames)")
     ap.add_argument("--speech", action="append", default=[], metavar="NAME=AUDIO",
                     help="new speech whose predicted mouth spread is scored against the subject's")
+    ap.add_argument("--stream", choices=["score", "both"],
+                    help="score (and with 'both' fit) on the features render computes from the clip's audio")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -131,21 +139,30 @@ def main() -> int:
     parts = held_out_parts(len(landmarks), manifest.num_train, args.folds)
     speaking = speech_frames(clip_rms(args.dataset, manifest))
     speech = new_speech(args.dataset, args.speech, manifest.fps, manifest.sample_rate, dev)
+    scored = None
+    if args.stream:
+        scored = new_speech(args.dataset, [f"clip={layout.audio}"], manifest.fps, manifest.sample_rate, dev)["clip"][0]
+        if len(scored) < len(landmarks):
+            raise SystemExit(f"the clip's audio gives {len(scored)} frames of features, the dataset has {len(landmarks)}")
+        scored = scored[:len(landmarks)]
+        if args.stream == "both":
+            feats = scored
     result = {"benchmark": "mouth_predictor", "command": "python " + " ".join(sys.argv),
               "dataset": args.dataset.name, "device": dev.type, "folds": args.folds,
+              "stream": args.stream,  # None: fitted and scored on the dataset's features
               "held_out_frames": int(sum(hi - lo for lo, hi in parts)), "variants": {}}
     for spec in args.variants:
         name, mset, tset = parse_variant(spec)
         mc, tc = MouthNetConfig().model_copy(update=mset), MouthTrainConfig(**tset)
         runs = []
         for seed in args.seeds:
-            scored = [score_part(landmarks, feats, part, mc, tc, seed, dev, speech, speaking)
-                      for part in parts]
-            spreads = {k: float(np.mean([p["speech_spread_ratio"][k] for p in scored])) for k in speech}
-            runs.append({"seed": seed, "correlation": float(np.mean([s["correlation"] for s in scored])),
-                         "amplitude": float(np.mean([s["amplitude"] for s in scored])),
+            scored_parts = [score_part(landmarks, feats, part, mc, tc, seed, dev, speech, speaking, scored)
+                            for part in parts]
+            spreads = {k: float(np.mean([p["speech_spread_ratio"][k] for p in scored_parts])) for k in speech}
+            runs.append({"seed": seed, "correlation": float(np.mean([s["correlation"] for s in scored_parts])),
+                         "amplitude": float(np.mean([s["amplitude"] for s in scored_parts])),
                          "speech_spread_ratio": spreads,
-                         "fit_s": float(sum(s["fit_s"] for s in scored)), "parts": scored})
+                         "fit_s": float(sum(s["fit_s"] for s in scored_parts)), "parts": scored_parts})
         mean = float(np.mean([r["correlation"] for r in runs]))
         result["variants"][name] = {"model_mouth": mset, "train_mouth": tset, "mean_correlation": mean,
                                     "runs": runs}
