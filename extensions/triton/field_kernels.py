@@ -255,20 +255,24 @@ def field_forward(coords: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, r
 
 
 #: the MLP kernel's launch: fastest of 32-256 points x 2-8 warps on an H200 (benchmarks/kernels_gpu.py; 64 points
-#: on 8 warps made an illegal memory access there)
-MLP_BLOCK, MLP_WARPS = 64, 2
+#: on 8 warps made an illegal memory access there). Full-precision products run on 4 warps: on 2, each thread's
+#: share of the unrolled float32 products kept ptxas compiling for minutes on an H100
+MLP_BLOCK, MLP_WARPS, MLP_WARPS_IEEE = 64, 2, 4
 
 
 def field_mlp_forward(encoding: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor, ray_frame: torch.Tensor | None,
                       audio: torch.Tensor, expr: torch.Tensor, cbias: torch.Tensor, w: dict[str, torch.Tensor],
-                      precision: str, block: int = MLP_BLOCK, num_warps: int = MLP_WARPS, into: tuple | None = None,
+                      precision: str, block: int = MLP_BLOCK, num_warps: int | None = None, into: tuple | None = None,
                       coords: torch.Tensor | None = None, regions: tuple[torch.Tensor, torch.Tensor] | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`field_forward` from the points' tri-plane encoding [N, ENC] float32 (contiguous): everything after
-    the encoder in one launch; their coordinates [N, 3] (``coords``) are read only for ``regions``. Returns sigma
-    [N], rgb [N, 3] float32 (or ``into``'s, written as :func:`field_forward` says)."""
+    the encoder in one launch; their coordinates [N, 3] (``coords``) are read only for ``regions``; ``num_warps``
+    defaults to :data:`MLP_WARPS` (:data:`MLP_WARPS_IEEE` for ``ieee`` products). Returns sigma [N], rgb [N, 3]
+    float32 (or ``into``'s, written as :func:`field_forward` says)."""
     if regions is not None and coords is None:
         raise ValueError("field_mlp_forward: regions need the points' coordinates")
+    if num_warps is None:
+        num_warps = MLP_WARPS_IEEE if precision == "ieee" else MLP_WARPS
     return _launch(_field_mlp_kernel, [encoding, ray, dirs, ray if ray_frame is None else ray_frame, audio, expr,
                                        cbias, *_weights(w)], [encoding if coords is None else coords], [],
                    ray_frame is None, into, regions, block, num_warps,
