@@ -427,18 +427,22 @@ def parse_override(text: str) -> dict[str, Any]:
     return out
 
 
-def format_validation_error(e: ValidationError, prefix: str = "") -> str:
-    """One line naming the first bad field: ``prep.fps: Input should be greater than 0 (got -1)``."""
-    first = e.errors()[0]
-    loc = ".".join(str(x) for x in first["loc"])
-    name = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "config")
-    got = first.get("input")
-    shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
-    more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        msg, shown = "unknown setting", ""
-    return f"{name}: {msg}{shown}{more}"
+def format_validation_error(e: ValidationError, prefix: str = "", shown: int = 4) -> str:
+    """One line naming the bad fields (the first ``shown`` of them), e.g.
+    ``prep.fps: Input should be greater than 0 (got -1); prep.size: unknown setting``."""
+    errors = e.errors()
+    parts = []
+    for err in errors[:shown]:
+        loc = ".".join(str(x) for x in err["loc"])
+        name = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "config")
+        got = err.get("input")
+        value = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg, value = "unknown setting", ""
+        parts.append(f"{name}: {msg}{value}")
+    more = f" (+{len(errors) - shown} more)" if len(errors) > shown else ""
+    return "; ".join(parts) + more
 
 
 def build_config(

@@ -284,9 +284,19 @@ def test_validation_error_for_a_wrong_type():
     assert "\n" not in str(info.value)
 
 
-def test_validation_error_counts_the_other_errors():
-    with pytest.raises(ConfigError, match=r"\(\+1 more\)$"):
-        build_config(overrides=["prep.fps=-1", "prep.size=1"])
+def test_validation_error_names_every_bad_field_on_one_line():
+    with pytest.raises(ConfigError) as info:
+        build_config(overrides=["prep.fps=-1", "prep.size=big", "prep.nope=1"])
+    msg = str(info.value)
+    assert "\n" not in msg and "more)" not in msg
+    assert [part.split(":")[0] for part in msg.split("; ")] == ["prep.fps", "prep.size", "prep.nope"]
+
+
+def test_validation_error_counts_the_errors_it_leaves_out():
+    bad = [f"{key}=-1" for key in ("prep.fps", "prep.size", "train.rays", "train.head_steps", "train.lips_steps")]
+    with pytest.raises(ConfigError, match=r"^prep\.fps: .*; .*\(\+1 more\)$") as info:
+        build_config(overrides=bad)
+    assert str(info.value).count("; ") == 3
 
 
 @pytest.mark.parametrize(("override", "field"), [("prep.nope=1", "prep.nope"), ("bogus=1", "bogus"),
