@@ -14,6 +14,10 @@ mean over the parts (on cnn2, 5 parts: two seeds of the defaults within 0.003 of
 the dataset's (prep encodes 30 s chunks, so a frame's features there also know the seconds after it), the predictor
 fitted on the dataset's as training does; ``--stream both`` fits it on the stream features too.
 
+``--shown`` scores the predicted opening as a picture of it shows it: codes that move the inner lips past each other
+(beyond the subject's closed mouth, more often the larger the predictor's gain) count as closed, not as open by the
+overlap (:meth:`~syncanim.face.mouth.MouthBasis.opening`).
+
 ``--speech NAME=AUDIO`` (repeatable) also scores new speech: the spread of the mouth opening the fitted
 predictor gives it (its gain included, before any rendering or mouth level) over the subject's own
 speaking spread in the training frames (what ``syncanim eval --video`` reports of a render).
@@ -90,10 +94,11 @@ def new_speech(dataset: Path, specs: list[str], fps: float, rate: int, dev: torc
 
 def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int], mc: MouthNetConfig,
                tc: MouthTrainConfig, seed: int, dev: torch.device, speech: dict, speaking: np.ndarray,
-               scored: torch.Tensor | None = None) -> dict:
+               scored: torch.Tensor | None = None, shown: bool = False) -> dict:
     """Fit the basis and predictor on the frames outside ``part`` (as training does) and score the part (on the
     features ``scored`` [T, P, F] when given, else ``feats``), and the new ``speech`` (:func:`new_speech`) against
-    the subject's spread over ``speaking [N] bool`` frames."""
+    the subject's spread over ``speaking [N] bool`` frames; ``shown``: crossed lips count as closed
+    (:meth:`~syncanim.face.mouth.MouthBasis.opening`)."""
     lo, hi = part
     train = np.ones(len(landmarks), bool)
     train[lo:hi] = False
@@ -108,11 +113,11 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     t0 = time.perf_counter()
     weight = torch.from_numpy(basis.weight).float().to(dev)
     fit_mouth_predictor(net, feats, torch.from_numpy(codes).to(dev), len(landmarks), weight, tc, gen)
-    opening = basis.opening(net.predict(feats if scored is None else scored).cpu().numpy()[lo:hi])
+    opening = basis.opening(net.predict(feats if scored is None else scored).cpu().numpy()[lo:hi], shown)
     truth = mouth_opening(landmarks[lo:hi])
     corr, lag = opening_correlation(opening, truth)
     subject = speaking_spread(mouth_opening(landmarks[train]), speaking[train])
-    spreads = {name: speaking_spread(basis.opening(net.predict(f).cpu().numpy()), frames) / subject
+    spreads = {name: speaking_spread(basis.opening(net.predict(f).cpu().numpy(), shown), frames) / subject
                for name, (f, frames) in speech.items()}
     return {"frames": [lo, hi], "correlation": corr, "lag": lag, "amplitude": amplitude_ratio(opening, truth),
             "speech_spread_ratio": spreads, "fit_s": time.perf_counter() - t0}
@@ -129,6 +134,9 @@ def main() -> int:
                     help="new speech whose predicted mouth spread is scored against the subject's")
     ap.add_argument("--stream", choices=["score", "both"],
                     help="score (and with 'both' fit) on the features render computes from the clip's audio")
+    ap.add_argument("--shown", action="store_true",
+                    help="predicted lips that cross count as closed, as a picture shows them (not as open by the "
+                         "overlap)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -150,13 +158,14 @@ def main() -> int:
     result = {"benchmark": "mouth_predictor", "command": "python " + " ".join(sys.argv),
               "dataset": args.dataset.name, "device": dev.type, "folds": args.folds,
               "stream": args.stream,  # None: fitted and scored on the dataset's features
+              "shown": args.shown,  # crossed predicted lips scored as closed
               "held_out_frames": int(sum(hi - lo for lo, hi in parts)), "variants": {}}
     for spec in args.variants:
         name, mset, tset = parse_variant(spec)
         mc, tc = MouthNetConfig().model_copy(update=mset), MouthTrainConfig(**tset)
         runs = []
         for seed in args.seeds:
-            scored_parts = [score_part(landmarks, feats, part, mc, tc, seed, dev, speech, speaking, scored)
+            scored_parts = [score_part(landmarks, feats, part, mc, tc, seed, dev, speech, speaking, scored, args.shown)
                             for part in parts]
             spreads = {k: float(np.mean([p["speech_spread_ratio"][k] for p in scored_parts])) for k in speech}
             runs.append({"seed": seed, "correlation": float(np.mean([s["correlation"] for s in scored_parts])),

@@ -160,13 +160,22 @@ class MouthBasis:
         flat = (np.asarray(code, np.float64) * self.scale) @ self.components + self.mean
         return flat.reshape(len(flat), len(MOUTH_POINTS), 3)
 
-    def opening(self, code: np.ndarray) -> np.ndarray:
-        """The mouth opening (:func:`mouth_opening`) of the shape each code describes: ``[N, C]`` -> ``[N]``."""
+    def opening(self, code: np.ndarray, shown: bool = False) -> np.ndarray:
+        """The mouth opening (:func:`mouth_opening`) of the shape each code describes: ``[N, C]`` -> ``[N]``.
+
+        A code can move the inner lips past each other (a predicted code beyond the subject's closed mouth): their
+        distance then reads as an opening. With ``shown``, such a mouth counts as closed (0), as a picture of it
+        would show: the inner-lip gap pointing against the subject's average mouth's."""
         pts = self.decode(code)
         a, b = MOUTH_POINTS.index(INNER_LIPS[0]), MOUTH_POINTS.index(INNER_LIPS[1])
         ref = self.reference
         eye = np.linalg.norm(ref[ANCHORS.index(EYE_CORNERS[0])] - ref[ANCHORS.index(EYE_CORNERS[1])])
-        return np.linalg.norm(pts[:, a] - pts[:, b], axis=-1) / eye
+        gap = pts[:, a] - pts[:, b]  # [N, 3]
+        out = np.linalg.norm(gap, axis=-1) / eye
+        if shown:
+            mean = self.mean.reshape(len(MOUTH_POINTS), 3)
+            out = np.where(gap @ (mean[a] - mean[b]) < 0, 0.0, out)
+        return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean, "components": self.components, "scale": self.scale, "weight": self.weight,

@@ -70,3 +70,17 @@ def test_basis_codes_round_trip_and_measure_the_opening():
     assert np.isnan(basis.encode(pts)[5]).all()
     with pytest.raises(ValueError, match="two frames"):
         MouthBasis.fit(pts[4:6])
+
+
+def test_shown_opening_reads_crossed_lips_as_closed():
+    """A code past the closed mouth moves the lower lip above the upper: its distance reads as an opening, the
+    picture of it as closed."""
+    pts, amount = _faces(60, seed=2)
+    basis = MouthBasis.fit(pts, max_components=4)
+    codes = basis.encode(pts)
+    np.testing.assert_allclose(basis.opening(codes, shown=True), basis.opening(codes), atol=1e-12)  # real mouths
+    closed = basis.encode(pts[[int(np.argmin(amount))]])[0, 0]  # the least open mouth's code
+    step = closed - basis.encode(pts[[int(np.argmax(amount))]])[0, 0]  # towards closing
+    crossed = np.array([[closed + 2 * step]], np.float32)  # as far past closed as the widest mouth is open
+    assert basis.opening(crossed)[0] > 0.05  # the folded distance
+    assert basis.opening(crossed, shown=True)[0] == 0.0
