@@ -93,13 +93,9 @@ class Registry:
         return sorted((ep for ep in eps if ep.group == group and (
             self.allow is None or ep.name in self.allow or f"{ep.group}:{ep.name}" in self.allow)), key=lambda e: e.name)
 
-    def declared(self, group: str) -> list[str]:
-        """The names registered in ``group``, without importing them (broken ones included)."""
-        return sorted({ep.name for ep in self._declared(group)})
-
     def _load(self, groups: Iterable[str] = GROUPS) -> dict[str, dict[str, Entry]]:
-        """Import the entry points of ``groups`` not loaded yet (a group is loaded only when used: a renderer's
-        module loads torch, a prep component's does not)."""
+        """Import the entry points of ``groups`` not loaded yet (a group is loaded only when used: a component's
+        module may load heavy libraries; the built-ins' registry entries load no torch)."""
         for group in groups:
             if group in self._table or group not in GROUPS:
                 continue
@@ -211,18 +207,11 @@ COMPONENT_SETTINGS: dict[tuple[str, str], str] = {
 def resolve_components(config: Config, registry: Registry, sections: Iterable[str]) -> None:
     """Look up the components ``config`` names in ``sections`` (``prep``, ``model``) and validate their settings, as a
     run would before it starts (PluginError for an unknown one, ConfigError for a bad setting); nothing is built or
-    checked for this machine. The renderer is only looked up by name (its module loads torch): its settings are
-    checked when a run builds it."""
+    checked for this machine."""
     wanted = set(sections)
     for (section, key), group in COMPONENT_SETTINGS.items():
         if section not in wanted:
             continue
         value = getattr(config, section)
         value = getattr(value, key) if key else value
-        if group == "syncanim.renderers":
-            known = registry.declared(group)
-            if value.kind not in known:
-                raise PluginError(f"no {GROUPS[group]} component named {value.kind!r} (registered: "
-                                  f"{', '.join(known) or 'none'})", hint="run `syncanim plugins` to see every component")
-            continue
         registry.resolve(group, value, where=f"{section}.{key}" if key else section)

@@ -206,3 +206,10 @@ def test_plugins_table_keeps_names_whole_at_80_columns():
     for x in rows:  # what an unavailable component needs is printed whole, to be copied
         if not x["available"]:
             assert x["status"].partition(": ")[2] in r.output
+
+
+def test_train_dry_run_checks_the_renderer_settings():
+    assert_one_line_error(invoke("train", "ds", "--out", "m", "--set", "model.hidden=-3", "--dry-run"), 3,
+                          "model.hidden")
+    assert_one_line_error(invoke("train", "ds", "--out", "m", "--set", "model.mouth.nosuch=1", "--dry-run"), 3,
+                          "model.mouth.nosuch: unknown setting")

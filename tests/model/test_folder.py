@@ -56,7 +56,7 @@ def test_the_renderer_named_in_model_json_builds_the_model(tiny_model, probe):
 
 def test_the_installed_renderer_loads_the_weights(tiny_model):
     model, info = load_model(tiny_model.layout.root, registry=Registry(entry_points=[
-        EntryPoint("nerf-head", "syncanim.model.head:SPEC", "syncanim.renderers")]))
+        EntryPoint("nerf-head", "syncanim.model.head_config:SPEC", "syncanim.renderers")]))
     assert isinstance(model, NerfHead) and not model.training
     assert float(model.box_hi.sub(model.box_lo).min()) > 0  # the geometry came with the weights
 
