@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 
 import pytest
 
@@ -83,3 +84,12 @@ def tiny_model(tiny_dataset, tmp_path_factory):
     result = run_train(tiny_dataset.layout.root, out, PluginSection(**TINY_MODEL), TrainConfig(**TINY_TRAIN),
                        RuntimeConfig(device="cpu"))
     return result
+
+
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own Ctrl-C handler for the test, as an interactive run has it: a shell without job control starts
+    background jobs (a CI runner among them) with SIGINT ignored, and Python then leaves it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -9,7 +9,7 @@ import pytest
 from syncanim.train.interrupt import DeferredInterrupt
 
 
-def test_first_ctrl_c_asks_a_second_stops_and_none_breaks_a_save():
+def test_first_ctrl_c_asks_a_second_stops_and_none_breaks_a_save(python_ctrl_c):
     before = signal.getsignal(signal.SIGINT)
     with DeferredInterrupt() as stop, stop.saving():
         signal.raise_signal(signal.SIGINT)  # during a regular checkpoint: the loop stops after it

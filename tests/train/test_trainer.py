@@ -76,7 +76,8 @@ def test_resume_after_interrupt_is_bit_for_bit(tiny_dataset, tmp_path, straight)
         assert torch.equal(a[k], b[k]), k
 
 
-def test_ctrl_c_in_the_middle_of_a_step_still_resumes_bit_for_bit(tiny_dataset, tmp_path, monkeypatch, straight):
+def test_ctrl_c_in_the_middle_of_a_step_still_resumes_bit_for_bit(tiny_dataset, tmp_path, monkeypatch, straight,
+                                                                  python_ctrl_c):
     """A real SIGINT, delivered after the step's batch was drawn and before its update: training finishes that
     step, saves, stops; the rerun gives the uninterrupted run's weights exactly."""
     import signal
