@@ -22,7 +22,7 @@ overlap (:meth:`~syncanim.face.mouth.MouthBasis.opening`).
 predictor gives it (its gain included, before any rendering or mouth level) over the subject's own
 speaking spread in the training frames (what ``syncanim eval --video`` reports of a render).
 
-Keys: ``m.*`` set ``[model.mouth]`` (:class:`~syncanim.model.head.MouthNetConfig`), ``t.*`` set
+Keys: ``m.*`` set ``[model.mouth]`` (:class:`~syncanim.model.head_config.MouthNetConfig`), ``t.*`` set
 ``[train.mouth]`` (:class:`~syncanim.config.MouthTrainConfig`); ``base=`` is the defaults. Runs on
 CUDA when there is one. The rendered mouth follows the predicted codes about as well as these figures
 (a renderer driven by the measured codes scores ~0.95 on cnn2), so this is where its lip sync is decided.
@@ -47,7 +47,7 @@ from syncanim.data.dataset import clip_rms
 from syncanim.data.manifest import DatasetLayout, read_manifest
 from syncanim.face.mouth import MouthBasis, mouth_opening
 from syncanim.metrics.mouth import amplitude_ratio, opening_correlation, speaking_spread, speech_frames
-from syncanim.model.head import MouthNetConfig
+from syncanim.model.head_config import MouthNetConfig
 from syncanim.model.mouth_net import MouthPredictor
 from syncanim.registry import default_registry
 from syncanim.train.mouth import fit_mouth_predictor

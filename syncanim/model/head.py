@@ -30,7 +30,7 @@ from .camera import Camera
 from .compaction import compact_slots
 from .conditioning import Conditioning, FrameBatch
 from .field import HeadField, limit_codes
-from .head_config import EXPRESSIONS, SPEC, MouthNetConfig, NerfHeadConfig, build_head  # noqa: F401  (re-exported)
+from .head_config import EXPRESSIONS, NerfHeadConfig
 from .losses import LossWeights, PerceptualLoss, as_patches, distortion, photometric
 from .mouth_net import MouthPredictor
 from .rays import expression_box, head_box, project_box, speech_box, to_unit_box
