@@ -4,7 +4,8 @@
     python benchmarks/head_gpu.py DATASET --out DIR --model MODEL     (score and time a trained model only)
 
 Writes DIR/head_gpu.json (training wall time, steps, validation PSNR / SSIM over the held-out frames,
-render milliseconds per frame and FPS at the dataset's resolution for batches of 1 and 4 frames),
+render milliseconds per frame and FPS at the dataset's resolution for batches of 1 and 4 frames; ``val_latent``:
+the held-out PSNR with the lighting latent of the clip's last training frames instead of the mean of all),
 DIR/val_renders.npz (the rendered validation frames as JPEG bytes, for LMD where MediaPipe runs),
 DIR/val_stills.png (rendered over ground truth) and the model weights. Figures state the hardware.
 """
@@ -77,6 +78,24 @@ def save_jpegs(path: Path, frames: np.ndarray, quality: int = 98, **extra: np.nd
     jpegs = [cv2.imencode(".jpg", cv2.cvtColor(r, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
              for r in frames]
     np.savez(path, **extra, **{f"f{i}": j for i, j in enumerate(jpegs)})
+
+
+def latent_sweep(model, data, ids: list[int], device, cfg, level, gt: np.ndarray, boxes, spans=(1, 25, 100, 400)) -> dict:
+    """Held-out PSNR with the lighting latent the mean of the last K training frames' latents, for K in ``spans``,
+    instead of the mean of all of them (what renders use). Held-out frames come after the training frames, so this
+    says whether a latent of the clip's end would match them better."""
+    every = model.latents.data.clone()  # [N, L]
+    out = {}
+    try:
+        for k in spans:
+            model.latents.data = every[-k:].clone()
+            r, _ = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision,
+                                level=level)
+            s = score_frames(r, gt, boxes).means()
+            out[f"last{k}"] = {"psnr": s["psnr"], "psnr_face_box": s["psnr_face"], "ssim": s["ssim"]}
+    finally:
+        model.latents.data = every
+    return out
 
 
 def render_conditioned(model, info, data, cond, k: np.ndarray, device, cfg, rotation=None, translation=None,
@@ -185,8 +204,9 @@ def main() -> int:
     model, info = load_model(model_dir, device)
     data = load_head_data(args.dataset, EXPRESSIONS)
     ids = list(range(data.num_train, data.num_frames))
+    level = split_level(info.mouth, info.fps, args.dataset, data, cfg.render.mouth_level)
     rendered, fps = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision,
-                                 level=split_level(info.mouth, info.fps, args.dataset, data, cfg.render.mouth_level))
+                                 level=level)
     gt = data.frames[ids]
     scores = score_frames(rendered, gt, face_boxes(data.landmarks[ids], (data.size, data.size))).means()
     result["val"] = {
@@ -198,6 +218,10 @@ def main() -> int:
     }
     print(json.dumps(result["val"]), flush=True)
     save_jpegs(out / "val_renders.npz", rendered, ids=np.array(ids))
+    if not args.lean:
+        result["val_latent"] = latent_sweep(model, data, ids, device, cfg, level, gt,
+                                            face_boxes(data.landmarks[ids], (data.size, data.size)))
+        print(json.dumps(result["val_latent"]), flush=True)
     if "level" in info.mouth and not args.lean:  # the same frames without the mouth level, to compare
         plain, _ = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision)
         save_jpegs(out / "val_renders_nolevel.npz", plain, ids=np.array(ids))
