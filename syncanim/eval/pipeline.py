@@ -47,6 +47,7 @@ from ..face.boxes import face_box, face_boxes
 from ..metrics.frames import score_frames
 from ..metrics.lmd import lmd_per_frame, lmd_stats, mouth_landmarks
 from ..metrics.mouth import amplitude_ratio, opening_correlation
+from ..motion.mouth_support import mouth_support
 from ..registry import Registry, default_registry
 from .report import EvalResult, Fidelity, PerFrame, SubjectResult, strip_image, write_report
 from .video_stats import ClipInputs, ClipSignals, FrameSource, clip_stats
@@ -412,7 +413,8 @@ def _model_mode(model_dir: Path, dataset: str | os.PathLike[str] | None, baselin
     torso = load_torso(ModelLayout(model_dir), info, device) if render.torso else None
     rendered, render_fps = render_split(net, data, ids, device, render.chunk_rays, render.frames_per_call, progress,
                                         render.precision, torso,
-                                        level=split_level(info.mouth, info.fps, ds, data, render.mouth_level))
+                                        level=split_level(info.mouth, info.fps, ds, data, render.mouth_level),
+                                        support=mouth_support(info.mouth, render.mouth_support, device))
     notes: list[str] = []
     if torso is not None:
         from ..render.validation import plate_bound

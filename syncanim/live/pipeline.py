@@ -92,7 +92,8 @@ def start_live(model_dir: str | os.PathLike[str], live: LiveConfig, runtime: Run
     settings = StreamSettings(pose=pose, seed=live.seed, loop_join=live.loop_join,
                               frames_per_call=live.frames_per_call, chunk_rays=live.chunk_rays, precision=precision,
                               lookahead=live.lookahead, static=live.cuda_graphs and device.type == "cuda",
-                              mouth_level=live.mouth_level)
+                              mouth_level=live.mouth_level,
+                              mouth_support=live.mouth_support)
     progress("load", 1, 1)
     if live.warmup_frames:
         progress("warm-up", 0, 1)

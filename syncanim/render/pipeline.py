@@ -151,7 +151,8 @@ def run_render(
     settings = StreamSettings(pose=pose, seed=render.seed, loop_join=render.loop_join,
                               frames_per_call=render.frames_per_call, chunk_rays=render.chunk_rays,
                               precision=precision, portrait=render.portrait,
-                              static=render.cuda_graphs and device.type == "cuda", mouth_level=render.mouth_level)
+                              static=render.cuda_graphs and device.type == "cuda", mouth_level=render.mouth_level,
+                              mouth_support=render.mouth_support)
     stream = AvatarStream(avatar, settings)
     mux = read_audio(audio_path, MUX_RATE)
     s = info.image_size

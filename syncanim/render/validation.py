@@ -38,6 +38,7 @@ from ..model.folder import ModelLayout, dataset_path, load_model, load_torso
 from ..model.head import EXPRESSIONS
 from ..model.torso import TorsoField
 from ..motion.mouth_level import MouthLevel, stream_level
+from ..motion.mouth_support import MouthSupport, mouth_support
 from .pipeline import render_batch_uint8, render_person
 
 
@@ -73,7 +74,8 @@ def plate_bound(frames: np.ndarray, labels: np.ndarray, plate: np.ndarray) -> fl
 def render_split(model: HeadModel, data: HeadData, ids: list[int], device: torch.device, chunk: int,
                  per_call: int, progress: ProgressFn = no_progress, precision: str = "fp32",
                  torso: TorsoField | None = None, backdrop: str = "plate",
-                 level: tuple[MouthLevel, np.ndarray] | None = None) -> tuple[np.ndarray, float]:
+                 level: tuple[MouthLevel, np.ndarray] | None = None,
+                 support: MouthSupport | None = None) -> tuple[np.ndarray, float]:
     """Render dataset frames ``ids`` from their own poses, speech and expressions, ``per_call`` frames at a
     time (:func:`~syncanim.render.pipeline.render_batch`), the lighting latent the training mean: over the
     model's ``torso`` for each pose and the plate (:func:`~syncanim.render.pipeline.render_person`), or
@@ -81,8 +83,9 @@ def render_split(model: HeadModel, data: HeadData, ids: list[int], device: torch
     own background pixels instead of the plate (:func:`own_backdrops`: scores the person alone, not how well a
     still plate matches a changing background). ``precision``: auto | fp32 | bf16 | fp16
     (:func:`syncanim.device.resolve_precision`). ``level``: a stream's mouth level and the loudness [N] of the
-    dataset's frames, ``ids`` then being consecutive frames heard in order (as a stream would). -> ([B, H, W, 3]
-    uint8, frames/s)."""
+    dataset's frames, ``ids`` then being consecutive frames heard in order (as a stream would); ``support``: the
+    shapes the codes are held to (:mod:`syncanim.motion.mouth_support`), after the level, as a stream does.
+    -> ([B, H, W, 3] uint8, frames/s)."""
     import time
 
     precision = resolve_precision(device, precision)
@@ -97,6 +100,8 @@ def render_split(model: HeadModel, data: HeadData, ids: list[int], device: torch
             codes = model.predictor(feats, torch.tensor(idx, device=device))  # [B, C]
             if level is not None:
                 codes = level[0].apply(codes, level[1][idx])
+            if support is not None:
+                codes = support.apply(codes)
             cond = model.condition(FrameBatch(torch.from_numpy(data.expressions[idx]).to(device), codes=codes))
         if torso is not None:
             under = own_backdrops(data.frames[idx], data.labels[idx], data.plate) if backdrop == "frame" else None
@@ -131,7 +136,8 @@ def run_validation(model_dir: str | os.PathLike[str], out_dir: str | os.PathLike
     torso = load_torso(ModelLayout(model_dir), info, device) if render.torso else None
     rendered, fps = render_split(model, data, ids, device, render.chunk_rays, render.frames_per_call, progress,
                                  render.precision, torso,
-                                 level=split_level(info.mouth, info.fps, ds, data, render.mouth_level))
+                                 level=split_level(info.mouth, info.fps, ds, data, render.mouth_level),
+                                 support=mouth_support(info.mouth, render.mouth_support, device))
     gt = data.frames[ids]
     scores = score_frames(rendered, gt, face_boxes(data.landmarks[ids], (data.size, data.size))).means()
     progress("lmd", 0, 1)

@@ -48,6 +48,7 @@ from ..model.conditioning import Conditioning, FrameBatch
 from ..model.folder import ModelInfo, ModelLayout, Replay, load_model, load_replay, load_torso
 from ..model.torso import TorsoField
 from ..motion.mouth_level import apply_levels, stream_level
+from ..motion.mouth_support import MouthSupport, apply_supports, mouth_support
 from ..motion.store import load_motion
 from ..motion.syncer import Motion, MotionSyncer, push_streams
 from .draw import render_batch_uint8, render_person
@@ -70,10 +71,18 @@ class Avatar:
     torso: TorsoField | None
     device: torch.device
     drawers: dict[tuple, StaticDraw] = field(default_factory=dict, repr=False)  # by (precision, torso used)
+    supports: dict[float, MouthSupport | None] = field(default_factory=dict, repr=False)  # by min_frames
 
     @property
     def layout(self) -> ModelLayout:
         return ModelLayout(self.root)
+
+    def mouth_support(self, min_frames: float) -> MouthSupport | None:
+        """The model's :class:`~syncanim.motion.mouth_support.MouthSupport` for ``min_frames`` (None: off, or a model
+        trained without it); one per value, shared by every stream of the avatar."""
+        if min_frames not in self.supports:
+            self.supports[min_frames] = mouth_support(self.info.mouth, min_frames, self.device)
+        return self.supports[min_frames]
 
     def static_draw(self, precision: str, torso: bool) -> StaticDraw:
         """The avatar's static-shape drawer (CUDA graphs on CUDA) for ``precision``, over its torso or not;
@@ -116,6 +125,7 @@ class StreamSettings:
     portrait: bool = False  # draw over the original frames (replayed), for a paste afterwards
     static: bool = False  # draw with static shapes (syncanim.stream.graphs), replayed from CUDA graphs on CUDA
     mouth_level: float = 1.6  # the most the mouth's level is raised to the subject's own (syncanim.motion.mouth_level); 1: off
+    mouth_support: float = 10.0  # training frames a drawn mouth shape must resemble (syncanim.motion.mouth_support); 0: off
 
 
 @dataclass
@@ -182,6 +192,7 @@ class AvatarStream:
         self.ring: torch.Tensor | None = None  # features of frames [ring0, known)
         self.loud = np.zeros(0)  # their loudness
         self.level = stream_level(a.info.mouth, a.info.fps, s.mouth_level)
+        self.support = a.mouth_support(s.mouth_support)
         self.ring0 = 0
         self.known = 0  # frames whose features have been pushed
         self.done = 0  # frames prepared
@@ -324,6 +335,7 @@ def _conditioned(plans: list[list[_Planned]]) -> list[list[Call]]:
         codes = a.model.predictor.forward_runs(torch.cat([p.windows for p in flat]))[:, 0]  # [sum B, C]
         # in stream order: each stream's level follows its frames in turn
         codes = apply_levels([(p.stream.level, len(p.idx), p.loud) for p in flat], codes)
+        codes = apply_supports([(p.stream.support, len(p.idx)) for p in flat], codes)
         expr = to_device(np.concatenate([p.expressions for p in flat]), a.device)
         cond = a.model.condition(FrameBatch(expr, codes=codes))
     ms = (time.perf_counter() - t0) * 1e3

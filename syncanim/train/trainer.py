@@ -57,6 +57,7 @@ from ..model.frames import to_uint8
 from ..model.head import EXPRESSIONS, NerfHead
 from ..model.losses import LossWeights, PerceptualLoss, make_perceptual
 from ..motion.mouth_level import level_reference
+from ..motion.mouth_support import support_json
 from ..motion.store import motion_section, save_motion
 from ..registry import Registry, default_registry
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -308,6 +309,8 @@ def run_train(
         ref = level_reference(codes[:n], mouth_opening(data.landmarks[:n]), speech_frames(rms[:n]), kept.weight,
                               train.mouth.render_gain)
         info = replace(info, mouth={**info.mouth, "level": ref.to_json()})
+    if "seen" not in info.mouth:  # the shapes the head is trained on (syncanim.motion.mouth_support)
+        info = replace(info, mouth={**info.mouth, "seen": support_json(codes[:data.num_train])})
     # the head's box comes with the weights: project it only once they are loaded
     rects = model.head_rects(Camera.from_numpy(data.rotation, data.translation, data.focal, data.cx, data.cy,
                                                data.size, "cpu"))

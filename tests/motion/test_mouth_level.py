@@ -145,11 +145,11 @@ def test_a_trained_model_carries_its_reference_and_streams_level_with_it(tiny_mo
         calls = st.prepare(block) + st.finish()
         return torch.cat([k.cond.mouth for k in calls]), st
 
-    plain, st_off = mouths(StreamSettings(pose="replay", mouth_level=1.0))
+    plain, st_off = mouths(StreamSettings(pose="replay", mouth_level=1.0, mouth_support=0.0))
     # a reference far above what this speech reaches: the gain rises from 1 towards the cap
     high = {**avatar.info.mouth, "level": {**avatar.info.mouth["level"], "level": 10 * ref.level}}
     avatar.info = replace(avatar.info, mouth=high)
-    raised, st_on = mouths(StreamSettings(pose="replay", mouth_level=2.0))
+    raised, st_on = mouths(StreamSettings(pose="replay", mouth_level=2.0, mouth_support=0.0))
     assert st_off.level is None and st_on.level is not None
     with torch.no_grad():  # the embedding is affine: the gain shows as a factor on the distance from rest
         at_rest = avatar.model.code_embed(torch.as_tensor(ref.rest, dtype=torch.float32))

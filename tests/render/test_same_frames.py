@@ -17,6 +17,7 @@ from syncanim.model.camera import Camera
 from syncanim.model.conditioning import FrameBatch
 from syncanim.model.folder import ModelLayout, Replay, dataset_path, load_model, load_torso
 from syncanim.model.head import EXPRESSIONS
+from syncanim.motion.mouth_support import mouth_support
 from syncanim.render.pipeline import render_person
 from syncanim.stream.avatar import Avatar, Call
 
@@ -42,12 +43,15 @@ def test_render_eval_and_bench_give_identical_frames(tiny_model, tmp_path, monke
     assert evaluated.shape == (len(ids), data.size, data.size, 3)
 
     rendered, benched = [], []
+    support = mouth_support(info.mouth, RenderConfig().mouth_support, torch.device("cpu"))
     feats = torch.from_numpy(data.audio)
     for s in range(0, len(ids), per_call):  # calls of frames_per_call frames, as eval makes them
         k = ids[s:s + per_call]
-        with torch.no_grad():
-            cond = model.condition(FrameBatch(torch.from_numpy(data.expressions[k]), features=feats,
-                                              frames=torch.tensor(k)))
+        with torch.no_grad():  # the predicted codes held to the model's mouth support, as eval holds them
+            codes = model.predictor(feats, torch.tensor(k))
+            if support is not None:
+                codes = support.apply(codes)
+            cond = model.condition(FrameBatch(torch.from_numpy(data.expressions[k]), codes=codes))
         # render: the call run_render makes for each batch of frames
         camera = Camera.from_numpy(data.rotation[k], data.translation[k], info.focal, info.cx, info.cy,
                                    info.image_size, "cpu")
