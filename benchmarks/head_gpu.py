@@ -34,6 +34,7 @@ from syncanim.model.conditioning import FrameBatch
 from syncanim.model.folder import load_model
 from syncanim.model.frames import from_uint8, to_uint8
 from syncanim.model.head import EXPRESSIONS
+from syncanim.motion.mouth_support import mouth_support
 from syncanim.render.pipeline import render_batch, render_batch_uint8
 from syncanim.render.validation import plate_bound, render_split, split_level
 from syncanim.train.trainer import run_train
@@ -121,13 +122,16 @@ def render_conditioned(model, info, data, cond, k: np.ndarray, device, cfg, rota
     return np.concatenate(frames)
 
 
-def render_speech(model, info, data, features: Path, out: Path, device, cfg, model_dir: Path, compare: bool = True) -> dict:
+def render_speech(model, info, data, features: Path, out: Path, device, cfg, model_dir: Path, compare: bool = True,
+                  support: float | None = None) -> dict:
     """Render new speech (precomputed features) over the training frames' backgrounds, in order, with head
     pose, brows and blinks from the model's motion syncer when ``NAME.rms.txt`` (each frame's loudness) is
-    beside the features (else the training frames' poses and expressions)."""
+    beside the features (else the training frames' poses and expressions). ``support``: the mouth support's
+    min_frames (:mod:`syncanim.motion.mouth_support`; None: the render settings')."""
     from syncanim.model.conditioning import FrameBatch
     from syncanim.model.folder import ModelLayout, load_torso
     from syncanim.motion.mouth_level import stream_level
+    from syncanim.motion.mouth_support import mouth_support
     from syncanim.motion.store import load_motion
     from syncanim.motion.syncer import generate_motion
     from syncanim.render.pipeline import load_features
@@ -154,6 +158,9 @@ def render_speech(model, info, data, features: Path, out: Path, device, cfg, mod
             loud = np.loadtxt(rms_path)[:n]
             plain = model.condition(FrameBatch(expr_t, codes=codes))
             codes = level.apply(codes, np.pad(loud, (0, n - len(loud))))
+        held = mouth_support(info.mouth, cfg.render.mouth_support if support is None else support, device)
+        if held is not None:
+            codes = held.apply(codes)
         if level is not None and rms_path.is_file() and compare:  # the same speech without the level
             save_jpegs(out.with_name(out.stem + "_nolevel.npz"),
                        render_conditioned(model, info, data, plain, k, device, cfg, rot, trans, torso), quality=88,
@@ -177,6 +184,9 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=None, help="a trained model folder: skip training")
     ap.add_argument("--speech", type=Path, default=None,
                     help="a folder of speech features (NAME.npy from `syncanim features`): render each as new speech")
+    ap.add_argument("--support", type=float, nargs="+", default=None,
+                    help="render the new speech once per mouth support min_frames given (speech_NAME_sM.npz); "
+                         "default: once, with the preset's")
     ap.add_argument("--lean", action="store_true",
                     help="only the held-out renders (predicted and measured codes) and the new speech: no renders "
                          "without the mouth level, no whole person, no render speed (many models in one call)")
@@ -205,8 +215,9 @@ def main() -> int:
     data = load_head_data(args.dataset, EXPRESSIONS)
     ids = list(range(data.num_train, data.num_frames))
     level = split_level(info.mouth, info.fps, args.dataset, data, cfg.render.mouth_level)
+    support = mouth_support(info.mouth, cfg.render.mouth_support, device)
     rendered, fps = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision,
-                                 level=level)
+                                 level=level, support=support)
     gt = data.frames[ids]
     scores = score_frames(rendered, gt, face_boxes(data.landmarks[ids], (data.size, data.size))).means()
     result["val"] = {
@@ -260,9 +271,14 @@ def main() -> int:
         cv2.imwrite(str(out / "val_neck_stills.png"), cv2.cvtColor(np.concatenate(crops, 1), cv2.COLOR_RGB2BGR))
 
     if args.speech is not None:
-        result["speech"] = {p.stem: render_speech(model, info, data, p, out / f"speech_{p.stem}.npz", device, cfg,
-                                                    model_dir, compare=not args.lean)
-                            for p in sorted(args.speech.glob("*.npy"))}
+        if args.support is None:
+            result["speech"] = {p.stem: render_speech(model, info, data, p, out / f"speech_{p.stem}.npz", device, cfg,
+                                                        model_dir, compare=not args.lean)
+                                for p in sorted(args.speech.glob("*.npy"))}
+        else:
+            result["speech"] = {f"{p.stem}_s{m:g}": render_speech(model, info, data, p, out / f"speech_{p.stem}_s{m:g}.npz",
+                                                                   device, cfg, model_dir, compare=False, support=m)
+                                for p in sorted(args.speech.glob("*.npy")) for m in args.support}
         print(json.dumps(result["speech"]), flush=True)
 
     if args.lean:

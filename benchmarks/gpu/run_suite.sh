@@ -7,6 +7,9 @@
 #   bash benchmarks/gpu/run_suite.sh mouth         cpu-quick models of .gpu-data/cnn20 (a CPU preset trained on
 #       the GPU, fp32: many settings in one call), one per MOUTH_VARIANTS entry "NAME[:key=value,key=value]";
 #       each comes back as mouth_NAME.tar (held-out renders with predicted and measured codes, new speech)
+#   bash benchmarks/gpu/run_suite.sh support [MIN]  train on cnn2 for MIN minutes, render the new speech in
+#       .gpu-data/speech once per mouth support in SUPPORTS [0 10] (render.mouth_support's min_frames; 0: off), to
+#       compare where the head draws rare mouth shapes
 #   bash benchmarks/gpu/run_suite.sh predictor     the mouth predictor alone on cnn2, PREDICTOR_VARIANTS side by side
 #       (benchmarks/mouth_predictor.py)
 #   bash benchmarks/gpu/run_suite.sh torso         the torso field alone on cnn2, TORSO_VARIANTS side by side
@@ -104,6 +107,15 @@ if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
       render_profile.txt model/metrics.jsonl model/model.json 2>/dev/null
   [ "${KEEP_MODEL:-0}" = 1 ] && tar cf - -C /tmp/head model/model.json model/model.safetensors model/config.resolved.toml model/assets/replay.npz \
       | split -b 15m - "$OUT/model.tar.part-"
+fi
+if [ "$PHASE" = support ]; then
+  stamp "dataset"
+  python3 benchmarks/gpu/unpack_dataset.py .gpu-data/cnn2 || exit 1
+  stamp "train ($MINUTES min), held-out frames, new speech once per mouth support (${SUPPORTS:-0 10})"
+  python3 benchmarks/head_gpu.py .gpu-data/cnn2/dataset --out /tmp/support --minutes "$MINUTES" --lean \
+      --speech .gpu-data/speech --support ${SUPPORTS:-0 10} 2>&1 | grep -v "^train \|^load \|^assets " | tail -n 12
+  cp /tmp/support/head_gpu.json "$OUT/" 2>/dev/null
+  ( cd /tmp/support && tar cf - val_renders.npz speech_*_s*.npz ) | split -b 15m - "$OUT/renders.tar.part-"
 fi
 if [ "$PHASE" = mouth ]; then
   stamp "dataset"
