@@ -110,7 +110,11 @@ def fit_torso(backgrounds: torch.Tensor, rotation: np.ndarray, translation: np.n
     t0 = time.perf_counter()
     dev = backgrounds.device
     size = backgrounds.shape[1]
-    field = TorsoField(TorsoArch.of(cfg, size))
+    # the field's first weights come from the fit's generator, not torch's global one: one seed, one torso
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=gen.device).item())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        field = TorsoField(TorsoArch.of(cfg, size))
     field.set_normalisation(rotation[:num_train], translation[:num_train])
     with torch.no_grad():
         field.plate.copy_(torch.from_numpy(np.ascontiguousarray(plate)))
