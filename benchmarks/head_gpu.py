@@ -127,7 +127,7 @@ def render_speech(model, info, data, features: Path, out: Path, device, cfg, mod
     """Render new speech (precomputed features) over the training frames' backgrounds, in order, with head
     pose, brows and blinks from the model's motion syncer when ``NAME.rms.txt`` (each frame's loudness) is
     beside the features (else the training frames' poses and expressions). ``support``: the mouth support's
-    min_frames (:mod:`syncanim.motion.mouth_support`; None: the render settings')."""
+    share (:mod:`syncanim.motion.mouth_support`; None: the render settings')."""
     from syncanim.model.conditioning import FrameBatch
     from syncanim.model.folder import ModelLayout, load_torso
     from syncanim.motion.mouth_level import stream_level
@@ -185,7 +185,7 @@ def main() -> int:
     ap.add_argument("--speech", type=Path, default=None,
                     help="a folder of speech features (NAME.npy from `syncanim features`): render each as new speech")
     ap.add_argument("--support", type=float, nargs="+", default=None,
-                    help="render the new speech once per mouth support min_frames given (speech_NAME_sM.npz); "
+                    help="render the new speech once per mouth support share given (speech_NAME_sM.npz); "
                          "default: once, with the preset's")
     ap.add_argument("--lean", action="store_true",
                     help="only the held-out renders (predicted and measured codes) and the new speech: no renders "

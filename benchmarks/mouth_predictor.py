@@ -18,6 +18,9 @@ fitted on the dataset's as training does; ``--stream both`` fits it on the strea
 (beyond the subject's closed mouth, more often the larger the predictor's gain) count as closed, not as open by the
 overlap (:meth:`~syncanim.face.mouth.MouthBasis.opening`).
 
+``--support SHARE`` holds the predicted codes to the mouth support (:mod:`syncanim.motion.mouth_support`) as render
+does (the mouth level left out).
+
 ``--speech NAME=AUDIO`` (repeatable) also scores new speech: the spread of the mouth opening the fitted
 predictor gives it (its gain included, before any rendering or mouth level) over the subject's own
 speaking spread in the training frames (what ``syncanim eval --video`` reports of a render).
@@ -94,11 +97,12 @@ def new_speech(dataset: Path, specs: list[str], fps: float, rate: int, dev: torc
 
 def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int], mc: MouthNetConfig,
                tc: MouthTrainConfig, seed: int, dev: torch.device, speech: dict, speaking: np.ndarray,
-               scored: torch.Tensor | None = None, shown: bool = False) -> dict:
+               scored: torch.Tensor | None = None, shown: bool = False, support: float = 0.0) -> dict:
     """Fit the basis and predictor on the frames outside ``part`` (as training does) and score the part (on the
     features ``scored`` [T, P, F] when given, else ``feats``), and the new ``speech`` (:func:`new_speech`) against
     the subject's spread over ``speaking [N] bool`` frames; ``shown``: crossed lips count as closed
-    (:meth:`~syncanim.face.mouth.MouthBasis.opening`)."""
+    (:meth:`~syncanim.face.mouth.MouthBasis.opening`); ``support``: the codes held to the mouth support of this share
+    (:mod:`syncanim.motion.mouth_support`), as render holds them."""
     lo, hi = part
     train = np.ones(len(landmarks), bool)
     train[lo:hi] = False
@@ -113,11 +117,26 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     t0 = time.perf_counter()
     weight = torch.from_numpy(basis.weight).float().to(dev)
     fit_mouth_predictor(net, feats, torch.from_numpy(codes).to(dev), len(landmarks), weight, tc, gen)
-    opening = basis.opening(net.predict(feats if scored is None else scored).cpu().numpy()[lo:hi], shown)
+    held = None
+    if support > 0:  # the codes as render holds them (syncanim.motion.mouth_support; the level left out)
+        from syncanim.motion.mouth_level import level_reference
+        from syncanim.motion.mouth_support import MouthSupport, typical_support
+
+        kept = codes[train][np.isfinite(codes[train]).all(1)]
+        seen = torch.from_numpy(kept).float().to(dev)
+        w = torch.from_numpy(basis.weight / basis.weight.sum()).float().to(dev)
+        rest = level_reference(codes[train], mouth_opening(landmarks[train]), speaking[train], basis.weight, 1.0).rest
+        held = MouthSupport(seen, w, torch.from_numpy(rest).float().to(dev), support * typical_support(seen, w))
+
+    def predict(f: torch.Tensor) -> np.ndarray:
+        c = net.predict(f)
+        return (c if held is None else held.apply(c)).cpu().numpy()
+
+    opening = basis.opening(predict(feats if scored is None else scored)[lo:hi], shown)
     truth = mouth_opening(landmarks[lo:hi])
     corr, lag = opening_correlation(opening, truth)
     subject = speaking_spread(mouth_opening(landmarks[train]), speaking[train])
-    spreads = {name: speaking_spread(basis.opening(net.predict(f).cpu().numpy(), shown), frames) / subject
+    spreads = {name: speaking_spread(basis.opening(predict(f), shown), frames) / subject
                for name, (f, frames) in speech.items()}
     return {"frames": [lo, hi], "correlation": corr, "lag": lag, "amplitude": amplitude_ratio(opening, truth),
             "speech_spread_ratio": spreads, "fit_s": time.perf_counter() - t0}
@@ -137,6 +156,8 @@ def main() -> int:
     ap.add_argument("--shown", action="store_true",
                     help="predicted lips that cross count as closed, as a picture shows them (not as open by the "
                          "overlap)")
+    ap.add_argument("--support", type=float, default=0.0,
+                    help="hold the predicted codes to the mouth support of this share, as render does (0: as predicted)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -159,13 +180,15 @@ def main() -> int:
               "dataset": args.dataset.name, "device": dev.type, "folds": args.folds,
               "stream": args.stream,  # None: fitted and scored on the dataset's features
               "shown": args.shown,  # crossed predicted lips scored as closed
+              "support": args.support,  # the mouth support's share the codes are held to (0: none)
               "held_out_frames": int(sum(hi - lo for lo, hi in parts)), "variants": {}}
     for spec in args.variants:
         name, mset, tset = parse_variant(spec)
         mc, tc = MouthNetConfig().model_copy(update=mset), MouthTrainConfig(**tset)
         runs = []
         for seed in args.seeds:
-            scored_parts = [score_part(landmarks, feats, part, mc, tc, seed, dev, speech, speaking, scored, args.shown)
+            scored_parts = [score_part(landmarks, feats, part, mc, tc, seed, dev, speech, speaking, scored, args.shown,
+                                       args.support)
                             for part in parts]
             spreads = {k: float(np.mean([p["speech_spread_ratio"][k] for p in scored_parts])) for k in speech}
             runs.append({"seed": seed, "correlation": float(np.mean([s["correlation"] for s in scored_parts])),

@@ -220,9 +220,10 @@ class RenderConfig(Frozen):
     # speech the subject's predictor has not heard (another voice or language) moves the mouth less than their own:
     # raise its level to the subject's speaking level by at most this factor (syncanim.motion.mouth_level); 1: off
     mouth_level: float = Field(1.6, ge=1.0, le=3.0)
-    # a predicted mouth shape that fewer training frames than this resemble is drawn nearer the mouth at rest, until
-    # this many do: the head draws rare shapes badly (syncanim.motion.mouth_support); 0: off
-    mouth_support: float = Field(10.0, ge=0.0, le=1000.0)
+    # a predicted mouth shape less common among the training frames than this share of the subject's typical shape is
+    # drawn nearer the mouth at rest until it is that common: the head draws rare shapes badly
+    # (syncanim.motion.mouth_support); 0: off
+    mouth_support: float = Field(0.1, ge=0.0, le=1.0)
 
 
 class LiveConfig(Frozen):
@@ -251,7 +252,7 @@ class LiveConfig(Frozen):
     precision: Literal["auto", "fp32", "bf16"] = "fp32"  # as [render]
     cuda_graphs: bool = True  # as [render]
     mouth_level: float = Field(1.6, ge=1.0, le=3.0)  # as [render]
-    mouth_support: float = Field(10.0, ge=0.0, le=1000.0)  # as [render]
+    mouth_support: float = Field(0.1, ge=0.0, le=1.0)  # as [render]
     # blocks of this many KiB and more are returned to the system when freed (glibc), so a long session's memory
     # stays flat; 0 leaves the allocator as it is (docs/live.md)
     heap_mmap_kib: int = Field(128, ge=0, le=1 << 20)

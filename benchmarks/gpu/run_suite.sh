@@ -8,7 +8,7 @@
 #       the GPU, fp32: many settings in one call), one per MOUTH_VARIANTS entry "NAME[:key=value,key=value]";
 #       each comes back as mouth_NAME.tar (held-out renders with predicted and measured codes, new speech)
 #   bash benchmarks/gpu/run_suite.sh support [MIN]  train on cnn2 for MIN minutes, render the new speech in
-#       .gpu-data/speech once per mouth support in SUPPORTS [0 10] (render.mouth_support's min_frames; 0: off), to
+#       .gpu-data/speech once per mouth support in SUPPORTS [0 0.1] (render.mouth_support's share; 0: off), to
 #       compare where the head draws rare mouth shapes
 #   bash benchmarks/gpu/run_suite.sh predictor     the mouth predictor alone on cnn2, PREDICTOR_VARIANTS side by side
 #       (benchmarks/mouth_predictor.py)
@@ -111,9 +111,9 @@ fi
 if [ "$PHASE" = support ]; then
   stamp "dataset"
   python3 benchmarks/gpu/unpack_dataset.py .gpu-data/cnn2 || exit 1
-  stamp "train ($MINUTES min), held-out frames, new speech once per mouth support (${SUPPORTS:-0 10})"
+  stamp "train ($MINUTES min), held-out frames, new speech once per mouth support (${SUPPORTS:-0 0.1})"
   python3 benchmarks/head_gpu.py .gpu-data/cnn2/dataset --out /tmp/support --minutes "$MINUTES" --lean \
-      --speech .gpu-data/speech --support ${SUPPORTS:-0 10} 2>&1 | grep -v "^train \|^load \|^assets " | tail -n 12
+      --speech .gpu-data/speech --support ${SUPPORTS:-0 0.1} 2>&1 | grep -v "^train \|^load \|^assets " | tail -n 12
   cp /tmp/support/head_gpu.json "$OUT/" 2>/dev/null
   ( cd /tmp/support && tar cf - val_renders.npz speech_*_s*.npz ) | split -b 15m - "$OUT/renders.tar.part-"
 fi

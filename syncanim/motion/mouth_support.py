@@ -11,13 +11,16 @@ So before a frame is drawn its code is checked against the codes of the training
 - **support** of a code ``c``: ``sum_n exp(-|c - s_n|^2 / (2 h^2))`` over the training codes ``s_n``, the
   distances in the mouth's shape space (each component weighted by its share of the mouth's variance, the
   weights summing to 1), ``h`` = :data:`BANDWIDTH`: about how many training frames show a shape like it;
-- a code with support of at least ``min_frames`` is drawn as it is; any other is moved along the straight
-  line towards the subject's mouth at rest (:func:`~syncanim.motion.mouth_level.rest_code`) to the first point
-  whose support reaches ``min_frames`` (searched in :data:`STEPS` steps, linear between the last two).
+- **typical support**: the median, over the training codes, of each one's support among the others; it grows with
+  the clip's length (cnn2, 1617 training frames: 92; its first 20 s, 350 frames: 18);
+- a code with support of at least ``share`` times the typical support (``min_frames``) is drawn as it is; any
+  other is moved along the straight line towards the subject's mouth at rest
+  (:func:`~syncanim.motion.mouth_level.rest_code`) to the first point whose support reaches ``min_frames``
+  (searched in :data:`STEPS` steps, linear between the last two).
 
-Per frame and without any state, so ``render`` and ``live`` bound alike. On the cnn2 clip, 6 % of the training
-frames' own codes have less support than 10 (rare shapes, moved slightly), and so do 5-22 % of the codes predicted
-for new speech.
+Per frame and without any state, so ``render`` and ``live`` bound alike. On the cnn2 clip with ``share`` 0.1, 6 % of
+the training frames' own codes have less support (rare shapes, moved slightly), and so do 5-21 % of the codes
+predicted for new speech.
 """
 
 from __future__ import annotations
@@ -62,6 +65,14 @@ def support(codes: torch.Tensor, seen: torch.Tensor, weight: torch.Tensor,
     return torch.exp(-d2 / (2 * bandwidth * bandwidth)).sum(1).reshape(codes.shape[:-1])
 
 
+def typical_support(seen: torch.Tensor, weight: torch.Tensor, bandwidth: float = BANDWIDTH,
+                    rows: int = 2048) -> float:
+    """The median over ``seen [N, C]`` (every ``ceil(N / rows)``-th of them, for long clips) of each code's support
+    among the others (module doc)."""
+    step = -(-seen.shape[0] // rows)
+    return float((support(seen[::step], seen, weight, bandwidth) - 1).median())
+
+
 def within_support(codes: torch.Tensor, seen: torch.Tensor, weight: torch.Tensor, rest: torch.Tensor,
                    min_frames: float, bandwidth: float = BANDWIDTH, steps: int = STEPS) -> torch.Tensor:
     """Each of ``codes [B, C]`` as it is where its support (:func:`support` among ``seen [N, C]``) reaches
@@ -91,15 +102,19 @@ def support_json(codes: np.ndarray, decimals: int = 3) -> list[list[float]]:
     return np.round(c, decimals).tolist()
 
 
-def mouth_support(mouth: dict[str, Any], min_frames: float, device: torch.device) -> MouthSupport | None:
-    """The :class:`MouthSupport` of a model's ``mouth`` section (model.json) on ``device``, or None: off
-    (``min_frames`` 0) or a model trained without the codes or the rest it needs."""
+def mouth_support(mouth: dict[str, Any], share: float, device: torch.device) -> MouthSupport | None:
+    """The :class:`MouthSupport` of a model's ``mouth`` section (model.json) on ``device``, a code needing ``share``
+    of the typical support (:func:`typical_support`), or None: off (``share`` 0) or a model trained without the
+    codes or the rest it needs."""
     seen, level = mouth.get("seen"), mouth.get("level")
-    if min_frames <= 0 or not seen or level is None:
+    if share <= 0 or not seen or level is None:
         return None
+    s = torch.as_tensor(np.asarray(seen, np.float32))
     w = np.asarray(level["weight"], np.float64)
-    return MouthSupport(to_device(np.asarray(seen, np.float32), device), to_device((w / w.sum()).astype(np.float32),
-                        device), to_device(np.asarray(level["rest"], np.float32), device), float(min_frames))
+    w = torch.as_tensor((w / w.sum()).astype(np.float32))
+    need = share * typical_support(s, w)
+    return MouthSupport(to_device(s, device), to_device(w, device), to_device(np.asarray(level["rest"], np.float32),
+                        device), need)
 
 
 def apply_supports(parts: list[tuple[MouthSupport | None, int]], codes: torch.Tensor) -> torch.Tensor:

@@ -71,18 +71,18 @@ class Avatar:
     torso: TorsoField | None
     device: torch.device
     drawers: dict[tuple, StaticDraw] = field(default_factory=dict, repr=False)  # by (precision, torso used)
-    supports: dict[float, MouthSupport | None] = field(default_factory=dict, repr=False)  # by min_frames
+    supports: dict[float, MouthSupport | None] = field(default_factory=dict, repr=False)  # by share
 
     @property
     def layout(self) -> ModelLayout:
         return ModelLayout(self.root)
 
-    def mouth_support(self, min_frames: float) -> MouthSupport | None:
-        """The model's :class:`~syncanim.motion.mouth_support.MouthSupport` for ``min_frames`` (None: off, or a model
+    def mouth_support(self, share: float) -> MouthSupport | None:
+        """The model's :class:`~syncanim.motion.mouth_support.MouthSupport` for ``share`` (None: off, or a model
         trained without it); one per value, shared by every stream of the avatar."""
-        if min_frames not in self.supports:
-            self.supports[min_frames] = mouth_support(self.info.mouth, min_frames, self.device)
-        return self.supports[min_frames]
+        if share not in self.supports:
+            self.supports[share] = mouth_support(self.info.mouth, share, self.device)
+        return self.supports[share]
 
     def static_draw(self, precision: str, torso: bool) -> StaticDraw:
         """The avatar's static-shape drawer (CUDA graphs on CUDA) for ``precision``, over its torso or not;
@@ -125,7 +125,7 @@ class StreamSettings:
     portrait: bool = False  # draw over the original frames (replayed), for a paste afterwards
     static: bool = False  # draw with static shapes (syncanim.stream.graphs), replayed from CUDA graphs on CUDA
     mouth_level: float = 1.6  # the most the mouth's level is raised to the subject's own (syncanim.motion.mouth_level); 1: off
-    mouth_support: float = 10.0  # training frames a drawn mouth shape must resemble (syncanim.motion.mouth_support); 0: off
+    mouth_support: float = 0.1  # how common a drawn mouth shape must be (syncanim.motion.mouth_support); 0: off
 
 
 @dataclass

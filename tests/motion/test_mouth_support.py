@@ -13,6 +13,7 @@ from syncanim.motion.mouth_support import (
     mouth_support,
     support,
     support_json,
+    typical_support,
     within_support,
 )
 
@@ -79,10 +80,17 @@ def test_model_section_and_streams():
     mouth = {"seen": support_json(np.concatenate([seen.numpy(), [[np.nan, 0.0]]])),
              "level": {"rest": [0.0, 0.0], "weight": [2.0, 2.0], "level": 1.0}}
     assert len(mouth["seen"]) == len(seen)  # the frame without a face is left out
-    held = mouth_support(mouth, 10.0, torch.device("cpu"))
+    typical = typical_support(seen, WEIGHT)
+    # the median of each code's support among the others: in the common cluster, far above the rare shape's
+    assert typical == pytest.approx(float((support(seen, seen, WEIGHT) - 1).median()))
+    assert typical > 50 > support(torch.tensor([[4.0, 0.0]]), seen, WEIGHT).item()
+    held = mouth_support(mouth, 0.1, torch.device("cpu"))
     assert held is not None and torch.allclose(held.weight, WEIGHT)
+    assert held.min_frames == pytest.approx(0.1 * typical, rel=1e-3)  # the same share whatever the clip's length
+    double = {**mouth, "seen": mouth["seen"] * 2}  # every shape shown twice as often: each code's twin counts too
+    assert mouth_support(double, 0.1, torch.device("cpu")).min_frames == pytest.approx(2 * held.min_frames, rel=1e-2)
     assert mouth_support(mouth, 0.0, torch.device("cpu")) is None
-    assert mouth_support({"level": mouth["level"]}, 10.0, torch.device("cpu")) is None  # an older model
+    assert mouth_support({"level": mouth["level"]}, 0.1, torch.device("cpu")) is None  # an older model
     codes = torch.tensor([[4.0, 0.0], [0.1, 0.1], [4.0, 0.0]])
     alone = held.apply(codes)
     assert torch.allclose(apply_supports([(held, 2), (held, 1)], codes), alone)
@@ -105,14 +113,14 @@ def test_a_trained_model_keeps_its_codes_and_streams_hold_to_them(tiny_model):
     feats = rng.normal(size=(n, avatar.info.audio_per_frame, avatar.info.audio_dim)).astype(np.float32)
     block = FeatureBlock(0, feats * 3, np.full(n, 0.2))  # loud, strange speech: codes far from the clip's
 
-    def mouths(min_frames):
-        st = AvatarStream(avatar, StreamSettings(pose="replay", mouth_level=1.0, mouth_support=min_frames))
+    def mouths(share):
+        st = AvatarStream(avatar, StreamSettings(pose="replay", mouth_level=1.0, mouth_support=share))
         return torch.cat([k.cond.mouth for k in st.prepare(block) + st.finish()]), st
 
     free, st_off = mouths(0.0)
-    held, st_on = mouths(50.0)
+    held, st_on = mouths(0.5)
     assert st_off.support is None and st_on.support is not None
-    assert st_on.support is avatar.mouth_support(50.0)  # one per avatar and value
+    assert st_on.support is avatar.mouth_support(0.5)  # one per avatar and value
     with torch.no_grad():
         codes = avatar.model.predictor.predict(torch.from_numpy(feats * 3))
         torch.testing.assert_close(free, avatar.model.code_embed(codes), atol=1e-5, rtol=1e-4)
