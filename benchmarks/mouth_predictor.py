@@ -120,13 +120,11 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     held = None
     if support > 0:  # the codes as render holds them (syncanim.motion.mouth_support; the level left out)
         from syncanim.motion.mouth_level import level_reference
-        from syncanim.motion.mouth_support import MouthSupport, typical_support
+        from syncanim.motion.mouth_support import mouth_support, support_json
 
-        kept = codes[train][np.isfinite(codes[train]).all(1)]
-        seen = torch.from_numpy(kept).float().to(dev)
-        w = torch.from_numpy(basis.weight / basis.weight.sum()).float().to(dev)
-        rest = level_reference(codes[train], mouth_opening(landmarks[train]), speaking[train], basis.weight, 1.0).rest
-        held = MouthSupport(seen, w, torch.from_numpy(rest).float().to(dev), support * typical_support(seen, w))
+        # the mouth section training writes (its codes and rest), read back as render reads it
+        ref = level_reference(codes[train], mouth_opening(landmarks[train]), speaking[train], basis.weight, 1.0)
+        held = mouth_support({"seen": support_json(codes[train]), "level": ref.to_json()}, support, dev)
 
     def predict(f: torch.Tensor) -> np.ndarray:
         c = net.predict(f)
