@@ -11,7 +11,7 @@
 #       .gpu-data/speech once per mouth support in SUPPORTS [0 0.1] (render.mouth_support's share; 0: off), to
 #       compare where the head draws rare mouth shapes
 #   bash benchmarks/gpu/run_suite.sh predictor     the mouth predictor alone on cnn2, PREDICTOR_VARIANTS side by side
-#       (benchmarks/mouth_predictor.py)
+#       (benchmarks/mouth_predictor.py; PREDICTOR_ARGS: more of its options, e.g. "--ensemble --blocks 3")
 #   bash benchmarks/gpu/run_suite.sh torso         the torso field alone on cnn2, TORSO_VARIANTS side by side
 #       (benchmarks/torso_fit.py)
 #   bash benchmarks/gpu/run_suite.sh tests [PATH..]  only the GPU tests (of PATHs, else tests/kernels tests/bench)
@@ -58,6 +58,9 @@ python3 benchmarks/gpu/entry_points.py /tmp/site || exit 1
 python3 -c "from syncanim.registry import default_registry as r; print([e.name for e in r().entries() if not e.broken])"
 t0=$(date +%s)
 stamp() { echo "== $1 ($(( $(date +%s) - t0 )) s)"; }
+# the phases read a copy of .gpu-data outside the working tree: a later call that carries .gpu-data replaces the
+# folder there, and would pull the frames and speech from under a detached phase still running (GD: the copy)
+stage_data() { GD=$(mktemp -d /tmp/gpu-data.XXXXXX) && cp -r .gpu-data/. "$GD"/; }
 
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch, triton, numpy, scipy; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__)"
@@ -88,12 +91,12 @@ fi
 
 if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
   stamp "dataset"
-  python3 benchmarks/gpu/unpack_dataset.py .gpu-data/cnn2 || exit 1
+  stage_data && python3 benchmarks/gpu/unpack_dataset.py "$GD"/cnn2 || exit 1
   stamp "train ($MINUTES min), validation, render speed"
   # TRAIN_SET="key=value ..." passes settings to training (e.g. TRAIN_SET="train.expr_gate_weight=1e-4")
-  python3 benchmarks/head_gpu.py .gpu-data/cnn2/dataset --out /tmp/head --minutes "$MINUTES" \
+  python3 benchmarks/head_gpu.py "$GD"/cnn2/dataset --out /tmp/head --minutes "$MINUTES" \
       $(for kv in ${TRAIN_SET:-}; do printf -- "--set %s " "$kv"; done) \
-      $( [ -d .gpu-data/speech ] && echo --speech .gpu-data/speech ) \
+      $( [ -d "$GD"/speech ] && echo --speech "$GD"/speech ) \
       2>&1 | tee /tmp/head_gpu.log | grep -v "^train \|^load \|^assets " | tail -n 20  # the whole log: even if cut short
   cp /tmp/head/head_gpu.json "$OUT/" 2>/dev/null
   # the renders, in parts of at most 15 MiB: join them with `cat renders.tar.part-* | tar xf -`
@@ -110,39 +113,39 @@ if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
 fi
 if [ "$PHASE" = support ]; then
   stamp "dataset"
-  python3 benchmarks/gpu/unpack_dataset.py .gpu-data/cnn2 || exit 1
+  stage_data && python3 benchmarks/gpu/unpack_dataset.py "$GD"/cnn2 || exit 1
   stamp "train ($MINUTES min), held-out frames, new speech once per mouth support (${SUPPORTS:-0 0.1})"
-  python3 benchmarks/head_gpu.py .gpu-data/cnn2/dataset --out /tmp/support --minutes "$MINUTES" --lean \
-      --speech .gpu-data/speech --support ${SUPPORTS:-0 0.1} 2>&1 | grep -v "^train \|^load \|^assets " | tail -n 12
+  python3 benchmarks/head_gpu.py "$GD"/cnn2/dataset --out /tmp/support --minutes "$MINUTES" --lean \
+      --speech "$GD"/speech --support ${SUPPORTS:-0 0.1} 2>&1 | grep -v "^train \|^load \|^assets " | tail -n 12
   cp /tmp/support/head_gpu.json "$OUT/" 2>/dev/null
   ( cd /tmp/support && tar cf - val_renders.npz speech_*_s*.npz ) | split -b 15m - "$OUT/renders.tar.part-"
 fi
 if [ "$PHASE" = mouth ]; then
   stamp "dataset"
-  python3 benchmarks/gpu/unpack_dataset.py .gpu-data/cnn20 || exit 1
+  stage_data && python3 benchmarks/gpu/unpack_dataset.py "$GD"/cnn20 || exit 1
   for spec in ${MOUTH_VARIANTS:-base}; do
     name=${spec%%:*}; sets=""
     [ "$spec" != "$name" ] && sets=$(echo "${spec#*:}" | tr ',' ' ')
     stamp "cpu-quick variant $name ($sets)"
-    python3 benchmarks/head_gpu.py .gpu-data/cnn20/dataset --out "/tmp/mouth/$name" --preset cpu-quick --lean \
+    python3 benchmarks/head_gpu.py "$GD"/cnn20/dataset --out "/tmp/mouth/$name" --preset cpu-quick --lean \
         --set runtime.device=cuda --set train.precision=fp32 $(for kv in $sets; do printf -- "--set %s " "$kv"; done) \
-        $( [ -d .gpu-data/speech ] && echo --speech .gpu-data/speech ) 2>&1 | grep "^{" | tail -n 3
+        $( [ -d "$GD"/speech ] && echo --speech "$GD"/speech ) 2>&1 | grep "^{" | tail -n 3
     cp "/tmp/mouth/$name/model/model.json" "/tmp/mouth/$name/" 2>/dev/null
     ( cd "/tmp/mouth/$name" && tar cf "$OUT/mouth_$name.tar" head_gpu.json model.json val_renders*.npz speech_*.npz )
   done
 fi
 if [ "$PHASE" = predictor ]; then
   stamp "dataset"
-  python3 benchmarks/gpu/unpack_dataset.py .gpu-data/cnn2 || exit 1
+  stage_data && python3 benchmarks/gpu/unpack_dataset.py "$GD"/cnn2 || exit 1
   stamp "mouth predictor variants"
-  python3 benchmarks/mouth_predictor.py .gpu-data/cnn2/dataset ${PREDICTOR_VARIANTS:-base=} --seeds ${SEEDS:-0 1 2} \
-      --folds "${FOLDS:-1}" --json "$OUT/mouth_predictor.json" 2>&1 | grep -v Warn
+  python3 benchmarks/mouth_predictor.py "$GD"/cnn2/dataset ${PREDICTOR_VARIANTS:-base=} --seeds ${SEEDS:-0 1 2} \
+      --folds "${FOLDS:-1}" ${PREDICTOR_ARGS:-} --json "$OUT/mouth_predictor.json" 2>&1 | grep -v Warn
 fi
 if [ "$PHASE" = torso ]; then
   stamp "dataset"
-  python3 benchmarks/gpu/unpack_dataset.py .gpu-data/cnn2 || exit 1
+  stage_data && python3 benchmarks/gpu/unpack_dataset.py "$GD"/cnn2 || exit 1
   stamp "torso field variants"
-  python3 benchmarks/torso_fit.py .gpu-data/cnn2/dataset ${TORSO_VARIANTS:-base=} --seeds ${SEEDS:-0} \
+  python3 benchmarks/torso_fit.py "$GD"/cnn2/dataset ${TORSO_VARIANTS:-base=} --seeds ${SEEDS:-0} \
       --json "$OUT/torso_fit.json" 2>&1 | grep -v Warn
 fi
 [ -f "$OUT/peer.log" ] && tar czf "$OUT/logs.tgz" -C "$OUT" peer.log
