@@ -103,12 +103,14 @@ def new_speech(dataset: Path, specs: list[str], fps: float, rate: int, dev: torc
 
 def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int], mc: MouthNetConfig,
                tc: MouthTrainConfig, seed: int, dev: torch.device, speech: dict, speaking: np.ndarray,
-               scored: torch.Tensor | None = None, shown: bool = False, support: float = 0.0) -> dict:
+               scored: torch.Tensor | None = None, shown: bool = False, support: float = 0.0
+               ) -> tuple[dict, np.ndarray, MouthBasis]:
     """Fit the basis and predictor on the frames outside ``part`` (as training does) and score the part (on the
     features ``scored`` [T, P, F] when given, else ``feats``), and the new ``speech`` (:func:`new_speech`) against
     the subject's spread over ``speaking [N] bool`` frames; ``shown``: crossed lips count as closed
     (:meth:`~syncanim.face.mouth.MouthBasis.opening`); ``support``: the codes held to the mouth support of this share
-    (:mod:`syncanim.motion.mouth_support`), as render holds them."""
+    (:mod:`syncanim.motion.mouth_support`), as render holds them. Returns the scores, the part's predicted codes
+    ``[hi - lo, C]`` and the basis (for :func:`ensemble_score`)."""
     lo, hi = part
     train = np.ones(len(landmarks), bool)
     train[lo:hi] = False
@@ -144,17 +146,17 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     spreads = {name: speaking_spread(basis.opening(predict(f), shown), frames) / subject
                for name, (f, frames) in speech.items()}
     return {"frames": [lo, hi], "correlation": corr, "lag": lag, "amplitude": amplitude_ratio(opening, truth),
-            "speech_spread_ratio": spreads, "fit_s": time.perf_counter() - t0,
-            "_codes": part_codes, "_basis": basis}  # (not written) for ensemble_score
+            "speech_spread_ratio": spreads, "fit_s": time.perf_counter() - t0}, part_codes, basis
 
 
-def ensemble_score(landmarks: np.ndarray, seed_parts: list[list[dict]], shown: bool) -> dict:
+def ensemble_score(landmarks: np.ndarray, seed_parts: list[list[tuple[dict, np.ndarray, MouthBasis]]],
+                   shown: bool) -> dict:
     """The parts scored with the mean of the seeds' codes (one predictor per seed, averaged), from
     :func:`score_part`'s results ``seed_parts[seed][part]``: the mean correlation and amplitude over the parts."""
     rows = []
     for parts in zip(*seed_parts, strict=True):
-        lo, hi = parts[0]["frames"]
-        opening = parts[0]["_basis"].opening(np.mean([p["_codes"] for p in parts], 0), shown)
+        (lo, hi), basis = parts[0][0]["frames"], parts[0][2]
+        opening = basis.opening(np.mean([codes for _, codes, _ in parts], 0), shown)
         truth = mouth_opening(landmarks[lo:hi])
         rows.append((opening_correlation(opening, truth)[0], amplitude_ratio(opening, truth)))
     return {"seeds": len(seed_parts), "correlation": float(np.mean([r[0] for r in rows])),
@@ -228,10 +230,10 @@ def main() -> int:
         mc, tc = MouthNetConfig().model_copy(update=mset), MouthTrainConfig(**tset)
         runs, seed_parts = [], []
         for seed in args.seeds:
-            scored_parts = [score_part(landmarks, feats, part, mc, tc, seed, dev, speech, speaking, scored, args.shown,
-                                       args.support)
-                            for part in parts]
-            seed_parts.append(scored_parts)
+            seed_parts.append([score_part(landmarks, feats, part, mc, tc, seed, dev, speech, speaking, scored,
+                                          args.shown, args.support)
+                               for part in parts])
+            scored_parts = [row for row, _, _ in seed_parts[-1]]
             spreads = {k: float(np.mean([p["speech_spread_ratio"][k] for p in scored_parts])) for k in speech}
             runs.append({"seed": seed, "correlation": float(np.mean([s["correlation"] for s in scored_parts])),
                          "amplitude": float(np.mean([s["amplitude"] for s in scored_parts])),
@@ -242,9 +244,6 @@ def main() -> int:
                                     "runs": runs}
         if args.ensemble:
             result["variants"][name]["ensemble"] = ensemble_score(landmarks, seed_parts, args.shown)
-        for r in runs:
-            for p in r["parts"]:
-                del p["_codes"], p["_basis"]
         print(f"{name:14s} corr {mean:.3f} [" + " ".join(f"{r['correlation']:.3f}" for r in runs) + "] amp "
               + " ".join(f"{r['amplitude']:.2f}" for r in runs) + f" ({runs[0]['fit_s']:.0f} s)"
               + "".join(f"; {k} " + " ".join(f"{r['speech_spread_ratio'][k]:.2f}" for r in runs)

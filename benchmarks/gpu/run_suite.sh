@@ -60,7 +60,9 @@ t0=$(date +%s)
 stamp() { echo "== $1 ($(( $(date +%s) - t0 )) s)"; }
 # the phases read a copy of .gpu-data outside the working tree: a later call that carries .gpu-data replaces the
 # folder there, and would pull the frames and speech from under a detached phase still running (GD: the copy)
-stage_data() { GD=$(mktemp -d /tmp/gpu-data.XXXXXX) && cp -r .gpu-data/. "$GD"/; }
+unpack() {  # unpack "$GD"/$1 (the copy's dataset $1)
+  GD=$(mktemp -d /tmp/gpu-data.XXXXXX) && cp -r .gpu-data/. "$GD"/ && python3 benchmarks/gpu/unpack_dataset.py "$GD/$1"
+}
 
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch, triton, numpy, scipy; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__)"
@@ -91,7 +93,7 @@ fi
 
 if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
   stamp "dataset"
-  stage_data && python3 benchmarks/gpu/unpack_dataset.py "$GD"/cnn2 || exit 1
+  unpack cnn2 || exit 1
   stamp "train ($MINUTES min), validation, render speed"
   # TRAIN_SET="key=value ..." passes settings to training (e.g. TRAIN_SET="train.expr_gate_weight=1e-4")
   python3 benchmarks/head_gpu.py "$GD"/cnn2/dataset --out /tmp/head --minutes "$MINUTES" \
@@ -113,7 +115,7 @@ if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
 fi
 if [ "$PHASE" = support ]; then
   stamp "dataset"
-  stage_data && python3 benchmarks/gpu/unpack_dataset.py "$GD"/cnn2 || exit 1
+  unpack cnn2 || exit 1
   stamp "train ($MINUTES min), held-out frames, new speech once per mouth support (${SUPPORTS:-0 0.1})"
   python3 benchmarks/head_gpu.py "$GD"/cnn2/dataset --out /tmp/support --minutes "$MINUTES" --lean \
       --speech "$GD"/speech --support ${SUPPORTS:-0 0.1} 2>&1 | grep -v "^train \|^load \|^assets " | tail -n 12
@@ -122,7 +124,7 @@ if [ "$PHASE" = support ]; then
 fi
 if [ "$PHASE" = mouth ]; then
   stamp "dataset"
-  stage_data && python3 benchmarks/gpu/unpack_dataset.py "$GD"/cnn20 || exit 1
+  unpack cnn20 || exit 1
   for spec in ${MOUTH_VARIANTS:-base}; do
     name=${spec%%:*}; sets=""
     [ "$spec" != "$name" ] && sets=$(echo "${spec#*:}" | tr ',' ' ')
@@ -136,14 +138,14 @@ if [ "$PHASE" = mouth ]; then
 fi
 if [ "$PHASE" = predictor ]; then
   stamp "dataset"
-  stage_data && python3 benchmarks/gpu/unpack_dataset.py "$GD"/cnn2 || exit 1
+  unpack cnn2 || exit 1
   stamp "mouth predictor variants"
   python3 benchmarks/mouth_predictor.py "$GD"/cnn2/dataset ${PREDICTOR_VARIANTS:-base=} --seeds ${SEEDS:-0 1 2} \
       --folds "${FOLDS:-1}" ${PREDICTOR_ARGS:-} --json "$OUT/mouth_predictor.json" 2>&1 | grep -v Warn
 fi
 if [ "$PHASE" = torso ]; then
   stamp "dataset"
-  stage_data && python3 benchmarks/gpu/unpack_dataset.py "$GD"/cnn2 || exit 1
+  unpack cnn2 || exit 1
   stamp "torso field variants"
   python3 benchmarks/torso_fit.py "$GD"/cnn2/dataset ${TORSO_VARIANTS:-base=} --seeds ${SEEDS:-0} \
       --json "$OUT/torso_fit.json" 2>&1 | grep -v Warn
