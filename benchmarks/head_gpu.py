@@ -8,6 +8,8 @@ render milliseconds per frame and FPS at the dataset's resolution for batches of
 the held-out PSNR with the lighting latent of the clip's last training frames instead of the mean of all),
 DIR/val_renders.npz (the rendered validation frames as JPEG bytes, for LMD where MediaPipe runs),
 DIR/val_stills.png (rendered over ground truth) and the model weights. Figures state the hardware.
+``--mouth-variant NAME=key:value,...`` (repeatable) then fits new mouth predictors with those ``[train.mouth]`` settings
+and renders the held-out frames with each (the head is trained on measured codes, so one head compares them).
 """
 
 from __future__ import annotations
@@ -174,6 +176,36 @@ def render_speech(model, info, data, features: Path, out: Path, device, cfg, mod
             "body": "torso" if torso is not None else "training frames"}
 
 
+def parse_mouth_variant(spec: str) -> tuple[str, dict]:
+    """``NAME=key:value,...`` -> the name and ``[train.mouth]`` settings (``NAME=``: the defaults)."""
+    name, _, rest = spec.partition("=")
+    kv = [x.split(":", 1) for x in rest.split(",") if x]
+    return name, {k: float(v) if any(c in v for c in ".e") else int(v) for k, v in kv}
+
+
+def refit_predictor(model, data, mouth_cfg, device, seed: int = 0) -> None:
+    """Replace the model's mouth predictor by one of the same shape fitted with ``mouth_cfg`` (``[train.mouth]``)
+    from a fresh start seeded with ``seed``: predictor settings compared on one head (trained on measured codes)."""
+    import copy
+
+    from syncanim.train.mouth import fit_mouth_predictor, opening_loss_weight
+
+    basis = model.mouth_basis()
+    feats = torch.from_numpy(data.audio).to(device)
+    net = copy.deepcopy(model.predictor)
+    torch.manual_seed(seed)
+    for m in net.modules():
+        if m is not net and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    weight = opening_loss_weight(model.mouth_weight, torch.from_numpy(basis.opening_direction()).float(),
+                                 mouth_cfg.opening_weight)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    codes = torch.from_numpy(basis.encode(data.landmarks)).float().to(device)
+    fit_mouth_predictor(net, feats, codes, data.num_train, weight, mouth_cfg, gen)
+    model.predictor = net.eval()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset", type=Path)
@@ -187,6 +219,10 @@ def main() -> int:
     ap.add_argument("--support", type=float, nargs="+", default=None,
                     help="render the new speech once per mouth support share given (speech_NAME_sM.npz); "
                          "default: once, with the preset's")
+    ap.add_argument("--mouth-variant", action="append", default=[], metavar="NAME=key:value,...",
+                    help="after the scoring, fit a new mouth predictor with these [train.mouth] settings (NAME=: the "
+                         "defaults) and render the held-out frames with it (val_renders_v_NAME.npz, JPEG quality 92): "
+                         "predictor settings compared on the same head")
     ap.add_argument("--lean", action="store_true",
                     help="only the held-out renders (predicted and measured codes) and the new speech: no renders "
                          "without the mouth level, no whole person, no render speed (many models in one call)")
@@ -280,6 +316,21 @@ def main() -> int:
                                                                    device, cfg, model_dir, compare=False, support=m)
                                 for p in sorted(args.speech.glob("*.npy")) for m in args.support}
         print(json.dumps(result["speech"]), flush=True)
+
+    if args.mouth_variant:
+        result["mouth_variants"] = {}
+        for spec in args.mouth_variant:
+            name, sets = parse_mouth_variant(spec)
+            t0 = time.perf_counter()
+            refit_predictor(model, data, cfg.train.mouth.model_copy(update=sets), device)
+            r, _ = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision,
+                                level=split_level(info.mouth, info.fps, args.dataset, data, cfg.render.mouth_level),
+                                support=support)
+            s = score_frames(r, gt, face_boxes(data.landmarks[ids], (data.size, data.size))).means()
+            save_jpegs(out / f"val_renders_v_{name}.npz", r, quality=92, ids=np.array(ids))
+            result["mouth_variants"][name] = {"train_mouth": sets, "fit_s": time.perf_counter() - t0,
+                                              "psnr": s["psnr"], "psnr_face_box": s["psnr_face"], "ssim": s["ssim"]}
+            print(name, json.dumps(result["mouth_variants"][name]), flush=True)
 
     if args.lean:
         (out / "head_gpu.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -59,7 +59,7 @@ from syncanim.metrics.mouth import amplitude_ratio, opening_correlation, speakin
 from syncanim.model.head_config import MouthNetConfig
 from syncanim.model.mouth_net import MouthPredictor
 from syncanim.registry import default_registry
-from syncanim.train.mouth import fit_mouth_predictor
+from syncanim.train.mouth import fit_mouth_predictor, opening_loss_weight
 
 
 def _value(v: str) -> float | int:
@@ -123,7 +123,8 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
     t0 = time.perf_counter()
-    weight = torch.from_numpy(basis.weight).float().to(dev)
+    weight = opening_loss_weight(torch.from_numpy(basis.weight).float().to(dev),
+                                 torch.from_numpy(basis.opening_direction()).float(), tc.opening_weight)
     fit_mouth_predictor(net, feats, torch.from_numpy(codes).to(dev), len(landmarks), weight, tc, gen)
     held = None
     if support > 0:  # the codes as render holds them (syncanim.motion.mouth_support; the level left out)

@@ -95,10 +95,11 @@ if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
   stamp "dataset"
   unpack cnn2 || exit 1
   stamp "train ($MINUTES min), validation, render speed"
-  # TRAIN_SET="key=value ..." passes settings to training (e.g. TRAIN_SET="train.expr_gate_weight=1e-4")
+  # TRAIN_SET="key=value ..." passes settings to training (e.g. TRAIN_SET="train.expr_gate_weight=1e-4"); HEAD_ARGS
+  # more options of head_gpu.py (e.g. HEAD_ARGS="--lean --mouth-variant base= --mouth-variant ow3=opening_weight:3.0")
   python3 benchmarks/head_gpu.py "$GD"/cnn2/dataset --out /tmp/head --minutes "$MINUTES" \
       $(for kv in ${TRAIN_SET:-}; do printf -- "--set %s " "$kv"; done) \
-      $( [ -d "$GD"/speech ] && echo --speech "$GD"/speech ) \
+      $( [ -d "$GD"/speech ] && echo --speech "$GD"/speech ) ${HEAD_ARGS:-} \
       2>&1 | tee /tmp/head_gpu.log | grep -v "^train \|^load \|^assets " | tail -n 20  # the whole log: even if cut short
   cp /tmp/head/head_gpu.json "$OUT/" 2>/dev/null
   # the renders, in parts of at most 15 MiB: join them with `cat renders.tar.part-* | tar xf -`

@@ -177,6 +177,19 @@ class MouthBasis:
             out = np.where(gap @ (mean[a] - mean[b]) < 0, 0.0, out)
         return out
 
+    def opening_direction(self) -> np.ndarray:
+        """How the mouth opening (:meth:`opening`) changes with each component of the code at the subject's average
+        mouth, in eye-corner units per unit of the component -> ``[C]`` (the opening is nearly linear in the code
+        while the lips do not cross)."""
+        a, b = MOUTH_POINTS.index(INNER_LIPS[0]), MOUTH_POINTS.index(INNER_LIPS[1])
+        ref = self.reference
+        eye = np.linalg.norm(ref[ANCHORS.index(EYE_CORNERS[0])] - ref[ANCHORS.index(EYE_CORNERS[1])])
+        mean = self.mean.reshape(len(MOUTH_POINTS), 3)
+        gap = mean[a] - mean[b]
+        u = gap / max(float(np.linalg.norm(gap)), 1e-12)  # [3]
+        comp = self.components.reshape(self.size, len(MOUTH_POINTS), 3)
+        return self.scale * ((comp[:, a] - comp[:, b]) @ u) / eye
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean, "components": self.components, "scale": self.scale, "weight": self.weight,
                 "reference": self.reference}

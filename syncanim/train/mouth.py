@@ -14,7 +14,8 @@ supervision needs no weights: prep's landmarks give the real mouth shape of ever
 
 Each pass: AdamW, ``steps`` steps of ``batch`` random frames (in runs of ``run`` consecutive frames,
 which share the work of their overlapping windows), mean squared error weighted by each component's
-share of the mouth's variance, against the codes smoothed over ``target_taps`` frames
+share of the mouth's variance, (with ``opening_weight``, the error of the mouth opening on top: :func:`opening_loss_weight`),
+against the codes smoothed over ``target_taps`` frames
 (:func:`smooth_codes`: the landmarks' frame-to-frame jitter is nothing the speech can predict); the
 predictor kept is an exponential moving average of its weights over the steps (``ema``). Each run's
 features are scaled about their mean by a random factor (log-normal, spread ``feature_scale``):
@@ -62,6 +63,25 @@ def smooth_codes(codes: torch.Tensor, taps: int) -> torch.Tensor:
     return torch.where(ok > 0, y[:, :-1] / y[:, -1:].clamp_min(1e-12), codes)
 
 
+def weighted_error(diff: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Squared errors ``diff [..., C]`` weighted per component (``weight [C]``) or by a quadratic form
+    (``weight [C, C]``, :func:`opening_loss_weight`) -> ``[...]``."""
+    if weight.ndim == 1:
+        return (diff ** 2 * weight).sum(-1)
+    return torch.einsum("...c,cd,...d->...", diff, weight, diff)
+
+
+def opening_loss_weight(weight: torch.Tensor, direction: torch.Tensor, share: float) -> torch.Tensor:
+    """The loss weight of the mouth predictor: each component's share of the mouth's variance ``weight [C]``
+    (summing to 1) and, with ``share`` > 0, the error along the mouth opening's ``direction [C]``
+    (:meth:`~syncanim.face.mouth.MouthBasis.opening_direction`) on top, normalised by the opening's variance
+    so that ``share`` 1 weighs a missed opening as much as a missed shape -> ``[C]`` or ``[C, C]``."""
+    if share <= 0:
+        return weight
+    d = direction.to(weight)
+    return torch.diag(weight) + share * torch.outer(d, d) / (d @ d).clamp_min(1e-12)
+
+
 def ema_average(decay: float):
     """The weight average of :class:`torch.optim.swa_utils.AveragedModel`: exponential with ``decay`` a step,
     less at first (``(1 + n) / (10 + n)`` after ``n`` steps) so that the random start soon fades out."""
@@ -98,8 +118,7 @@ def train_window_net(net: MouthPredictor, features: torch.Tensor, codes: torch.T
         if cfg.feature_scale > 0:
             scale = torch.randn(runs, 1, 1, 1, generator=gen, device=gen.device).to(x.device)
             x = mean + (x - mean) * torch.exp(scale * cfg.feature_scale)
-        err = (net.forward_runs(x) - codes[idx]) ** 2 * weight  # [B, run, C]
-        loss = (err * keep).sum() / keep.sum().clamp_min(1.0)
+        loss = (weighted_error(net.forward_runs(x) - codes[idx], weight) * keep[..., 0]).sum() / keep.sum().clamp_min(1.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -128,7 +147,7 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
                         progress: ProgressFn = no_progress) -> MouthFitReport:
     """Fit ``net`` in place (module doc). features: ``[T, P, F]``; codes: ``[T, C]`` (rows of frames
     without a face are NaN and skipped); frames ``0 .. num_train-1`` are the training frames; weight:
-    ``[C]`` loss weight per component. The network's feature statistics come from the training frames."""
+    ``[C]`` loss weight per component, or ``[C, C]`` (:func:`opening_loss_weight`). The network's feature statistics come from the training frames."""
     t0 = time.perf_counter()
     dev = features.device
     valid = torch.isfinite(codes).all(1)

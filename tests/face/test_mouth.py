@@ -84,3 +84,17 @@ def test_shown_opening_reads_crossed_lips_as_closed():
     crossed = np.array([[closed + 2 * step]], np.float32)  # as far past closed as the widest mouth is open
     assert basis.opening(crossed)[0] > 0.05  # the folded distance
     assert basis.opening(crossed, shown=True)[0] == 0.0
+
+
+def test_opening_direction_is_the_slope_of_the_opening():
+    """The opening's change per unit of each component, at the average mouth, as finite differences find it."""
+    pts, _ = _faces(40, seed=3)
+    rng = np.random.default_rng(3)
+    pts[:, list(MOUTH_POINTS)] += rng.normal(0, 0.5, (40, len(MOUTH_POINTS), 3))  # more shapes than one: C > 1
+    basis = MouthBasis.fit(pts, max_components=4, variance=0.999)
+    assert basis.size > 1
+    d = basis.opening_direction()
+    eps = 1e-4
+    fd = [(basis.opening(eps * np.eye(basis.size)[[k]]) - basis.opening(-eps * np.eye(basis.size)[[k]]))[0] / (2 * eps)
+          for k in range(basis.size)]
+    np.testing.assert_allclose(d, fd, rtol=1e-3, atol=1e-6)

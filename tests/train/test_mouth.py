@@ -6,7 +6,14 @@ import torch
 from syncanim.config import MouthTrainConfig
 from syncanim.console import no_progress
 from syncanim.model.mouth_net import MouthPredictor
-from syncanim.train.mouth import ema_average, fit_mouth_predictor, smooth_codes, train_window_net
+from syncanim.train.mouth import (
+    ema_average,
+    fit_mouth_predictor,
+    opening_loss_weight,
+    smooth_codes,
+    train_window_net,
+    weighted_error,
+)
 
 
 def _clip(n=600, seed=0):
@@ -112,3 +119,36 @@ def test_ema_keeps_the_average_of_the_steps_weights():
     for got, want, final in zip(averaged.parameters(), expected, last.parameters(), strict=True):
         torch.testing.assert_close(got, want)
         assert not torch.allclose(got, final)  # not the last step's weights
+
+
+def test_opening_loss_weight_adds_the_opening_error_to_the_shape_error():
+    w, d = torch.tensor([0.6, 0.3, 0.1]), torch.tensor([2.0, -1.0, 0.0])
+    assert opening_loss_weight(w, d, 0.0) is w
+    q = opening_loss_weight(w, d, 3.0)  # [C, C]
+    diff = torch.randn(5, 7, 3)
+    shape = (diff ** 2 * w).sum(-1)
+    opening = (diff @ d) ** 2 / (d @ d)  # the opening's error over its variance for unit-spread codes
+    torch.testing.assert_close(weighted_error(diff, q), shape + 3.0 * opening)
+    torch.testing.assert_close(weighted_error(diff, w), shape)
+    # an error across the opening costs what the shape alone says; along it, more
+    across = torch.tensor([1.0, 2.0, 0.0])
+    torch.testing.assert_close(weighted_error(across, q), weighted_error(across, w))
+    assert float(weighted_error(d, q)) > 3 * float(weighted_error(d, w))
+
+
+def test_opening_weight_fits_the_opening_closer():
+    """Two components, the opening read from the second alone, which the speech predicts poorly: weighing the opening
+    makes the fit follow it more closely."""
+    feats, codes = _clip()
+    g = torch.Generator().manual_seed(5)
+    codes[:, 1] = 0.4 * codes[:, 1] + torch.randn(len(codes), generator=g)  # mostly noise the speech does not carry
+    codes = codes / codes.std(0)
+    errs = []
+    for share in (0.0, 10.0):
+        torch.manual_seed(0)
+        net = MouthPredictor(2, 8, 2, hidden=16, past=4, future=0, dropout=0.1, input_dropout=0.1)
+        weight = opening_loss_weight(torch.tensor([0.9, 0.1]), torch.tensor([0.0, 1.0]), share)
+        cfg = MouthTrainConfig(steps=300, batch=256, run=32, lr=3e-3, render_gain=1.0, holdout=0.0, weight_decay=0.5)
+        fit_mouth_predictor(net, feats, codes, 480, weight, cfg, torch.Generator().manual_seed(0))
+        errs.append(float(((net.predict(feats)[:480, 1] - codes[:480, 1]) ** 2).mean()))
+    assert errs[1] < errs[0], errs
