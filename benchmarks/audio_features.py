@@ -30,7 +30,7 @@ from syncanim.face.mouth import MouthBasis, mouth_opening
 from syncanim.metrics.mouth import amplitude_ratio, opening_correlation
 from syncanim.model.mouth_net import MouthPredictor
 from syncanim.registry import default_registry
-from syncanim.train.mouth import fit_mouth_predictor
+from syncanim.train.mouth import fit_mouth_predictor, mouth_loss_weight
 
 
 def section(candidate: str) -> dict:
@@ -58,7 +58,8 @@ def score(dataset: Path, candidate: str, held_out: float) -> dict:
     torch.manual_seed(0)
     net = MouthPredictor(feats.shape[1], feats.shape[2], basis.size)
     f = torch.from_numpy(np.ascontiguousarray(feats)).float()
-    fit_mouth_predictor(net, f, codes, n_train, torch.from_numpy(basis.weight).float(), MouthTrainConfig(),
+    cfg = MouthTrainConfig()
+    fit_mouth_predictor(net, f, codes, n_train, mouth_loss_weight(basis, cfg.opening_weight, "cpu"), cfg,
                         torch.Generator().manual_seed(0))
     pred = net.predict(f).numpy()[n_train:]
     truth = mouth_opening(points[n_train:])

@@ -188,7 +188,7 @@ def refit_predictor(model, data, mouth_cfg, device, seed: int = 0) -> None:
     from a fresh start seeded with ``seed``: predictor settings compared on one head (trained on measured codes)."""
     import copy
 
-    from syncanim.train.mouth import fit_mouth_predictor, opening_loss_weight
+    from syncanim.train.mouth import fit_mouth_predictor, mouth_loss_weight
 
     basis = model.mouth_basis()
     feats = torch.from_numpy(data.audio).to(device)
@@ -197,12 +197,11 @@ def refit_predictor(model, data, mouth_cfg, device, seed: int = 0) -> None:
     for m in net.modules():
         if m is not net and hasattr(m, "reset_parameters"):
             m.reset_parameters()
-    weight = opening_loss_weight(model.mouth_weight, torch.from_numpy(basis.opening_direction()).float(),
-                                 mouth_cfg.opening_weight)
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     codes = torch.from_numpy(basis.encode(data.landmarks)).float().to(device)
-    fit_mouth_predictor(net, feats, codes, data.num_train, weight, mouth_cfg, gen)
+    fit_mouth_predictor(net, feats, codes, data.num_train, mouth_loss_weight(basis, mouth_cfg.opening_weight, device),
+                        mouth_cfg, gen)
     model.predictor = net.eval()
 
 
@@ -319,6 +318,7 @@ def main() -> int:
 
     if args.mouth_variant:
         result["mouth_variants"] = {}
+        boxes = face_boxes(data.landmarks[ids], (data.size, data.size))
         for spec in args.mouth_variant:
             name, sets = parse_mouth_variant(spec)
             t0 = time.perf_counter()
@@ -326,7 +326,7 @@ def main() -> int:
             r, _ = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision,
                                 level=split_level(info.mouth, info.fps, args.dataset, data, cfg.render.mouth_level),
                                 support=support)
-            s = score_frames(r, gt, face_boxes(data.landmarks[ids], (data.size, data.size))).means()
+            s = score_frames(r, gt, boxes).means()
             save_jpegs(out / f"val_renders_v_{name}.npz", r, quality=92, ids=np.array(ids))
             result["mouth_variants"][name] = {"train_mouth": sets, "fit_s": time.perf_counter() - t0,
                                               "psnr": s["psnr"], "psnr_face_box": s["psnr_face"], "ssim": s["ssim"]}

@@ -59,7 +59,7 @@ from syncanim.metrics.mouth import amplitude_ratio, opening_correlation, speakin
 from syncanim.model.head_config import MouthNetConfig
 from syncanim.model.mouth_net import MouthPredictor
 from syncanim.registry import default_registry
-from syncanim.train.mouth import fit_mouth_predictor, opening_loss_weight
+from syncanim.train.mouth import fit_mouth_predictor, mouth_loss_weight
 
 
 def _value(v: str) -> float | int:
@@ -123,9 +123,8 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
     t0 = time.perf_counter()
-    weight = opening_loss_weight(torch.from_numpy(basis.weight).float().to(dev),
-                                 torch.from_numpy(basis.opening_direction()).float(), tc.opening_weight)
-    fit_mouth_predictor(net, feats, torch.from_numpy(codes).to(dev), len(landmarks), weight, tc, gen)
+    fit_mouth_predictor(net, feats, torch.from_numpy(codes).to(dev), len(landmarks),
+                        mouth_loss_weight(basis, tc.opening_weight, dev), tc, gen)
     held = None
     if support > 0:  # the codes as render holds them (syncanim.motion.mouth_support; the level left out)
         from syncanim.motion.mouth_level import level_reference

@@ -14,7 +14,7 @@ supervision needs no weights: prep's landmarks give the real mouth shape of ever
 
 Each pass: AdamW, ``steps`` steps of ``batch`` random frames (in runs of ``run`` consecutive frames,
 which share the work of their overlapping windows), mean squared error weighted by each component's
-share of the mouth's variance, (with ``opening_weight``, the error of the mouth opening on top: :func:`opening_loss_weight`),
+share of the mouth's variance (with ``opening_weight``, the error of the mouth opening on top: :func:`mouth_loss_weight`),
 against the codes smoothed over ``target_taps`` frames
 (:func:`smooth_codes`: the landmarks' frame-to-frame jitter is nothing the speech can predict); the
 predictor kept is an exponential moving average of its weights over the steps (``ema``). Each run's
@@ -36,6 +36,7 @@ import torch
 
 from ..config import MotionTrainConfig, MouthTrainConfig
 from ..console import ProgressFn, no_progress
+from ..face.mouth import MouthBasis
 from ..model.mouth_net import MouthPredictor
 
 
@@ -80,6 +81,13 @@ def opening_loss_weight(weight: torch.Tensor, direction: torch.Tensor, share: fl
         return weight
     d = direction.to(weight)
     return torch.diag(weight) + share * torch.outer(d, d) / (d @ d).clamp_min(1e-12)
+
+
+def mouth_loss_weight(basis: MouthBasis, share: float, device: torch.device | str) -> torch.Tensor:
+    """:func:`opening_loss_weight` of a subject's mouth basis (its components' variance shares and opening direction)
+    on ``device`` -> ``[C]`` or ``[C, C]``."""
+    weight = torch.as_tensor(basis.weight, dtype=torch.float32, device=device)
+    return opening_loss_weight(weight, torch.as_tensor(basis.opening_direction(), dtype=torch.float32), share)
 
 
 def ema_average(decay: float):

@@ -63,7 +63,7 @@ from ..registry import Registry, default_registry
 from .checkpoint import load_checkpoint, save_checkpoint
 from .interrupt import DeferredInterrupt
 from .motion import fit_motion
-from .mouth import fit_mouth_predictor, opening_loss_weight
+from .mouth import fit_mouth_predictor, mouth_loss_weight
 from .torso import fit_torso, person_boxes
 
 log = logging.getLogger(__name__)
@@ -325,9 +325,9 @@ def run_train(
     result = TrainResult(layout, info, step, schedule.total, resumed_from=step, device=device.type)
     t_start = time.perf_counter()
     if not resume:
-        weight = opening_loss_weight(model.mouth_weight, torch.from_numpy(kept.opening_direction()).float(),
-                                     train.mouth.opening_weight)
-        report = fit_mouth_predictor(model.predictor, d.audio, d.codes, d.num_train, weight, train.mouth, gen, progress)
+        report = fit_mouth_predictor(model.predictor, d.audio, d.codes, d.num_train,
+                                     mouth_loss_weight(kept, train.mouth.opening_weight, device), train.mouth, gen,
+                                     progress)
         info = replace(info, mouth={**info.mouth, "fit": asdict(report)})
         corr = report.holdout_correlation[0] if report.holdout_correlation else float("nan")
         log.info("mouth predictor: %.1f s, held-out correlation of the main component %.2f, gain %.2f",
