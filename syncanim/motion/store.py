@@ -39,7 +39,10 @@ def load_motion(layout: ModelLayout, info: ModelInfo, device: str | torch.device
         blinks = BlinkModel(**{**b, "profile": np.asarray(b["profile"], np.float32),
                                "baseline": np.asarray(b["baseline"], np.float32)})
         syncer = MotionSyncer(arch, blinks)
-        syncer.load_state_dict(load_file(str(layout.motion)), strict=True)
+        state = load_file(str(layout.motion))
+        if "scale" in state and "basis" not in state:  # a syncer made channel by channel: its units, each a spread
+            state["basis"] = torch.diag(state.pop("scale"))
+        syncer.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"model.json has no usable motion section: {e}") from e
     except (SafetensorError, OSError, RuntimeError) as e:

@@ -1,8 +1,9 @@
 """The motion syncer: speech -> head rotation and translation, brow raises and blinks, causally.
 
-Per frame ``t`` (all in the subject's units: each motion channel divided by its spread on the clip;
-channels: the head rotation as a rotation vector about the clip's mean rotation (3), the translation
-about its mean (3), the brow raise (1)):
+Per frame ``t`` (all in the subject's units, :func:`motion_basis`: the motion channels, the head rotation as
+a rotation vector about the clip's mean rotation (3), the translation about its mean (3) and the brow raise (1),
+centred; the six pose channels turned into their principal components on the clip, each of unit spread, the brow
+divided by its spread):
 
 1. ``m[t]``: a window network (the architecture of :class:`syncanim.model.mouth_net.MouthPredictor`)
    reads the speech features of frames ``t - past .. t + future``: the motion the speech predicts.
@@ -17,6 +18,11 @@ about its mean (3), the brow raise (1)):
    (calibrated at training) gives it the subject's spread.
 4. Blinks from :class:`syncanim.motion.blinks.BlinkState`, which hears whether frame ``t`` has speech
    (:class:`SpeechGate`).
+
+Steps 1-3 run on each of the seven units on its own. In the pose's principal components, motion made unit by
+unit has the clip's covariance, not only its spreads: a head that turns and shifts together, as one pivoting at the
+neck does, keeps doing so (made channel by channel, the rotation and translation of new speech combined into poses
+the clip never shows, and the head was drawn at poses it was not trained at).
 
 Frame ``t`` is known once the features of frame ``t + future`` are: :class:`MotionStream` runs on a
 live stream chunk by chunk and gives the frames of a whole file exactly as one call does
@@ -54,6 +60,26 @@ def motion_channels(mean_rotation: np.ndarray, rotation: np.ndarray, translation
     return np.concatenate(parts, 1)
 
 
+def motion_basis(x: np.ndarray, pose: int = 6, floor: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """The subject's units of motion channels ``x [N, D]`` (module doc) -> ``(mean [D], basis [D, D])``: a frame's
+    channels are ``mean + u @ basis``, its units ``u = (x - mean) @ inv(basis)``, which over the N frames are
+    uncorrelated with unit variance in the first ``pose`` (the principal components of the standardised pose
+    channels, by decreasing variance, each signed so its largest loading is positive; the variance of none below
+    ``floor`` of the channels') and each later channel on its own (float64, pure)."""
+    x = np.asarray(x, np.float64)
+    mean = x.mean(0)
+    scale = np.maximum(x.std(0), 1e-9)
+    basis = np.diag(scale)
+    p = min(pose, x.shape[1])
+    if p > 1 and len(x) > 1:
+        z = (x[:, :p] - mean[:p]) / scale[:p]
+        var, vec = np.linalg.eigh(np.cov(z.T, bias=True))  # ascending
+        var, vec = np.maximum(var[::-1], floor), vec[:, ::-1]
+        vec *= np.sign(vec[np.abs(vec).argmax(0), np.arange(p)])
+        basis[:p, :p] = (np.sqrt(var)[:, None] * vec.T) * scale[:p]  # row k: component k in channel units
+    return mean, basis
+
+
 @dataclass(frozen=True)
 class MotionArch:
     """The syncer's shape and fixed settings (kept in model.json)."""
@@ -89,7 +115,7 @@ class Motion:
 class MotionSyncer(nn.Module):
     """The fitted syncer (module doc). Buffers (all float32):
 
-    mean_rotation [3, 3]; mean [7] / scale [7]: the channels' mean and spread (the rotation's mean is 0);
+    mean_rotation [3, 3]; mean [7] / basis [7, 7]: the subject's units (:func:`motion_basis`; the rotation's mean is 0);
     ar [7, 2] / ar_noise [7]: the residual's AR(2); residual [7]: its weight; gain [7];
     projection [P*F, 7]: the speech part of the innovations, and proj_scale [7] its spread.
     """
@@ -103,7 +129,7 @@ class MotionSyncer(nn.Module):
         gen = torch.Generator().manual_seed(0)
         self.register_buffer("mean_rotation", torch.eye(3))
         self.register_buffer("mean", torch.zeros(CHANNELS))
-        self.register_buffer("scale", torch.ones(CHANNELS))
+        self.register_buffer("basis", torch.eye(CHANNELS))
         self.register_buffer("ar", torch.zeros(CHANNELS, 2))
         self.register_buffer("ar_noise", torch.ones(CHANNELS))
         self.register_buffer("residual", torch.ones(CHANNELS))
@@ -139,10 +165,10 @@ class MotionSyncer(nn.Module):
         return MotionStream(self, seed)
 
     def to_motion(self, z: np.ndarray, closure: np.ndarray) -> Motion:
-        """Motion of normalised channels ``z: [T, 7]`` and eye closure ``[T, 2]``."""
-        mean, scale, mean_rotation = (a.astype(np.float64) for a in self._host.of(self.mean, self.scale,
+        """Motion of ``z: [T, 7]`` in the subject's units (:func:`motion_basis`) and eye closure ``[T, 2]``."""
+        mean, basis, mean_rotation = (a.astype(np.float64) for a in self._host.of(self.mean, self.basis,
                                                                                  self.mean_rotation))
-        x = mean + z * scale  # [T, 7]
+        x = mean + z @ basis  # [T, 7]
         rot = mean_rotation @ axis_angle_to_matrix(x[:, :3])
         expr = np.concatenate([closure, x[:, 6:7]], 1)
         return Motion(rot.astype(np.float32), x[:, 3:6].astype(np.float32), expr.astype(np.float32))

@@ -5,9 +5,10 @@ the blinks come from the eyes' closure track (:func:`syncanim.motion.blinks.fit_
 :func:`~syncanim.motion.blinks.calibrate_blinks` over the clip's speech). Seconds on a CPU.
 
 1. Channels: each training frame's rotation as a rotation vector about the mean rotation, its
-   translation, its brow raise; each centred and divided by its spread.
+   translation, its brow raise; in the subject's units (:func:`~syncanim.motion.syncer.motion_basis`: the pose's
+   principal components and the brow, each of unit spread). Steps 2-5 treat each unit on its own.
 2. **Calibration**: a copy of the network is trained on the first ``1 - holdout`` of the training
-   frames and predicts the rest. Each channel's prediction is scaled by its least-squares factor
+   frames and predicts the rest. Each unit's prediction is scaled by its least-squares factor
    there (``beta``, within [0, 1]: 0 where the speech predicts nothing of it, so a network that only
    learned the clip by heart adds no motion), and the variance it then explains (``v_m``, at most 0.75)
    leaves ``residual = sqrt(max(min_residual^2, 1 - v_m))`` to the AR(2) process.
@@ -33,14 +34,15 @@ from ..console import ProgressFn, no_progress
 from ..geometry import project_to_rotation
 from ..motion.blinks import calibrate_blinks, fit_blinks
 from ..motion.filters import ar2_run, fit_ar2, lowpass, lowpass_alpha
-from ..motion.syncer import CHANNELS, MotionArch, MotionSyncer, SpeechGate, motion_channels
+from ..motion.syncer import CHANNELS, MotionArch, MotionSyncer, SpeechGate, motion_basis, motion_channels
 from .mouth import train_window_net
 
 
 @dataclass
 class MotionFitReport:
-    """What fitting found: per channel (rotation x, y, z, translation x, y, z, brow) the held-out correlation
-    of the network, its scale ``beta``, the residual weight and the gain; the blinks found and the rate used."""
+    """What fitting found: per unit (the pose's six principal components, then the brow) the held-out correlation of
+    the network, its scale ``beta``, the residual weight and the gain; per channel (rotation x, y, z, translation
+    x, y, z, brow) its spread; the blinks found and the rate used."""
 
     seconds: float = 0.0
     holdout_frames: int = 0
@@ -75,8 +77,8 @@ def fit_motion(features: torch.Tensor, rms: np.ndarray, rotation: np.ndarray, tr
     brow = np.nan_to_num(expr[:, 2], nan=float(np.nanmedian(expr[:, 2])) if np.isfinite(expr[:, 2]).any() else 0.0)
     mean_rot = project_to_rotation(np.asarray(rotation[:n], np.float64).mean(0))
     x = motion_channels(mean_rot, rotation[:n], translation[:n], brow)
-    mean, scale = x.mean(0), np.maximum(x.std(0), 1e-6)
-    u = (x - mean) / scale  # [n, 7]
+    mean, basis = motion_basis(x)
+    u = (x - mean) @ np.linalg.inv(basis)  # [n, 7]
     arch = MotionArch(features.shape[1], features.shape[2], fps, hidden=cfg.hidden, layers=cfg.layers, past=cfg.past,
                       future=cfg.future, cutoff_hz=cfg.cutoff_hz, noise_share=cfg.noise_share)
     syncer = MotionSyncer(arch, blinks).to(features.device)
@@ -92,7 +94,7 @@ def fit_motion(features: torch.Tensor, rms: np.ndarray, rotation: np.ndarray, tr
     weight = torch.ones(CHANNELS, device=dev)
     start = copy.deepcopy(net.state_dict())
     report = MotionFitReport(blinks_found=blinks.found, blink_rate_per_min=blinks.rate_per_min,
-                             spread=[float(s) for s in scale])
+                             spread=[float(s) for s in x.std(0)])
     alpha = lowpass_alpha(fps, cfg.cutoff_hz)
 
     cut = int(round(n * (1 - cfg.holdout)))
@@ -130,7 +132,7 @@ def fit_motion(features: torch.Tensor, rms: np.ndarray, rotation: np.ndarray, tr
         r_lp = lowpass(ar2_run(e, coef, noise) * residual, alpha)
         v = r_lp[n // 10:].var(0) + (held_lp.var(0) if len(held_lp) > 1 else 0.0)
         gain = 1.0 / np.sqrt(np.maximum(v, 1e-6))
-        for name, value in (("mean_rotation", mean_rot), ("mean", mean), ("scale", scale), ("ar", coef),
+        for name, value in (("mean_rotation", mean_rot), ("mean", mean), ("basis", basis), ("ar", coef),
                             ("ar_noise", noise), ("residual", residual), ("gain", gain), ("proj_scale", proj_scale)):
             getattr(syncer, name).copy_(torch.as_tensor(value, dtype=torch.float32))
     syncer.eval()

@@ -25,7 +25,8 @@ def _speech(n, seed):
 
 
 def _subject(n=1500, seed=0):
-    """A made-up subject: head yaw partly follows the speech, everything sways slowly, blinks every ~3 s."""
+    """A made-up subject: head yaw partly follows the speech, everything sways slowly, the head shifts sideways as it
+    turns (pivoting at the neck), blinks every ~3 s."""
     feats, rms = _speech(n, seed)
     rng = np.random.default_rng(seed)
     alpha = lowpass_alpha(FPS, 1.0)
@@ -35,6 +36,7 @@ def _subject(n=1500, seed=0):
     rotvec = np.stack([sway[:, 0] * 0.5, drive / drive.std() * 0.05 + sway[:, 1], sway[:, 2] * 0.5], 1)
     rotation = BASE @ axis_angle_to_matrix(rotvec)
     translation = np.array([0.0, 0.0, 0.6]) + sway[:, 3:6] * 0.1
+    translation[:, 0] += 0.5 * rotvec[:, 1]
     closure = np.full((n, 2), 0.1)
     for p in range(40, n - 8, 70):
         closure[p:p + 7] += np.array([0.2, 0.5, 0.9, 1.0, 0.8, 0.4, 0.1])[:, None]
@@ -59,7 +61,7 @@ def _amplitude_jitter(rotation):
 
 def test_new_speech_moves_the_head_like_the_subject(fitted):
     syncer, report, (_, _, rot, _, expr) = fitted
-    assert report.holdout_correlation[1] > 0.3  # the yaw that follows the speech is found on unseen frames
+    assert max(report.holdout_correlation[:6]) > 0.3  # the yaw that follows the speech is found on unseen frames
     assert report.blinks_found == len(range(40, 1500 - 8, 70))
     feats, rms = _speech(3000, seed=7)  # speech the syncer never heard
     motion = generate_motion(syncer, feats, rms)
@@ -71,6 +73,74 @@ def test_new_speech_moves_the_head_like_the_subject(fitted):
     blinks_per_min = (np.diff((motion.expressions[:, :2].min(1) > 0.5).astype(int)) == 1).sum() / 2.0
     assert 0.7 * report.blink_rate_per_min < blinks_per_min < 1.3 * report.blink_rate_per_min
     assert 0.5 * expr[:, 2].std() < motion.expressions[:, 2].std() < 1.5 * expr[:, 2].std()
+
+
+def test_new_speech_turns_and_shifts_the_head_together_as_the_subject_does(fitted):
+    """The pose's channels keep the clip's covariance: the sideways shift follows the turn as closely as in the clip,
+    and the poses lie as near the clip's as its own do (Mahalanobis distance under the clip's covariance)."""
+    from syncanim.motion.syncer import motion_channels
+
+    syncer, _, (_, _, rot, trans, _) = fitted
+    motion = generate_motion(syncer, *_speech(3000, seed=7))
+    mean_rot = syncer.mean_rotation.numpy().astype(np.float64)
+    seen = motion_channels(mean_rot, rot, trans)
+    made = motion_channels(mean_rot, motion.rotation, motion.translation)
+    assert np.corrcoef(seen[:, 1], seen[:, 3])[0, 1] > 0.9
+    assert np.corrcoef(made[:, 1], made[:, 3])[0, 1] > 0.8
+    prec = np.linalg.inv(np.cov(seen.T))
+
+    def distance(x):
+        d = x - seen.mean(0)
+        return np.sqrt(np.einsum("ni,ij,nj->n", d, prec, d))
+
+    assert np.median(distance(made)) < 1.5 * np.median(distance(seen))
+
+
+def test_motion_basis_whitens_the_pose_and_inverts():
+    from syncanim.motion.syncer import motion_basis
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 7)) * [1, 2, 3, 0.1, 0.2, 0.3, 5] + 4
+    x[:, 3] += 0.05 * x[:, 1]  # correlated channels
+    mean, basis = motion_basis(x)
+    u = (x - mean) @ np.linalg.inv(basis)
+    cov = np.cov(u.T, bias=True)
+    np.testing.assert_allclose(cov[:6, :6], np.eye(6), atol=1e-9)  # the pose: uncorrelated, unit variance
+    assert cov[6, 6] == pytest.approx(1.0)
+    np.testing.assert_allclose(mean + u @ basis, x, atol=1e-9)
+    np.testing.assert_allclose(basis[6], [0, 0, 0, 0, 0, 0, x[:, 6].std()])  # the brow on its own
+    assert np.all(basis[:6, 6] == 0)
+    var = (basis[:6, :6] / x[:, :6].std(0)) ** 2  # component k's variance in standardised channels: row sums
+    assert np.all(np.diff(var.sum(1)) <= 1e-12)  # by decreasing variance
+
+
+def test_a_syncer_saved_channel_by_channel_still_loads(tmp_path):
+    """Syncers saved before the pose's principal components kept each channel's spread (``scale``): it becomes
+    their basis, and they move as before."""
+    from types import SimpleNamespace
+
+    from safetensors.torch import load_file, save_file
+
+    from syncanim.model.folder import ModelLayout
+    from syncanim.motion.store import load_motion, motion_section, save_motion
+
+    feats, rms, rot, trans, expr = _subject(n=300)
+    cfg = MotionTrainConfig(steps=20, batch=64, run=16, hidden=8, past=4, future=1)
+    syncer, report = fit_motion(feats, rms, rot, trans, expr, 300, FPS, cfg, torch.Generator().manual_seed(0))
+    scale = torch.tensor([0.02, 0.03, 0.01, 0.004, 0.003, 0.002, 0.5])
+    with torch.no_grad():
+        syncer.basis.copy_(torch.diag(scale))
+    layout = ModelLayout(tmp_path)
+    save_motion(layout, syncer)
+    state = load_file(str(layout.motion))
+    del state["basis"]
+    state["scale"] = scale
+    save_file(state, str(layout.motion))
+    info = SimpleNamespace(motion=motion_section(syncer, {}))  # all load_motion reads of model.json
+    old = load_motion(layout, info)
+    a, b = generate_motion(syncer, feats, rms), generate_motion(old, feats, rms)
+    np.testing.assert_allclose(a.rotation, b.rotation, atol=1e-6)
+    np.testing.assert_allclose(a.translation, b.translation, atol=1e-6)
 
 
 def test_different_speech_gives_different_motion_and_the_same_speech_the_same(fitted):
