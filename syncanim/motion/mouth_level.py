@@ -15,7 +15,13 @@ closed mouth while speech is heard, and scales that distance up to the subject's
   so far (:class:`~syncanim.motion.syncer.SpeechGate`), which starts at the reference as if ``prior_s``
   of it had been heard and then forgets with time constant ``window_s``; frame ``t``'s gain is
   ``clip(reference / running level, 1, max_gain)`` and its code becomes ``r + gain * (c - r)``. Silence
-  leaves the running level alone, so the mouth at rest stays at rest; a gain never drops below 1.
+  leaves the running level alone, so the mouth at rest stays at rest; a gain never drops below 1 while speech is
+  heard.
+- **silence**: the subject's mouth in their own pauses, the :data:`SILENCE_QUANTILE` quantile of the distance of
+  their codes from the rest over the training frames without speech. In a frame the stream hears no speech in,
+  a code further from the rest is drawn back to that distance. The predictor can answer a pause it has not heard
+  (a studio's clean silence, where the subject's clip had room noise) with a mouth wider open than in any of the
+  subject's pauses or words; the subject's own pauses, breaths included, stay as they are.
 
 Causal (each frame's gain reads its own and earlier frames), so ``render`` and ``live`` level alike.
 """
@@ -34,24 +40,31 @@ from .syncer import SpeechGate
 
 #: the share of the training frames, least open mouth first, whose mean code is the mouth at rest
 REST_SHARE = 0.1
+#: the quantile of the subject's distances from the rest in their pauses that the mouth keeps to in silence
+SILENCE_QUANTILE = 0.5
 
 
 @dataclass(frozen=True)
 class LevelReference:
-    """A subject's mouth at rest ``rest [C]``, the component weights ``weight [C]`` and the speaking
-    ``level`` the stream aims for (module doc)."""
+    """A subject's mouth at rest ``rest [C]``, the component weights ``weight [C]``, the speaking ``level`` the
+    stream aims for and the distance from the rest the mouth keeps to in ``silence`` (module doc; None: no bound,
+    a model made before it)."""
 
     rest: np.ndarray
     weight: np.ndarray
     level: float
+    silence: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"rest": [float(v) for v in self.rest], "weight": [float(v) for v in self.weight],
-                "level": float(self.level)}
+        d = {"rest": [float(v) for v in self.rest], "weight": [float(v) for v in self.weight],
+             "level": float(self.level)}
+        return d if self.silence is None else {**d, "silence": float(self.silence)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> LevelReference:
-        return cls(np.asarray(d["rest"], np.float64), np.asarray(d["weight"], np.float64), float(d["level"]))
+        silence = d.get("silence")
+        return cls(np.asarray(d["rest"], np.float64), np.asarray(d["weight"], np.float64), float(d["level"]),
+                   None if silence is None else float(silence))
 
 
 def rest_code(codes: np.ndarray, opening: np.ndarray, share: float = REST_SHARE) -> np.ndarray:
@@ -83,8 +96,13 @@ def level_reference(codes: np.ndarray, opening: np.ndarray, speech: np.ndarray, 
     rest = rest_code(codes, opening)
     w = np.asarray(weight, np.float64)
     sp = np.asarray(speech, bool)
-    level = code_level(np.asarray(codes)[sp] if sp.sum() >= 2 else codes, rest, w)
-    return LevelReference(rest, w, level * render_gain)
+    c = np.asarray(codes, np.float64)
+    level = code_level(c[sp] if sp.sum() >= 2 else c, rest, w)
+    quiet = c[~sp]
+    quiet = quiet[np.isfinite(quiet).all(1)]
+    silence = float(np.quantile(np.sqrt((((quiet - rest) ** 2) * w).sum(1)), SILENCE_QUANTILE)) if len(quiet) >= 2 \
+        else None
+    return LevelReference(rest, w, level * render_gain, silence)
 
 
 class MouthLevel:
@@ -106,12 +124,17 @@ class MouthLevel:
         if self.max_gain == 1 or self.ref.level <= 0:
             return np.ones(len(sq))
         out = np.empty(len(sq))
+        quiet = self.ref.silence
         for t, (d, r) in enumerate(zip(np.asarray(sq, np.float64), np.asarray(rms, np.float64).reshape(-1),
                                        strict=True)):
+            level = math.sqrt(max(self.mean_sq, 0.0))
             if self.gate.step(float(r)):
                 self.weight = min(self.weight + 1.0, self.window)
                 self.mean_sq += (d - self.mean_sq) / self.weight
-            level = math.sqrt(max(self.mean_sq, 0.0))
+                level = math.sqrt(max(self.mean_sq, 0.0))
+            elif quiet is not None and d > quiet * quiet:  # silence: no further from the rest than the subject's pauses
+                out[t] = quiet / math.sqrt(d)
+                continue
             out[t] = min(self.max_gain, max(1.0, self.ref.level / level)) if level > 0 else self.max_gain
         return out
 

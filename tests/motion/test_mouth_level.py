@@ -1,5 +1,6 @@
 """The mouth level: a shrunken mouth is raised back to the subject's speaking level, never beyond the cap,
-never lowered, silence left alone, and the same however the frames arrive."""
+never lowered, silence left alone but for a mouth wider than the subject's pauses, and the same however the frames
+arrive."""
 
 from __future__ import annotations
 
@@ -124,6 +125,32 @@ def test_silence_leaves_the_level_alone_and_the_frames_arrive_in_any_chunks():
     assert np.abs(out[150:250] - rest).max() < 0.15 * ref.level  # ... and the mouth at rest stays near it
     for step in (3, 7, 64):
         np.testing.assert_allclose(_apply(MouthLevel(ref, FPS, max_gain=3.0), quiet, rms, step), out, atol=1e-5)
+
+
+def test_in_silence_a_mouth_wider_than_the_subjects_pauses_is_drawn_back_to_them():
+    rest, codes, rms = _speech(400, seed=4)
+    speech = np.ones(400, bool)
+    speech[100:200] = False  # the subject's pauses: the mouth near the rest, at most 0.3 of the way out
+    codes[100:200] = rest + np.linspace(0.0, 0.3, 100)[:, None] * (codes[100:200] - rest)
+    w = np.array([0.6, 0.25, 0.1, 0.05])
+    opening = np.linalg.norm(codes - rest, axis=1)
+    ref = level_reference(codes, opening, speech, w, render_gain=1.0)
+    quiet_dist = np.sqrt((((codes[100:200] - ref.rest) ** 2) * w).sum(1))
+    assert ref.silence == pytest.approx(np.quantile(quiet_dist, 0.5))
+    assert LevelReference.from_json(ref.to_json()).silence == pytest.approx(ref.silence)
+    assert LevelReference.from_json({k: v for k, v in ref.to_json().items() if k != "silence"}).silence is None
+    new = rest + 0.6 * (codes - rest)  # new speech ...
+    loud = rms.copy()
+    loud[250:300] = 1e-5  # ... with a pause the predictor answers with a gaping mouth
+    new[250:300] = rest + 3.0 * (codes[250:300] - rest)
+    out = _apply(MouthLevel(ref, FPS, max_gain=2.0), new, loud, 5)
+    d = np.sqrt((((out - ref.rest) ** 2) * w).sum(1))
+    assert d[250:300].max() <= ref.silence + 1e-5  # drawn back ...
+    g = np.linalg.norm(out[250:300] - ref.rest, axis=1) / np.linalg.norm(new[250:300] - ref.rest, axis=1)
+    np.testing.assert_allclose(out[250:300] - ref.rest, g[:, None] * (new[250:300] - ref.rest), atol=1e-5)  # ... in shape
+    assert d[200:250].mean() > 1.5 * d[250:300].max()  # speech is left to the level
+    unbound = _apply(MouthLevel(replace(ref, silence=None), FPS, max_gain=2.0), new, loud, 5)
+    assert np.sqrt((((unbound[250:300] - ref.rest) ** 2) * w).sum(1)).max() > 2 * ref.silence  # a model without it
 
 
 def test_a_trained_model_carries_its_reference_and_streams_level_with_it(tiny_model):
