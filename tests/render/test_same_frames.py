@@ -19,6 +19,7 @@ from syncanim.model.folder import ModelLayout, Replay, dataset_path, load_model,
 from syncanim.model.head import EXPRESSIONS
 from syncanim.motion.mouth_support import mouth_support
 from syncanim.render.pipeline import render_person
+from syncanim.render.validation import split_level
 from syncanim.stream.avatar import Avatar, Call
 
 CPU = RuntimeConfig(device="cpu")
@@ -44,11 +45,14 @@ def test_render_eval_and_bench_give_identical_frames(tiny_model, tmp_path, monke
 
     rendered, benched = [], []
     support = mouth_support(info.mouth, RenderConfig().mouth_support, torch.device("cpu"))
+    level = split_level(info.mouth, info.fps, dataset_path(root, info), data, RenderConfig().mouth_level)
     feats = torch.from_numpy(data.audio)
     for s in range(0, len(ids), per_call):  # calls of frames_per_call frames, as eval makes them
         k = ids[s:s + per_call]
-        with torch.no_grad():  # the predicted codes held to the model's mouth support, as eval holds them
+        with torch.no_grad():  # the predicted codes levelled and held to the model's mouth support, as eval does
             codes = model.predictor(feats, torch.tensor(k))
+            if level is not None:  # one stream's level over the frames in order (in silence: the subject's pauses)
+                codes = level[0].apply(codes, level[1][k])
             if support is not None:
                 codes = support.apply(codes)
             cond = model.condition(FrameBatch(torch.from_numpy(data.expressions[k]), codes=codes))
