@@ -172,6 +172,10 @@ class TrainConfig(Frozen):
     # training frames are drawn by ray batches with weight 1 + blink_boost * eye closure (0: all alike), so the
     # few frames with shut eyes are seen often enough for the head to learn to blink
     blink_boost: float = Field(0.0, ge=0.0, le=50.0)
+    # training frames are drawn, by ray batches and lip patches, with weight 1 + mouth_boost * how open the mouth is
+    # (0 at the clip's median opening, 1 at its 95th percentile; syncanim.data.batches.mouth_weight), so the head
+    # learns the few wide-open frames as well as the many near-closed ones (0: all alike)
+    mouth_boost: float = Field(0.0, ge=0.0, le=50.0)
     lr_grid: float = Field(1e-2, gt=0)  # hash tables
     lr_net: float = Field(1e-3, gt=0)  # MLPs, audio encoder, lighting latents
     lr_final: float = Field(0.1, gt=0, le=1)  # learning rates decay exponentially to this share

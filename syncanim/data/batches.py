@@ -30,6 +30,7 @@ class DeviceData:
     num_train: int
     patch: int
     weight: torch.Tensor | None = None  # [N] float: how often ray batches draw each training frame (None: alike)
+    lip_weight: torch.Tensor | None = None  # [N] float: how often lip patches draw each training frame (None: alike)
 
     @property
     def size(self) -> int:
@@ -37,10 +38,10 @@ class DeviceData:
 
 
 def to_device(data: HeadData, device: torch.device, rects: np.ndarray, patch: int, codes: np.ndarray,
-              weight: np.ndarray | None = None) -> DeviceData:
+              weight: np.ndarray | None = None, lip_weight: np.ndarray | None = None) -> DeviceData:
     """Move a loaded dataset to ``device``. rects: [N, 4] head rectangles (see model.rays.project_box);
-    codes: [N, C] mouth codes (see syncanim.face.mouth.MouthBasis); weight: [N] how often ray batches draw
-    each frame (None: all alike)."""
+    codes: [N, C] mouth codes (see syncanim.face.mouth.MouthBasis); weight / lip_weight: [N] how often ray
+    batches / lip patches draw each frame (None: all alike)."""
     return DeviceData(
         frames=torch.from_numpy(data.frames).to(device), backgrounds=torch.from_numpy(data.backgrounds).to(device),
         rotation=torch.from_numpy(data.rotation).to(device), translation=torch.from_numpy(data.translation).to(device),
@@ -51,6 +52,7 @@ def to_device(data: HeadData, device: torch.device, rects: np.ndarray, patch: in
         eyes=torch.from_numpy(eye_boxes(data.landmarks, data.size)).to(device),
         focal=data.focal, cx=data.cx, cy=data.cy, num_train=data.num_train, patch=patch,
         weight=None if weight is None else torch.as_tensor(weight, dtype=torch.float32).to(device),
+        lip_weight=None if lip_weight is None else torch.as_tensor(lip_weight, dtype=torch.float32).to(device),
     )
 
 
@@ -61,6 +63,31 @@ def blink_weight(expressions: np.ndarray, blink_columns: list[int], boost: float
         return None
     closure = np.clip(np.asarray(expressions, np.float64)[:, blink_columns].max(1), 0.0, 1.0)
     return 1.0 + boost * closure
+
+
+def mouth_weight(opening: np.ndarray, num_train: int, boost: float) -> np.ndarray | None:
+    """Draw weights ``[N]`` that favour frames with an open mouth: ``1 + boost * r``, ``r`` the frame's inner-lip
+    ``opening [N]`` between the training frames' median (0) and their 95th percentile (1), clipped to [0, 1] (a frame
+    without an opening counts as the median); None when ``boost`` is 0. The wide-open frames a clip has few of are
+    the head's to learn as well as the closed ones it has many of."""
+    if boost <= 0:
+        return None
+    o = np.asarray(opening, np.float64)
+    seen = o[:num_train][np.isfinite(o[:num_train])]
+    if len(seen) == 0:
+        return None
+    mid, top = float(np.median(seen)), float(np.percentile(seen, 95))
+    r = np.clip((np.nan_to_num(o, nan=mid) - mid) / max(top - mid, 1e-9), 0.0, 1.0)
+    return 1.0 + boost * r
+
+
+def draw_frames(weight: torch.Tensor | None, num_train: int, count: int, gen: torch.Generator,
+                device: torch.device) -> torch.Tensor:
+    """``count`` random training frames ``[count]`` long on ``device``: drawn by ``weight [N]`` (with replacement),
+    or all alike when it is None."""
+    if weight is None:
+        return torch.randint(0, num_train, (count,), generator=gen, device=gen.device).to(device)
+    return torch.multinomial(weight[:num_train].to(gen.device), count, replacement=True, generator=gen).to(device)
 
 
 @dataclass
@@ -85,11 +112,7 @@ def ray_batch(d: DeviceData, frames_per_step: int, rays: int, head_share: float,
     dev = d.frames.device
     b = frames_per_step
     per = max(1, rays // b)
-    if d.weight is None:
-        frames = torch.randint(0, d.num_train, (b,), generator=gen, device=gen.device).to(dev)
-    else:
-        w = d.weight[:d.num_train].to(gen.device)
-        frames = torch.multinomial(w, b, replacement=True, generator=gen).to(dev)
+    frames = draw_frames(d.weight, d.num_train, b, gen, dev)
     n_mouth = int(round(per * mouth_share))
     n_eye = min(per, n_mouth + int(round(per * eye_share)))
     n_head = min(per, n_eye + int(round(per * head_share)))
@@ -109,12 +132,12 @@ def ray_batch(d: DeviceData, frames_per_step: int, rays: int, head_share: float,
 
 
 def patch_batch(d: DeviceData, frames_per_step: int, gen: torch.Generator) -> Batch:
-    """A ``patch`` x ``patch`` square of pixels around the mouth of each of ``frames_per_step`` frames
-    (shifted by up to a quarter patch at random). Pixels are row-major, so ``[B, p*p]`` reshapes to
-    ``[B, p, p]``."""
+    """A ``patch`` x ``patch`` square of pixels around the mouth of each of ``frames_per_step`` frames (drawn by
+    ``d.lip_weight`` when it is set), shifted by up to a quarter patch at random. Pixels are row-major, so
+    ``[B, p*p]`` reshapes to ``[B, p, p]``."""
     dev = d.frames.device
     b, p = frames_per_step, d.patch
-    frames = torch.randint(0, d.num_train, (b,), generator=gen, device=gen.device).to(dev)
+    frames = draw_frames(d.lip_weight, d.num_train, b, gen, dev)
     jitter = (torch.rand((b, 2), generator=gen, device=gen.device).to(dev) - 0.5) * (p / 2)
     corner = (d.mouths[frames].float() + jitter).round().long().clamp(0, d.size - p)  # [B, 2]
     ys, xs = torch.meshgrid(torch.arange(p, device=dev), torch.arange(p, device=dev), indexing="ij")

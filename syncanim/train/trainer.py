@@ -27,7 +27,7 @@ import torch
 
 from ..config import PluginSection, RuntimeConfig, TrainConfig, dump_toml
 from ..console import ProgressFn, no_progress
-from ..data.batches import Batch, DeviceData, blink_weight, patch_batch, ray_batch, to_device
+from ..data.batches import Batch, DeviceData, blink_weight, mouth_weight, patch_batch, ray_batch, to_device
 from ..data.dataset import HeadData, clip_rms, load_head_data
 from ..data.files import writable_folder, write_text_atomic
 from ..data.manifest import dataset_audio_section
@@ -315,7 +315,10 @@ def run_train(
     rects = model.head_rects(Camera.from_numpy(data.rotation, data.translation, data.focal, data.cx, data.cy,
                                                data.size, "cpu"))
     blinks = [i for i, name in enumerate(EXPRESSIONS) if name.startswith("blink")]
-    d = to_device(data, device, rects, patch, codes, blink_weight(data.expressions, blinks, train.blink_boost))
+    lips = mouth_weight(mouth_opening(data.landmarks), data.num_train, train.mouth_boost)  # [N] or None
+    eyes = blink_weight(data.expressions, blinks, train.blink_boost)
+    rays_weight = eyes if lips is None else lips if eyes is None else eyes * lips
+    d = to_device(data, device, rects, patch, codes, rays_weight, lips)
     plate, boxes = data.plate, person_boxes(data.labels, margin=data.size // 32)
     del data
     perceptual: PerceptualLoss | None = make_perceptual(train, device) if schedule.lips else None
