@@ -146,7 +146,7 @@ def run_validation(model_dir: str | os.PathLike[str], out_dir: str | os.PathLike
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     video = out / "val_side_by_side.mp4"
-    with VideoWriter(video, data.manifest.fps, 2 * data.size, data.size) as w:
+    with VideoWriter(video, data.manifest.fps, 2 * data.size, data.size, crf=render.crf) as w:
         for r, g in zip(rendered, gt, strict=True):
             w.write(np.concatenate([r, g], 1))
     picks = np.linspace(0, len(ids) - 1, min(4, len(ids))).round().astype(int)
