@@ -24,3 +24,19 @@ def masks(labels: np.ndarray) -> dict[str, np.ndarray]:
         "background": labels == BACKGROUND,
         "face": labels == FACE,
     }
+
+
+#: half-width of the band around the head's outline at 512 px (scaled with the frame size): where most of a held-out
+#: frame's error sits (benchmarks/psnr_regions.py)
+OUTLINE_PX = 4.0
+
+
+def outline_band(labels: np.ndarray, radius: float) -> np.ndarray:
+    """The pixels within ``radius`` px (at least 1) of the head's outline (the edge of ``HEAD`` and ``FACE``
+    together), on either side. labels: [H, W] uint8 -> [H, W] bool."""
+    import cv2
+
+    r = max(1, int(round(radius)))
+    kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+    head = (labels >= HEAD).astype(np.uint8)
+    return (cv2.dilate(head, kernel) > 0) & ~(cv2.erode(head, kernel) > 0)
