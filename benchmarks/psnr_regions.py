@@ -10,7 +10,7 @@ each file, against the dataset's frames:
   squared error and the PSNR inside the label;
 - boxes around the eyes and around the mouth (from the frames' landmarks, a few pixels of margin), and the head's
   outline (``syncanim.data.labels.outline_band``: within 4 px at 512 of the edge of the head and face labels, on
-  either side; what ``train.outline_share`` draws rays on): the same (these overlap the labels);
+  either side): the same (these overlap the labels);
 - for each region, the whole-frame PSNR if that region were drawn perfectly (how much there is to gain there);
 - with ``--shift`` (minutes: 169 shifts of every frame), ``head_shift``: the head (head and face labels, dilated)
   scored after the best shift of the render within +-3 px, steps of 0.5 px: how much of the head's error is the

@@ -6,6 +6,7 @@ The classes partition the image: the person is every non-zero label, the head (w
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 BACKGROUND, TORSO, NECK, HEAD, FACE = 0, 1, 2, 3, 4
@@ -34,8 +35,6 @@ OUTLINE_PX = 4.0
 def outline_band(labels: np.ndarray, radius: float) -> np.ndarray:
     """The pixels within ``radius`` px (at least 1) of the head's outline (the edge of ``HEAD`` and ``FACE``
     together), on either side. labels: [H, W] uint8 -> [H, W] bool."""
-    import cv2
-
     r = max(1, int(round(radius)))
     kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
     head = (labels >= HEAD).astype(np.uint8)
