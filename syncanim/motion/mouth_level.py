@@ -127,14 +127,13 @@ class MouthLevel:
         quiet = self.ref.silence
         for t, (d, r) in enumerate(zip(np.asarray(sq, np.float64), np.asarray(rms, np.float64).reshape(-1),
                                        strict=True)):
-            level = math.sqrt(max(self.mean_sq, 0.0))
             if self.gate.step(float(r)):
                 self.weight = min(self.weight + 1.0, self.window)
                 self.mean_sq += (d - self.mean_sq) / self.weight
-                level = math.sqrt(max(self.mean_sq, 0.0))
             elif quiet is not None and d > quiet * quiet:  # silence: no further from the rest than the subject's pauses
                 out[t] = quiet / math.sqrt(d)
                 continue
+            level = math.sqrt(max(self.mean_sq, 0.0))
             out[t] = min(self.max_gain, max(1.0, self.ref.level / level)) if level > 0 else self.max_gain
         return out
 
