@@ -239,7 +239,8 @@ def run_prep(
     if run.cached("head_pose", hp_key) is None:
         t0 = time.perf_counter()
         tracker = reg.build("syncanim.head_trackers", prep.head_pose)
-        track = tracker.fit(landmarks, found, (prep.size, prep.size), progress=progress)
+        track = tracker.fit(landmarks, found, (prep.size, prep.size), progress=progress,
+                            frames=lambda: (rgb for _, rgb in _dataset_frames(layout, num_frames)))
         save_track(layout.track, track)
         train, val = nerf_transforms(track, (prep.size, prep.size), prep.val_fraction)
         write_json_atomic(layout.transforms_train, train)
