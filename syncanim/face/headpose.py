@@ -665,7 +665,7 @@ class LandmarkBATracker:
         ``landmarks: [N, 478, 3] float`` (x, y pixels; z = MediaPipe z times the image width),
         ``valid: [N] bool`` (frames where a face was detected; the others may be interpolated and are
         left out of the shape and focal fit), ``image_size = (W, H)``. ``frames``, when given, returns the
-        ``N`` frames (``[H, W, 3]`` uint8 RGB, in order) for the optical flow that ties neighbouring poses
+        ``N`` frames (``[H, W, 3]`` uint8 RGB or ``[H, W]`` gray, in order) for the optical flow that ties neighbouring poses
         (``flow_weight``); without them the poses are smoothed. Raises :class:`DataError` for bad shapes,
         non-finite landmarks in valid frames, or fewer than ``min_valid_frames`` valid frames.
         """

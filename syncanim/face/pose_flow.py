@@ -18,7 +18,9 @@ by the landmark's error times the gradient of the motion across the face, which 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -32,42 +34,54 @@ from .headpose import _robust as robust
 REFERENCE_SIZE = 512
 
 
+def _pair_flow(prev: np.ndarray, gray: np.ndarray, p: np.ndarray, window_px: float, check_px: float,
+               levels: int) -> np.ndarray:
+    """Flow ``[K, 2]`` of points ``p [K, 2]`` from gray image ``prev`` into ``gray`` (NaN where not followed)."""
+    out = np.full(p.shape, np.nan, np.float32)
+    have = np.isfinite(p).all(1)
+    if not have.any():
+        return out
+    scale = gray.shape[1] / REFERENCE_SIZE
+    win = max(5, int(round(window_px * scale)) | 1)
+    p0 = np.ascontiguousarray(p[have]).reshape(-1, 1, 2)
+    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)
+    q, s1, _ = cv2.calcOpticalFlowPyrLK(prev, gray, p0, None, winSize=(win, win), maxLevel=levels, criteria=crit)
+    b, s2, _ = cv2.calcOpticalFlowPyrLK(gray, prev, q, None, winSize=(win, win), maxLevel=levels, criteria=crit)
+    back = np.linalg.norm((b - p0).reshape(-1, 2), axis=1)
+    ok = (s1.ravel() == 1) & (s2.ravel() == 1) & (back < check_px * scale)
+    rows = np.flatnonzero(have)
+    out[rows[ok]] = (q - p0).reshape(-1, 2)[ok]
+    return out
+
+
 def landmark_flow(frames: Iterable[np.ndarray], points: np.ndarray, window_px: float = 21.0,
-                  check_px: float = 0.3, levels: int = 3) -> np.ndarray:
+                  check_px: float = 0.3, levels: int = 3, workers: int = 2) -> np.ndarray:
     """Optical flow of landmark positions from each frame to the next.
 
     frames: ``N`` images ``[H, W, 3]`` uint8 RGB (or ``[H, W]`` gray), in order; points: ``[N, K, 2]`` pixels
     (NaN: no landmark). Returns ``[N, K, 2]`` float32: row ``k`` is the displacement of the image at
     ``points[k - 1]`` into frame ``k``; NaN in row 0, where a point was not found, where the flow backward
     misses the start by more than ``check_px``, or where a frame is missing. ``window_px`` and ``check_px`` are
-    for a 512 px frame and scale with the frame's width.
+    for a 512 px frame and scale with the frame's width. Pairs of frames are followed on ``workers`` threads.
     """
     points = np.asarray(points, np.float32)
     n, k = points.shape[:2]
     out = np.full((n, k, 2), np.nan, np.float32)
+    pending: deque[tuple[int, Future]] = deque()
     prev = None
-    for i, frame in enumerate(frames):
-        if i >= n:
-            break
-        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        if prev is not None:
-            scale = gray.shape[1] / REFERENCE_SIZE
-            win = max(5, int(round(window_px * scale)) | 1)
-            p = points[i - 1]
-            have = np.isfinite(p).all(1)
-            if have.any():
-                p0 = np.ascontiguousarray(p[have]).reshape(-1, 1, 2)
-                crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)
-                q, s1, _ = cv2.calcOpticalFlowPyrLK(prev, gray, p0, None, winSize=(win, win), maxLevel=levels,
-                                                   criteria=crit)
-                b, s2, _ = cv2.calcOpticalFlowPyrLK(gray, prev, q, None, winSize=(win, win), maxLevel=levels,
-                                                    criteria=crit)
-                back = np.linalg.norm((b - p0).reshape(-1, 2), axis=1)
-                ok = (s1.ravel() == 1) & (s2.ravel() == 1) & (back < check_px * scale)
-                d = (q - p0).reshape(-1, 2)
-                rows = np.flatnonzero(have)
-                out[i, rows[ok]] = d[ok]
-        prev = gray
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for i, frame in enumerate(frames):
+            if i >= n:
+                break
+            gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            if prev is not None:
+                pending.append((i, pool.submit(_pair_flow, prev, gray, points[i - 1], window_px, check_px, levels)))
+            while len(pending) > 2 * max(1, workers):  # bounded: frames wait in memory only this long
+                j, fut = pending.popleft()
+                out[j] = fut.result()
+            prev = gray
+        for j, fut in pending:
+            out[j] = fut.result()
     return out
 
 

@@ -240,7 +240,7 @@ def run_prep(
         t0 = time.perf_counter()
         tracker = reg.build("syncanim.head_trackers", prep.head_pose)
         track = tracker.fit(landmarks, found, (prep.size, prep.size), progress=progress,
-                            frames=lambda: (rgb for _, rgb in _dataset_frames(layout, num_frames)))
+                            frames=lambda: (img for _, img in _dataset_frames(layout, num_frames, gray=True)))
         save_track(layout.track, track)
         train, val = nerf_transforms(track, (prep.size, prep.size), prep.val_fraction)
         write_json_atomic(layout.transforms_train, train)
@@ -393,12 +393,13 @@ def _load_chunks(layout: DatasetLayout, chunks: list) -> dict[str, Any]:
             "face_luma": np.concatenate(parts["face_luma"]), "bg_means": parts["bg_means"]}
 
 
-def _dataset_frames(layout: DatasetLayout, n: int) -> Iterator[tuple[int, np.ndarray]]:
+def _dataset_frames(layout: DatasetLayout, n: int, gray: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+    """``(k, frame)`` for the dataset's frames in order: ``[H, W, 3]`` uint8 RGB, or ``[H, W]`` with ``gray``."""
     for k in range(n):
-        bgr = cv2.imread(str(layout.frame(k)), cv2.IMREAD_COLOR)
-        if bgr is None:
+        img = cv2.imread(str(layout.frame(k)), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+        if img is None:
             raise DataError(f"frame {layout.frame(k)} is missing or unreadable; rerun prep")
-        yield k, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        yield k, img if gray else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def _write_png(path: Path, img: np.ndarray) -> None:
