@@ -235,7 +235,9 @@ def run_prep(
     from ..data.track import load_track, save_track
     from .headpose import nerf_transforms
 
-    hp_key = stage_key("head_pose", lm_key, prep.size, prep.val_fraction, _section(prep.head_pose))
+    # keyed by the tracker's resolved settings, defaults included: a tracker whose defaults change runs again
+    _, hp_cfg = reg.resolve("syncanim.head_trackers", prep.head_pose)
+    hp_key = stage_key("head_pose", lm_key, prep.size, prep.val_fraction, prep.head_pose.kind, hp_cfg.model_dump())
     if run.cached("head_pose", hp_key) is None:
         t0 = time.perf_counter()
         tracker = reg.build("syncanim.head_trackers", prep.head_pose)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from syncanim.audio.waveform import read_audio
-from syncanim.config import Config, PrepConfig, RuntimeConfig
+from syncanim.config import Config, PluginSection, PrepConfig, RuntimeConfig
 from syncanim.data.labels import BACKGROUND, FACE, HEAD, NECK, TORSO
 from syncanim.data.manifest import read_manifest
 from syncanim.data.track import load_track
@@ -140,6 +140,23 @@ def test_rerun_skips_every_finished_stage(prepared_sample, sample_clip):
     assert set(STAGES) <= set(again.skipped)
     same = again.manifest.model_dump(exclude={"timings"})
     assert same == prepared_sample.manifest.model_dump(exclude={"timings"})
+
+
+def test_head_pose_runs_again_when_the_tracker_settings_change(prepared_sample, sample_clip, tmp_path):
+    """The stage is keyed by the tracker's settings with its defaults: naming a default changes nothing, a new
+    value (or a new default in a later version) runs the head pose again, and only what depends on it."""
+    path, _ = sample_clip
+    out = tmp_path / "copy"
+    shutil.copytree(prepared_sample.layout.root, out)
+    cfg = Config()
+    kind = cfg.prep.head_pose.kind
+    named = cfg.prep.model_copy(update={"head_pose": PluginSection(kind=kind, flow_weight=10.0)})
+    assert run_prep(path, out, named, cfg.runtime).ran == []
+    changed = cfg.prep.model_copy(update={"head_pose": PluginSection(kind=kind, flow_weight=0.0)})
+    again = run_prep(path, out, changed, cfg.runtime)
+    assert again.ran == ["head_pose"]
+    smoothed, flowed = load_track(out / "track.npz"), load_track(prepared_sample.layout.track)
+    assert not np.allclose(smoothed.rotation, flowed.rotation)
 
 
 def test_interrupted_run_resumes_without_redoing_finished_chunks(sample_clip, tmp_path):
