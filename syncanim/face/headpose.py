@@ -805,7 +805,7 @@ class LandmarkBATracker:
             from .pose_flow import landmark_flow, refine_poses
 
             points = lm[:, rigid, :2]
-            flow = landmark_flow(frames(), points, cfg.flow_window_px, cfg.flow_check_px)
+            flow = landmark_flow(frames(), points, cfg.flow_window_px, cfg.flow_check_px, size=(width, height))
             log.debug("head pose: flow found for %.1f %% of the rigid landmarks",
                       100 * float(np.isfinite(flow[1:, :, 0]).mean()) if n > 1 else 0.0)
             done += 1

@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 from scipy.linalg import solveh_banded
 
+from ..errors import DataError
+from ..geometry import matrix_to_axis_angle
 from .headpose import _apply_pose_step as apply_pose_step
 from .headpose import _linearize as linearize
 from .headpose import _robust as robust
@@ -55,7 +57,8 @@ def _pair_flow(prev: np.ndarray, gray: np.ndarray, p: np.ndarray, window_px: flo
 
 
 def landmark_flow(frames: Iterable[np.ndarray], points: np.ndarray, window_px: float = 21.0,
-                  check_px: float = 0.3, levels: int = 3, workers: int = 2) -> np.ndarray:
+                  check_px: float = 0.3, levels: int = 3, workers: int = 2,
+                  size: tuple[int, int] | None = None) -> np.ndarray:
     """Optical flow of landmark positions from each frame to the next.
 
     frames: ``N`` images ``[H, W, 3]`` uint8 RGB (or ``[H, W]`` gray), in order; points: ``[N, K, 2]`` pixels
@@ -63,17 +66,23 @@ def landmark_flow(frames: Iterable[np.ndarray], points: np.ndarray, window_px: f
     ``points[k - 1]`` into frame ``k``; NaN in row 0, where a point was not found, where the flow backward
     misses the start by more than ``check_px``, or where a frame is missing. ``window_px`` and ``check_px`` are
     for a 512 px frame and scale with the frame's width. Pairs of frames are followed on ``workers`` threads.
+    Raises :class:`DataError` when fewer than ``N`` frames come, or (``size`` = (W, H) given) one of another size.
     """
     points = np.asarray(points, np.float32)
     n, k = points.shape[:2]
     out = np.full((n, k, 2), np.nan, np.float32)
     pending: deque[tuple[int, Future]] = deque()
     prev = None
+    count = 0
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for i, frame in enumerate(frames):
             if i >= n:
                 break
+            count += 1
             gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            if size is not None and gray.shape[::-1] != tuple(size):
+                raise DataError(f"frame {i} is {gray.shape[1]}x{gray.shape[0]}, the landmarks are for "
+                                f"{size[0]}x{size[1]}")
             if prev is not None:
                 pending.append((i, pool.submit(_pair_flow, prev, gray, points[i - 1], window_px, check_px, levels)))
             while len(pending) > 2 * max(1, workers):  # bounded: frames wait in memory only this long
@@ -82,6 +91,8 @@ def landmark_flow(frames: Iterable[np.ndarray], points: np.ndarray, window_px: f
             prev = gray
         for j, fut in pending:
             out[j] = fut.result()
+    if count < n:
+        raise DataError(f"the optical flow got {count} frames for {n} frames of landmarks")
     return out
 
 
@@ -105,6 +116,29 @@ def _banded(diag: np.ndarray, upper: np.ndarray) -> np.ndarray:
     return ab
 
 
+#: frames that nothing ties to a landmark are held to their starting pose with this share of a typical frame's
+#: landmark weight
+HOLD = 0.01
+#: a frame's landmarks, or the flow from the frame before, fix its pose when they have at least this many points
+MIN_POINTS = 3
+
+
+def _unanchored(have_obs: np.ndarray, have_flow: np.ndarray) -> np.ndarray:
+    """``[N]`` bool: the frames of runs linked by flow (each pair by ``MIN_POINTS`` or more points) in which no frame
+    has ``MIN_POINTS`` landmarks: nothing fixes where they are. have_obs, have_flow: ``[N, K]`` bool."""
+    anchored = have_obs.sum(1) >= MIN_POINTS
+    linked = have_flow.sum(1) >= MIN_POINTS  # [N]: frame k to k - 1
+    run = np.cumsum(~linked)  # run id: a new run starts where a frame is not linked to the one before
+    has_anchor = np.bincount(run, weights=anchored, minlength=run.max() + 1) > 0
+    return ~has_anchor[run]
+
+
+def _translation_params(trans: np.ndarray) -> np.ndarray:
+    """``[M, 3]`` translations as the ``(a, b, rho)`` of :func:`syncanim.face.headpose._apply_pose_step`:
+    ``t = exp(rho) (a, b, 1)``."""
+    return np.concatenate([trans[:, :2] / trans[:, 2:3], np.log(trans[:, 2:3])], -1)
+
+
 def refine_poses(rot: np.ndarray, trans: np.ndarray, shape: np.ndarray, obs: np.ndarray, flow: np.ndarray,
                  focal: float, cx: float, cy: float, *, flow_weight: float = 10.0, huber_px: float = 3.0,
                  flow_huber_px: float = 1.0, iterations: int = 4, chunk: int = 1024,
@@ -116,7 +150,8 @@ def refine_poses(rot: np.ndarray, trans: np.ndarray, shape: np.ndarray, obs: np.
     ``[N, K, 2]`` from :func:`landmark_flow` (row ``k``: motion from frame ``k - 1``). Cost, in squared
     pixels: the Huber loss (``huber_px``) of every landmark's reprojection error, plus ``flow_weight`` times
     the Huber loss (``flow_huber_px``) of the difference between each point's projected motion from frame
-    ``k - 1`` to ``k`` and its flow. Returns ``(rot, trans)``.
+    ``k - 1`` to ``k`` and its flow, plus a weak pull (:data:`HOLD`) back to their starting pose for frames that
+    neither landmarks nor a chain of flow to landmarks fix (a cutaway without a face). Returns ``(rot, trans)``.
     """
     rot, trans = np.array(rot, np.float64), np.array(trans, np.float64)
     shape = np.asarray(shape, np.float64)
@@ -126,6 +161,8 @@ def refine_poses(rot: np.ndarray, trans: np.ndarray, shape: np.ndarray, obs: np.
     have_flow = np.isfinite(flow).all(-1)
     have_flow[0] = False
     flow = np.where(have_flow[..., None], flow, 0.0)
+    hold = _unanchored(have_obs, have_flow)  # [N]
+    rot0, ab0 = rot.copy(), _translation_params(trans)
     for it in range(iterations):
         hd = np.zeros((n, 6, 6))
         ho = np.zeros((max(n - 1, 0), 6, 6))
@@ -157,9 +194,15 @@ def refine_poses(rot: np.ndarray, trans: np.ndarray, shape: np.ndarray, obs: np.
                 g[k1] += np.einsum("nkai,nk,nka->ni", jb, fw, res)
                 g[k1 - 1] -= np.einsum("nkai,nk,nka->ni", ja, fw, res)
             prev_p, prev_j = proj[-1:], jac[-1:]
-        # a little damping keeps frames with neither landmarks nor flow where they are
-        damp = 1e-6 * float(np.mean(np.diagonal(hd, axis1=1, axis2=2))) + 1e-9
-        hd += damp * np.eye(6)
+        diag = np.diagonal(hd, axis1=1, axis2=2)  # [N, 6]
+        if hold.any():
+            seen = diag[~hold] if (~hold).any() else diag
+            mu = HOLD * np.median(seen, axis=0) + 1e-9  # [6], per parameter: a hundredth of a typical frame's
+            d = np.concatenate([matrix_to_axis_angle(rot[hold] @ np.swapaxes(rot0[hold], 1, 2)),
+                                _translation_params(trans[hold]) - ab0[hold]], -1)  # [H, 6] from the start
+            hd[hold] += mu[:, None] * np.eye(6)
+            g[hold] += mu * d
+        hd += (1e-6 * float(np.mean(diag)) + 1e-9) * np.eye(6)  # a little damping
         step = -solveh_banded(_banded(hd, ho), g.ravel(), check_finite=False).reshape(n, 6)
         rot, trans = apply_pose_step(rot, trans, step)
         if progress is not None:

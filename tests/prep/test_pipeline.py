@@ -14,6 +14,7 @@ from syncanim.config import Config, PluginSection, PrepConfig, RuntimeConfig
 from syncanim.data.labels import BACKGROUND, FACE, HEAD, NECK, TORSO
 from syncanim.data.manifest import read_manifest
 from syncanim.data.track import load_track
+from syncanim.face.headpose import LandmarkBAConfig
 from syncanim.geometry import matrix_to_euler
 from syncanim.prep.pipeline import run_prep
 
@@ -150,13 +151,14 @@ def test_head_pose_runs_again_when_the_tracker_settings_change(prepared_sample, 
     shutil.copytree(prepared_sample.layout.root, out)
     cfg = Config()
     kind = cfg.prep.head_pose.kind
-    named = cfg.prep.model_copy(update={"head_pose": PluginSection(kind=kind, flow_weight=10.0)})
+    default = LandmarkBAConfig().flow_weight
+    named = cfg.prep.model_copy(update={"head_pose": PluginSection(kind=kind, flow_weight=default)})
     assert run_prep(path, out, named, cfg.runtime).ran == []
-    changed = cfg.prep.model_copy(update={"head_pose": PluginSection(kind=kind, flow_weight=0.0)})
+    changed = cfg.prep.model_copy(update={"head_pose": PluginSection(kind=kind, flow_weight=default / 2)})
     again = run_prep(path, out, changed, cfg.runtime)
     assert again.ran == ["head_pose"]
-    smoothed, flowed = load_track(out / "track.npz"), load_track(prepared_sample.layout.track)
-    assert not np.allclose(smoothed.rotation, flowed.rotation)
+    lighter, default_track = load_track(out / "track.npz"), load_track(prepared_sample.layout.track)
+    assert not np.allclose(lighter.rotation, default_track.rotation)
 
 
 def test_interrupted_run_resumes_without_redoing_finished_chunks(sample_clip, tmp_path):
