@@ -63,8 +63,8 @@ def landmark_flow(frames: Iterable[np.ndarray], points: np.ndarray, window_px: f
 
     frames: ``N`` images ``[H, W, 3]`` uint8 RGB (or ``[H, W]`` gray), in order; points: ``[N, K, 2]`` pixels
     (NaN: no landmark). Returns ``[N, K, 2]`` float32: row ``k`` is the displacement of the image at
-    ``points[k - 1]`` into frame ``k``; NaN in row 0, where a point was not found, where the flow backward
-    misses the start by more than ``check_px``, or where a frame is missing. ``window_px`` and ``check_px`` are
+    ``points[k - 1]`` into frame ``k``; NaN in row 0, where a point was not found or has no landmark, and where the
+    flow backward misses the start by more than ``check_px``. ``window_px`` and ``check_px`` are
     for a 512 px frame and scale with the frame's width. Pairs of frames are followed on ``workers`` threads.
     Raises :class:`DataError` when fewer than ``N`` frames come, or (``size`` = (W, H) given) one of another size.
     """
