@@ -117,7 +117,7 @@ def _banded(diag: np.ndarray, upper: np.ndarray) -> np.ndarray:
 
 
 #: frames that nothing ties to a landmark are held to their starting pose with this share of a typical frame's
-#: landmark weight
+#: weight (its landmark and flow terms, per pose parameter)
 HOLD = 0.01
 #: a frame's landmarks, or the flow from the frame before, fix its pose when they have at least this many points
 MIN_POINTS = 3
@@ -197,7 +197,7 @@ def refine_poses(rot: np.ndarray, trans: np.ndarray, shape: np.ndarray, obs: np.
         diag = np.diagonal(hd, axis1=1, axis2=2)  # [N, 6]
         if hold.any():
             seen = diag[~hold] if (~hold).any() else diag
-            mu = HOLD * np.median(seen, axis=0) + 1e-9  # [6], per parameter: a hundredth of a typical frame's
+            mu = HOLD * np.median(seen, axis=0) + 1e-9  # [6], per parameter
             d = np.concatenate([matrix_to_axis_angle(rot[hold] @ np.swapaxes(rot0[hold], 1, 2)),
                                 _translation_params(trans[hold]) - ab0[hold]], -1)  # [H, 6] from the start
             hd[hold] += mu[:, None] * np.eye(6)
