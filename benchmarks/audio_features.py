@@ -60,7 +60,7 @@ def score(dataset: Path, candidate: str, held_out: float) -> dict:
     f = torch.from_numpy(np.ascontiguousarray(feats)).float()
     cfg = MouthTrainConfig()
     fit_mouth_predictor(net, f, codes, n_train, mouth_loss_weight(basis, cfg.opening_weight, "cpu"), cfg,
-                        torch.Generator().manual_seed(0))
+                        torch.Generator().manual_seed(0), opening=basis.opening_direction())
     pred = net.predict(f).numpy()[n_train:]
     truth = mouth_opening(points[n_train:])
     predicted = basis.opening(pred)

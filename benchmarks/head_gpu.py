@@ -201,7 +201,7 @@ def refit_predictor(model, data, mouth_cfg, device, seed: int = 0) -> None:
     gen.manual_seed(seed)
     codes = torch.from_numpy(basis.encode(data.landmarks)).float().to(device)
     fit_mouth_predictor(net, feats, codes, data.num_train, mouth_loss_weight(basis, mouth_cfg.opening_weight, device),
-                        mouth_cfg, gen)
+                        mouth_cfg, gen, opening=basis.opening_direction())
     model.predictor = net.eval()
 
 

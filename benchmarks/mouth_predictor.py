@@ -124,7 +124,7 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     gen.manual_seed(seed)
     t0 = time.perf_counter()
     fit_mouth_predictor(net, feats, torch.from_numpy(codes).to(dev), len(landmarks),
-                        mouth_loss_weight(basis, tc.opening_weight, dev), tc, gen)
+                        mouth_loss_weight(basis, tc.opening_weight, dev), tc, gen, opening=basis.opening_direction())
     held = None
     if support > 0:  # the codes as render holds them (syncanim.motion.mouth_support; the level left out)
         from syncanim.motion.mouth_level import level_reference

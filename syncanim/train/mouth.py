@@ -8,7 +8,8 @@ supervision needs no weights: prep's landmarks give the real mouth shape of ever
    the ratio of the real spread to the predicted spread of each component there (clamped to
    ``[1, max_gain]``), times ``render_gain`` (the head renders less motion than its code asks for),
    becomes the predictor's ``gain``, so rendered lips move as much as the real ones.
-   The held-out correlation of each component is reported.
+   The held-out correlation of each component is reported. With ``shape_shrink``, components the speech
+   predicts poorly get less gain, and the opening keeps its spread (:func:`shaped_gain`).
 2. **Final**: the predictor is trained again, from the same start, on all training frames, and gets
    that gain.
 
@@ -150,12 +151,32 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / den) if den > 0 else 0.0
 
 
+def shaped_gain(gain: np.ndarray, correlation: np.ndarray, predicted: np.ndarray, opening: np.ndarray,
+                power: float, floor: float = 0.05) -> np.ndarray:
+    """Per-component gains ``gain [C]`` that match the spread of held-out codes, reshaped by how well each
+    component was predicted there (``correlation [C]``): each times ``clip(correlation, floor, 1) ** power``, then
+    all times one factor that gives the mouth opening (``predicted [H, C] @ (gain * opening)``, ``opening [C]`` the
+    opening's direction) the spread it had -> ``[C]``.
+
+    A component predicted with correlation ``r`` has the least squared error at ``r`` times the spread-matching
+    gain, so a full spread-matching gain on a component the speech barely predicts only adds motion that is wrong.
+    The opening keeps its calibrated spread (lips that move as much as the subject's), while the shape that the
+    speech does not tell is damped. ``power`` 0 returns ``gain``."""
+    if power <= 0:
+        return gain
+    shaped = gain * np.clip(correlation, floor, 1.0) ** power  # [C]
+    before, after = float((predicted @ (gain * opening)).std()), float((predicted @ (shaped * opening)).std())
+    return shaped * (before / after) if after > 1e-12 and before > 0 else gain
+
+
 def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torch.Tensor, num_train: int,
                         weight: torch.Tensor, cfg: MouthTrainConfig, gen: torch.Generator,
-                        progress: ProgressFn = no_progress) -> MouthFitReport:
+                        progress: ProgressFn = no_progress, opening: np.ndarray | None = None) -> MouthFitReport:
     """Fit ``net`` in place (module doc). features: ``[T, P, F]``; codes: ``[T, C]`` (rows of frames
     without a face are NaN and skipped); frames ``0 .. num_train-1`` are the training frames; weight:
-    ``[C]`` loss weight per component, or ``[C, C]`` (:func:`opening_loss_weight`). The network's feature statistics come from the training frames."""
+    ``[C]`` loss weight per component, or ``[C, C]`` (:func:`opening_loss_weight`); opening: the mouth opening's
+    direction ``[C]`` (:meth:`~syncanim.face.mouth.MouthBasis.opening_direction`), which ``cfg.shape_shrink``
+    needs (None: the gains are not reshaped). The network's feature statistics come from the training frames."""
     t0 = time.perf_counter()
     dev = features.device
     valid = torch.isfinite(codes).all(1)
@@ -183,9 +204,13 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
             pred = net(features, held).cpu().numpy()  # [H, C]
         true = codes[held].cpu().numpy()
         ratio = true.std(0) / np.maximum(pred.std(0), 1e-6)
-        gain = np.clip(ratio, 1.0, cfg.max_gain) * cfg.render_gain
         report.holdout_frames = len(held)
         report.holdout_correlation = [_corr(pred[:, c], true[:, c]) for c in range(true.shape[1])]
+        gain = np.clip(ratio, 1.0, cfg.max_gain)
+        if opening is not None:
+            gain = shaped_gain(gain, np.array(report.holdout_correlation), pred, np.asarray(opening, np.float64),
+                               cfg.shape_shrink)
+        gain = gain * cfg.render_gain
         net.load_state_dict(start)
     else:
         gain = np.full(codes.shape[1], cfg.render_gain)

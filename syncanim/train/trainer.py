@@ -330,7 +330,7 @@ def run_train(
     if not resume:
         report = fit_mouth_predictor(model.predictor, d.audio, d.codes, d.num_train,
                                      mouth_loss_weight(kept, train.mouth.opening_weight, device), train.mouth, gen,
-                                     progress)
+                                     progress, kept.opening_direction())
         info = replace(info, mouth={**info.mouth, "fit": asdict(report)})
         corr = report.holdout_correlation[0] if report.holdout_correlation else float("nan")
         log.info("mouth predictor: %.1f s, held-out correlation of the main component %.2f, gain %.2f",

@@ -10,6 +10,7 @@ from syncanim.train.mouth import (
     ema_average,
     fit_mouth_predictor,
     opening_loss_weight,
+    shaped_gain,
     smooth_codes,
     train_window_net,
     weighted_error,
@@ -152,3 +153,40 @@ def test_opening_weight_fits_the_opening_closer():
         fit_mouth_predictor(net, feats, codes, 480, weight, cfg, torch.Generator().manual_seed(0))
         errs.append(float(((net.predict(feats)[:480, 1] - codes[:480, 1]) ** 2).mean()))
     assert errs[1] < errs[0], errs
+
+
+def test_shaped_gain_damps_poorly_predicted_components_and_keeps_the_opening_spread():
+    gain = np.array([1.5, 1.5, 1.2])
+    corr = np.array([0.9, 0.1, -0.4])  # a negative correlation counts as the floor, 0.05
+    pred = np.random.default_rng(0).normal(size=(200, 3))
+    assert shaped_gain(gain, corr, pred, np.array([1.0, 0.5, 0.0]), 0.0) is gain
+    # the opening along the first component alone: it keeps its gain, the others are damped by their correlation
+    out = shaped_gain(gain, corr, pred, np.array([1.0, 0.0, 0.0]), 1.0)
+    np.testing.assert_allclose(out, [1.5, 1.5 * 0.1 / 0.9, 1.2 * 0.05 / 0.9])
+    # an opening that mixes components: its spread is what the calibrated gains gave it
+    opening = np.array([0.6, 0.8, 0.3])
+    out = shaped_gain(gain, corr, pred, opening, 1.0)
+    np.testing.assert_allclose((pred @ (out * opening)).std(), (pred @ (gain * opening)).std())
+    assert out[1] / out[0] < 0.2
+    half = shaped_gain(gain, corr, pred, np.array([1.0, 0.0, 0.0]), 0.5)  # a milder shrink
+    np.testing.assert_allclose(half[1], 1.5 * np.sqrt(0.1 / 0.9))
+
+
+def test_fit_with_the_opening_damps_the_component_the_speech_does_not_tell():
+    """The second component is mostly noise: fitted with the opening's direction (the first component), its gain
+    falls below the first's, while the first keeps the gain a fit without it calibrates."""
+    feats, codes = _clip()
+    g = torch.Generator().manual_seed(5)
+    codes[:, 1] = 0.3 * codes[:, 1] + torch.randn(len(codes), generator=g)
+    codes = codes / codes.std(0)
+    reports = []
+    for opening in (None, np.array([1.0, 0.0])):
+        torch.manual_seed(0)
+        net = MouthPredictor(2, 8, 2, hidden=16, past=4, future=0, dropout=0.1, input_dropout=0.1)
+        cfg = MouthTrainConfig(steps=300, batch=256, run=32, lr=3e-3, render_gain=1.0)
+        reports.append(fit_mouth_predictor(net, feats, codes, 480, torch.tensor([0.5, 0.5]), cfg,
+                                           torch.Generator().manual_seed(0), opening=opening))
+    plain, shaped = reports
+    assert plain.holdout_correlation[1] < 0.6 < plain.holdout_correlation[0]
+    assert abs(shaped.gain[0] - plain.gain[0]) < 1e-6
+    assert shaped.gain[1] < 0.7 * plain.gain[1]
