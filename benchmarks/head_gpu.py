@@ -9,7 +9,8 @@ the held-out PSNR with the lighting latent of the clip's last training frames in
 DIR/val_renders.npz (the rendered validation frames as JPEG bytes, for LMD where MediaPipe runs),
 DIR/val_stills.png (rendered over ground truth) and the model weights. Figures state the hardware.
 ``--mouth-variant NAME=key:value,...`` (repeatable) then fits new mouth predictors with those ``[train.mouth]`` settings
-and renders the held-out frames with each (the head is trained on measured codes, so one head compares them).
+and renders the held-out frames with each (the head is trained on measured codes, so one head compares them);
+the key ``seed`` (not a setting) picks the refit's random start (0 by default), e.g. ``s1=seed:1``.
 """
 
 from __future__ import annotations
@@ -321,14 +322,15 @@ def main() -> int:
         boxes = face_boxes(data.landmarks[ids], (data.size, data.size))
         for spec in args.mouth_variant:
             name, sets = parse_mouth_variant(spec)
+            seed = int(sets.pop("seed", 0))
             t0 = time.perf_counter()
-            refit_predictor(model, data, cfg.train.mouth.model_copy(update=sets), device)
+            refit_predictor(model, data, cfg.train.mouth.model_copy(update=sets), device, seed)
             r, _ = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision,
                                 level=split_level(info.mouth, info.fps, args.dataset, data, cfg.render.mouth_level),
                                 support=support)
             s = score_frames(r, gt, boxes).means()
             save_jpegs(out / f"val_renders_v_{name}.npz", r, quality=92, ids=np.array(ids))
-            result["mouth_variants"][name] = {"train_mouth": sets, "fit_s": time.perf_counter() - t0,
+            result["mouth_variants"][name] = {"train_mouth": sets, "seed": seed, "fit_s": time.perf_counter() - t0,
                                               "psnr": s["psnr"], "psnr_face_box": s["psnr_face"], "ssim": s["ssim"]}
             print(name, json.dumps(result["mouth_variants"][name]), flush=True)
 
