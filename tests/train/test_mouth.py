@@ -174,7 +174,7 @@ def test_shaped_gain_damps_poorly_predicted_components_and_keeps_the_opening_spr
 
 def test_fit_with_the_opening_damps_the_component_the_speech_does_not_tell():
     """The second component is mostly noise: fitted with the opening's direction (the first component), its gain
-    falls below the first's, while the first keeps the gain a fit without it calibrates."""
+    falls well below what a fit without the direction calibrates, while the first keeps its gain."""
     feats, codes = _clip()
     g = torch.Generator().manual_seed(5)
     codes[:, 1] = 0.3 * codes[:, 1] + torch.randn(len(codes), generator=g)
