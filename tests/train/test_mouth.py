@@ -183,7 +183,7 @@ def test_fit_with_the_opening_damps_the_component_the_speech_does_not_tell():
     for opening in (None, np.array([1.0, 0.0])):
         torch.manual_seed(0)
         net = MouthPredictor(2, 8, 2, hidden=16, past=4, future=0, dropout=0.1, input_dropout=0.1)
-        cfg = MouthTrainConfig(steps=300, batch=256, run=32, lr=3e-3, render_gain=1.0)
+        cfg = MouthTrainConfig(steps=300, batch=256, run=32, lr=3e-3, render_gain=1.0, shape_shrink=1.0)
         reports.append(fit_mouth_predictor(net, feats, codes, 480, torch.tensor([0.5, 0.5]), cfg,
                                            torch.Generator().manual_seed(0), opening=opening))
     plain, shaped = reports
