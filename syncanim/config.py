@@ -10,7 +10,7 @@ import json
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -102,6 +102,12 @@ class MouthTrainConfig(Frozen):
     # by default: 1 raised cnn2's held-out mouth correlation 0.741 -> 0.758 before rendering (0.68-0.69 -> 0.73-0.75
     # rendered), but lowered it 0.778 -> 0.744 over five parts of the clip held out in turn (README, lip sync)
     shape_shrink: float = Field(0.0, ge=0.0)
+    # the predicted shape across the mouth opening (all of the code but its part along the opening's direction) is
+    # multiplied by this (1 = as predicted), or by the factor with the least squared error on the calibration's
+    # held-out frames ("fit"), or per component by its held-out correlation ("corr"); the opening stays as predicted
+    # (syncanim.train.mouth.cross_mix). "corr" against 1 on cnn2, predictors refitted on one head: CPU (256 px) held-out
+    # mouth correlation 0.61 -> 0.64, LMD 2.24 -> 2.00 px; GPU (512 px) 0.72 -> 0.70, LMD 2.59 -> 2.49 px (README)
+    cross_shape: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["fit", "corr"] = "corr"
     # the head is trained on the real codes from the landmarks plus this much noise (code units: one
     # standard deviation of the subject's own mouth motion), so it also renders slightly imperfect codes
     code_noise: float = Field(0.1, ge=0.0)

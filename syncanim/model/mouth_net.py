@@ -5,7 +5,8 @@ ends of the clip): each frame's ``[P, F]`` features are normalised with the trai
 dropped out and projected to ``hidden`` channels, then ``layers`` residual convolutions without
 padding consume the window (each layer a part of the past and a part of the future), and a linear
 layer gives the ``C`` numbers of the mouth code (:class:`syncanim.face.mouth.MouthBasis`), scaled by a
-per-component ``gain`` calibrated on held-out frames (:mod:`syncanim.train.mouth`).
+per-component ``gain`` calibrated on held-out frames, then mixed by ``mix [C, C]`` (the identity unless the
+fit damps the shape across the mouth opening: :mod:`syncanim.train.mouth`).
 
 The window is bounded, so the predictor runs on a stream: frame ``t`` is known ``future`` frames
 after its audio, plus the audio encoder's own look-ahead.
@@ -45,6 +46,7 @@ class MouthPredictor(nn.Module):
         self.register_buffer("feat_mean", torch.zeros(fin))
         self.register_buffer("feat_std", torch.ones(fin))
         self.register_buffer("gain", torch.ones(code_dim))
+        self.register_buffer("mix", torch.eye(code_dim))
         self.inp = nn.Sequential(nn.Dropout(input_dropout), nn.Linear(fin, hidden))
         spans = split_span(past + future, layers)
         fut = split_span(future, layers)
@@ -52,6 +54,11 @@ class MouthPredictor(nn.Module):
         self.convs = nn.ModuleList(nn.Conv1d(hidden, hidden, s + 1) for s in spans)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, code_dim)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # weights saved before ``mix`` existed: the identity, which is what they computed
+        state_dict.setdefault(prefix + "mix", torch.eye(self.code_dim))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def window(self) -> int:
@@ -66,7 +73,7 @@ class MouthPredictor(nn.Module):
         h = self.inp(z).transpose(1, 2)  # [B, H, S]
         for conv, (b, f) in zip(self.convs, self.cuts, strict=True):
             h = h[:, :, b:h.shape[2] - f] + self.drop(F.gelu(conv(h)))
-        return self.out(h.transpose(1, 2)) * self.gain  # [B, S - W + 1, C]
+        return (self.out(h.transpose(1, 2)) * self.gain) @ self.mix.T  # [B, S - W + 1, C]
 
     def windows(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """The features each frame's code reads: features ``[T, P, F]`` of the clip, frames ``[B] long`` ->

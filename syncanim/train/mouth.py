@@ -9,9 +9,13 @@ supervision needs no weights: prep's landmarks give the real mouth shape of ever
    ``[1, max_gain]``), times ``render_gain`` (the head renders less motion than its code asks for),
    becomes the predictor's ``gain``, so rendered lips move as much as the real ones.
    The held-out correlation of each component is reported. With ``shape_shrink``, components the speech
-   predicts poorly get less gain, and the opening keeps its spread (:func:`shaped_gain`).
+   predicts poorly get less gain, and the opening keeps its spread (:func:`shaped_gain`). Then the shape
+   across the mouth opening (all of the code but its part along the opening's direction) is damped by
+   ``cross_shape`` (by default each component by its held-out correlation), the opening left as predicted
+   (:func:`cross_mix`): the head reads each component in units of its own spread, so a component the speech
+   barely tells, at full gain, asks it for shapes far from any it was trained on.
 2. **Final**: the predictor is trained again, from the same start, on all training frames, and gets
-   that gain.
+   that gain and mix.
 
 Each pass: AdamW, ``steps`` steps of ``batch`` random frames (in runs of ``run`` consecutive frames,
 which share the work of their overlapping windows), mean squared error weighted by each component's
@@ -50,6 +54,7 @@ class MouthFitReport:
     holdout_frames: int
     holdout_correlation: list[float] = field(default_factory=list)
     gain: list[float] = field(default_factory=list)
+    cross_damping: float | list[float] = 1.0  # the factor on the shape across the opening (:func:`cross_mix`)
     loss: float = 0.0
 
 
@@ -169,6 +174,26 @@ def shaped_gain(gain: np.ndarray, correlation: np.ndarray, predicted: np.ndarray
     return shaped * (before / after) if after > 1e-12 and before > 0 else gain
 
 
+def cross_mix(opening: np.ndarray, damping: np.ndarray | float) -> np.ndarray:
+    """The mix ``M [C, C]`` that keeps the part of a code along the mouth opening's direction (``opening [C]``) and
+    multiplies the rest, the shape across the opening, by ``damping`` (a number, or ``[C]`` per component of that
+    rest): ``M = P + Q diag(damping) Q``, ``P`` the orthogonal projection on ``opening``, ``Q = I - P``. Any code
+    ``c`` has the opening ``opening @ M @ c == opening @ c``."""
+    o = np.asarray(opening, np.float64)
+    proj = np.outer(o, o) / max(float(o @ o), 1e-12)  # [C, C]
+    rest = np.eye(len(o)) - proj
+    return proj + rest @ (np.broadcast_to(np.asarray(damping, np.float64), o.shape)[:, None] * rest)
+
+
+def fitted_cross_damping(predicted: np.ndarray, true: np.ndarray, opening: np.ndarray) -> float:
+    """The factor on the shape across the opening (:func:`cross_mix`) with the least squared error of the codes
+    ``predicted [H, C]`` against ``true [H, C]`` (held-out frames), clamped to ``[0, 1]``."""
+    rest = np.eye(len(opening)) - cross_mix(opening, 0.0)  # Q, symmetric
+    a, b = predicted @ rest, true @ rest
+    den = float((a * a).sum())
+    return float(np.clip((a * b).sum() / den, 0.0, 1.0)) if den > 1e-12 else 1.0
+
+
 def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torch.Tensor, num_train: int,
                         weight: torch.Tensor, cfg: MouthTrainConfig, gen: torch.Generator,
                         progress: ProgressFn = no_progress, opening: np.ndarray | None = None) -> MouthFitReport:
@@ -189,10 +214,12 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
         net.feat_mean.copy_(flat.mean(0))
         net.feat_std.copy_(flat.std(0).clamp_min(1e-5))
         net.gain.fill_(1.0)
+        net.mix.copy_(torch.eye(net.code_dim))
     # smoothed over the training frames only: a held-out frame's code must not leak into its neighbour's target
     targets = torch.nan_to_num(smooth_codes(torch.where(valid[:, None], codes, torch.nan), cfg.target_taps))
     codes = torch.nan_to_num(codes)
     start = copy.deepcopy(net.state_dict())
+    mix = np.eye(codes.shape[1])
     report = MouthFitReport(steps=cfg.steps, seconds=0.0, holdout_frames=0)
 
     cut = int(round(len(train_rows) * (1 - cfg.holdout)))
@@ -208,8 +235,15 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
         report.holdout_correlation = [_corr(pred[:, c], true[:, c]) for c in range(true.shape[1])]
         gain = np.clip(ratio, 1.0, cfg.max_gain)
         if opening is not None:
-            gain = shaped_gain(gain, np.array(report.holdout_correlation), pred, np.asarray(opening, np.float64),
-                               cfg.shape_shrink)
+            opening = np.asarray(opening, np.float64)
+            gain = shaped_gain(gain, np.array(report.holdout_correlation), pred, opening, cfg.shape_shrink)
+            if cfg.cross_shape == "fit":
+                report.cross_damping = fitted_cross_damping(pred * gain, true, opening)
+            elif cfg.cross_shape == "corr":
+                report.cross_damping = np.clip(report.holdout_correlation, 0.05, 1.0).tolist()
+            else:
+                report.cross_damping = float(cfg.cross_shape)
+            mix = cross_mix(opening, report.cross_damping)
         gain = gain * cfg.render_gain
         net.load_state_dict(start)
     else:
@@ -217,6 +251,7 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
     report.loss = train_window_net(net, features, targets, train_rows, weight, cfg, gen, progress, "mouth", cfg.ema)
     with torch.no_grad():
         net.gain.copy_(torch.as_tensor(gain, dtype=net.gain.dtype, device=dev))
+        net.mix.copy_(torch.as_tensor(mix, dtype=net.mix.dtype, device=dev))
     report.gain = [float(g) for g in gain]
     report.seconds = time.perf_counter() - t0
     return report

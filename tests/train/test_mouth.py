@@ -7,8 +7,10 @@ from syncanim.config import MouthTrainConfig
 from syncanim.console import no_progress
 from syncanim.model.mouth_net import MouthPredictor
 from syncanim.train.mouth import (
+    cross_mix,
     ema_average,
     fit_mouth_predictor,
+    fitted_cross_damping,
     opening_loss_weight,
     shaped_gain,
     smooth_codes,
@@ -190,3 +192,68 @@ def test_fit_with_the_opening_damps_the_component_the_speech_does_not_tell():
     assert plain.holdout_correlation[1] < 0.6 < plain.holdout_correlation[0]
     assert abs(shaped.gain[0] - plain.gain[0]) < 1e-6
     assert shaped.gain[1] < 0.7 * plain.gain[1]
+
+
+def test_cross_mix_keeps_the_opening_and_damps_the_rest():
+    rng = np.random.default_rng(1)
+    opening = np.array([0.6, 0.8, 0.3, -0.2])
+    codes = rng.normal(size=(50, 4))
+    np.testing.assert_allclose(cross_mix(opening, 1.0), np.eye(4), atol=1e-12)
+    for damping in (0.0, 0.3, np.array([0.9, 0.1, 0.5, 0.05])):
+        mixed = codes @ cross_mix(opening, damping).T
+        np.testing.assert_allclose(mixed @ opening, codes @ opening)  # the opening as predicted
+    along = np.outer(rng.normal(size=5), opening)  # codes along the opening's direction pass unchanged
+    np.testing.assert_allclose(along @ cross_mix(opening, 0.2).T, along)
+    across = np.array([[0.8, -0.6, 0.0, 0.0]])  # orthogonal to the opening: multiplied by the damping
+    np.testing.assert_allclose(across @ cross_mix(opening, 0.2).T, 0.2 * across, atol=1e-12)
+    # per component: the first opening-free direction along component 3 keeps that component's factor
+    np.testing.assert_allclose(cross_mix(np.array([1.0, 0.0, 0.0]), np.array([1.0, 0.5, 0.1])),
+                               np.diag([1.0, 0.5, 0.1]), atol=1e-12)
+
+
+def test_fitted_cross_damping_is_the_least_squares_factor():
+    rng = np.random.default_rng(2)
+    opening = np.array([1.0, 0.0, 0.0])
+    true = rng.normal(size=(4000, 3))
+    noise = rng.normal(size=(4000, 3))
+    # the shape across the opening predicted with noise of its own spread: the best factor is about 1/2
+    assert abs(fitted_cross_damping(true + noise, true, opening) - 0.5) < 0.03
+    assert fitted_cross_damping(true, true, opening) == 1.0
+    assert fitted_cross_damping(-true, true, opening) == 0.0  # clamped: never turned around
+    # the opening's own errors do not count
+    wrong_opening = true.copy()
+    wrong_opening[:, 0] = rng.normal(size=4000)
+    assert fitted_cross_damping(wrong_opening, true, opening) == 1.0
+
+
+def test_fit_with_cross_shape_damps_the_shape_across_the_opening_only():
+    """The second component is mostly noise and the opening lies along the first: ``cross_shape`` damps the second
+    by the fitted factor and leaves the first as the plain fit predicts it."""
+    feats, codes = _clip()
+    g = torch.Generator().manual_seed(5)
+    codes[:, 1] = 0.3 * codes[:, 1] + torch.randn(len(codes), generator=g)
+    codes = codes / codes.std(0)
+    nets, reports = [], []
+    for cross in (1.0, "fit", "corr"):
+        torch.manual_seed(0)
+        net = MouthPredictor(2, 8, 2, hidden=16, past=4, future=0, dropout=0.1, input_dropout=0.1)
+        cfg = MouthTrainConfig(steps=300, batch=256, run=32, lr=3e-3, render_gain=1.0, cross_shape=cross)
+        reports.append(fit_mouth_predictor(net, feats, codes, 480, torch.tensor([0.5, 0.5]), cfg,
+                                           torch.Generator().manual_seed(0), opening=np.array([1.0, 0.0])))
+        nets.append(net)
+    plain, fit, corr = (n.predict(feats) for n in nets)
+    assert reports[0].cross_damping == 1.0
+    torch.testing.assert_close(nets[0].mix, torch.eye(2))
+    for out, rep in ((fit, reports[1]), (corr, reports[2])):
+        damping = rep.cross_damping if isinstance(rep.cross_damping, float) else rep.cross_damping[1]
+        assert 0.0 <= damping < 0.7
+        torch.testing.assert_close(out[:, 0], plain[:, 0])
+        torch.testing.assert_close(out[:, 1], damping * plain[:, 1], rtol=1e-4, atol=1e-5)
+
+
+def test_weights_saved_without_the_mix_load_as_the_identity():
+    net = MouthPredictor(2, 8, 3, hidden=16, past=4, future=0)
+    state = {k: v for k, v in net.state_dict().items() if k != "mix"}
+    net.mix.fill_(7.0)
+    net.load_state_dict(state, strict=True)
+    torch.testing.assert_close(net.mix, torch.eye(3))
