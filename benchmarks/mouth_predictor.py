@@ -51,7 +51,7 @@ import torch
 from syncanim.audio.framing import frame_rms
 from syncanim.audio.precompute import speech_features_file
 from syncanim.audio.waveform import read_audio
-from syncanim.config import MouthTrainConfig
+from syncanim.config import MouthTrainConfig, parse_override
 from syncanim.data.dataset import clip_rms
 from syncanim.data.manifest import DatasetLayout, dataset_audio_section, read_manifest
 from syncanim.face.mouth import MouthBasis, mouth_opening
@@ -62,10 +62,6 @@ from syncanim.registry import default_registry
 from syncanim.train.mouth import fit_mouth_predictor, mouth_loss_weight
 
 
-def _value(v: str) -> float | int:
-    return float(v) if any(c in v for c in ".e") else int(v)
-
-
 def parse_variant(spec: str) -> tuple[str, dict, dict]:
     """``NAME=m.hidden:256,t.steps:2000`` -> name, MouthNetConfig and MouthTrainConfig overrides."""
     name, _, sets = spec.partition("=")
@@ -73,8 +69,8 @@ def parse_variant(spec: str) -> tuple[str, dict, dict]:
     bad = [k for k, _ in kv if k[:2] not in ("m.", "t.")]
     if bad:
         raise SystemExit(f"keys must start with m. or t.: {bad}")
-    return (name, {k[2:]: _value(v) for k, v in kv if k.startswith("m.")},
-            {k[2:]: _value(v) for k, v in kv if k.startswith("t.")})
+    return (name, {k[2:]: parse_override(f"v={v}")["v"] for k, v in kv if k.startswith("m.")},
+            {k[2:]: parse_override(f"v={v}")["v"] for k, v in kv if k.startswith("t.")})
 
 
 def held_out_parts(total: int, num_train: int, folds: int) -> list[tuple[int, int]]:
@@ -142,10 +138,21 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     opening = basis.opening(part_codes, shown)
     truth = mouth_opening(landmarks[lo:hi])
     corr, lag = opening_correlation(opening, truth)
+    # the mouth shape's error: mean distance of the mouth points (aligned, in eye-corner units) of the predicted
+    # codes, without the render gain (the head renders about 1 / render_gain of the motion asked of it), from the
+    # measured shape's
+    shown_pts = basis.decode(part_codes / tc.render_gain)
+    true_codes = basis.encode(landmarks[lo:hi])
+    shape_error = float(np.nanmean(np.linalg.norm(shown_pts - basis.decode(true_codes), axis=-1)))
+    # the same in the head's input units (each component in standard deviations of its own motion): a component
+    # with a small share of the shape weighs as much as the opening's here, and codes far outside the ones the head
+    # was trained on render poorly; root mean square over the components
+    code_error = float(np.sqrt(np.nanmean((part_codes / tc.render_gain - true_codes) ** 2)))
     subject = speaking_spread(mouth_opening(landmarks[train]), speaking[train])
     spreads = {name: speaking_spread(basis.opening(predict(f), shown), frames) / subject
                for name, (f, frames) in speech.items()}
     return {"frames": [lo, hi], "correlation": corr, "lag": lag, "amplitude": amplitude_ratio(opening, truth),
+            "shape_error": shape_error, "code_error": code_error,
             "speech_spread_ratio": spreads, "fit_s": time.perf_counter() - t0}, part_codes, basis
 
 
@@ -237,6 +244,8 @@ def main() -> int:
             spreads = {k: float(np.mean([p["speech_spread_ratio"][k] for p in scored_parts])) for k in speech}
             runs.append({"seed": seed, "correlation": float(np.mean([s["correlation"] for s in scored_parts])),
                          "amplitude": float(np.mean([s["amplitude"] for s in scored_parts])),
+                         "shape_error": float(np.mean([s["shape_error"] for s in scored_parts])),
+                         "code_error": float(np.mean([s["code_error"] for s in scored_parts])),
                          "speech_spread_ratio": spreads,
                          "fit_s": float(sum(s["fit_s"] for s in scored_parts)), "parts": scored_parts})
         mean = float(np.mean([r["correlation"] for r in runs]))
@@ -245,7 +254,9 @@ def main() -> int:
         if args.ensemble:
             result["variants"][name]["ensemble"] = ensemble_score(landmarks, seed_parts, args.shown)
         print(f"{name:14s} corr {mean:.3f} [" + " ".join(f"{r['correlation']:.3f}" for r in runs) + "] amp "
-              + " ".join(f"{r['amplitude']:.2f}" for r in runs) + f" ({runs[0]['fit_s']:.0f} s)"
+              + " ".join(f"{r['amplitude']:.2f}" for r in runs) + " shape err "
+              + " ".join(f"{100 * r['shape_error']:.2f}" for r in runs) + " code err "
+              + " ".join(f"{r['code_error']:.2f}" for r in runs) + f" ({runs[0]['fit_s']:.0f} s)"
               + "".join(f"; {k} " + " ".join(f"{r['speech_spread_ratio'][k]:.2f}" for r in runs)
                         for k in speech)
               + (f"; ensemble {result['variants'][name]['ensemble']['correlation']:.3f}" if args.ensemble else ""),
