@@ -201,7 +201,8 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
     without a face are NaN and skipped); frames ``0 .. num_train-1`` are the training frames; weight:
     ``[C]`` loss weight per component, or ``[C, C]`` (:func:`opening_loss_weight`); opening: the mouth opening's
     direction ``[C]`` (:meth:`~syncanim.face.mouth.MouthBasis.opening_direction`), which ``cfg.shape_shrink``
-    needs (None: the gains are not reshaped). The network's feature statistics come from the training frames."""
+    and ``cfg.cross_shape`` need (None: the gains are not reshaped and the mix stays the identity). The network's
+    feature statistics come from the training frames."""
     t0 = time.perf_counter()
     dev = features.device
     valid = torch.isfinite(codes).all(1)
