@@ -156,8 +156,12 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / den) if den > 0 else 0.0
 
 
+#: a component's held-out correlation counts as at least this when it damps that component (a negative one included)
+CORRELATION_FLOOR = 0.05
+
+
 def shaped_gain(gain: np.ndarray, correlation: np.ndarray, predicted: np.ndarray, opening: np.ndarray,
-                power: float, floor: float = 0.05) -> np.ndarray:
+                power: float, floor: float = CORRELATION_FLOOR) -> np.ndarray:
     """Per-component gains ``gain [C]`` that match the spread of held-out codes, reshaped by how well each
     component was predicted there (``correlation [C]``): each times ``clip(correlation, floor, 1) ** power``, then
     all times one factor that gives the mouth opening (``predicted [H, C] @ (gain * opening)``, ``opening [C]`` the
@@ -174,21 +178,26 @@ def shaped_gain(gain: np.ndarray, correlation: np.ndarray, predicted: np.ndarray
     return shaped * (before / after) if after > 1e-12 and before > 0 else gain
 
 
+def opening_projection(opening: np.ndarray) -> np.ndarray:
+    """The orthogonal projection ``[C, C]`` of codes on the mouth opening's direction ``opening [C]``."""
+    o = np.asarray(opening, np.float64)
+    return np.outer(o, o) / max(float(o @ o), 1e-12)
+
+
 def cross_mix(opening: np.ndarray, damping: np.ndarray | float) -> np.ndarray:
     """The mix ``M [C, C]`` that keeps the part of a code along the mouth opening's direction (``opening [C]``) and
     multiplies the rest, the shape across the opening, by ``damping`` (a number, or ``[C]`` per component of that
     rest): ``M = P + Q diag(damping) Q``, ``P`` the orthogonal projection on ``opening``, ``Q = I - P``. Any code
     ``c`` has the opening ``opening @ M @ c == opening @ c``."""
-    o = np.asarray(opening, np.float64)
-    proj = np.outer(o, o) / max(float(o @ o), 1e-12)  # [C, C]
-    rest = np.eye(len(o)) - proj
-    return proj + rest @ (np.broadcast_to(np.asarray(damping, np.float64), o.shape)[:, None] * rest)
+    proj = opening_projection(opening)
+    rest = np.eye(len(proj)) - proj
+    return proj + rest @ (np.broadcast_to(np.asarray(damping, np.float64), len(proj))[:, None] * rest)
 
 
 def fitted_cross_damping(predicted: np.ndarray, true: np.ndarray, opening: np.ndarray) -> float:
     """The factor on the shape across the opening (:func:`cross_mix`) with the least squared error of the codes
     ``predicted [H, C]`` against ``true [H, C]`` (held-out frames), clamped to ``[0, 1]``."""
-    rest = np.eye(len(opening)) - cross_mix(opening, 0.0)  # Q, symmetric
+    rest = np.eye(len(opening)) - opening_projection(opening)  # symmetric
     a, b = predicted @ rest, true @ rest
     den = float((a * a).sum())
     return float(np.clip((a * b).sum() / den, 0.0, 1.0)) if den > 1e-12 else 1.0
@@ -241,7 +250,7 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
             if cfg.cross_shape == "fit":
                 report.cross_damping = fitted_cross_damping(pred * gain, true, opening)
             elif cfg.cross_shape == "corr":
-                report.cross_damping = np.clip(report.holdout_correlation, 0.05, 1.0).tolist()
+                report.cross_damping = np.clip(report.holdout_correlation, CORRELATION_FLOOR, 1.0).tolist()
             else:
                 report.cross_damping = float(cfg.cross_shape)
             mix = cross_mix(opening, report.cross_damping)

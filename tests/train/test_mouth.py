@@ -206,7 +206,7 @@ def test_cross_mix_keeps_the_opening_and_damps_the_rest():
     np.testing.assert_allclose(along @ cross_mix(opening, 0.2).T, along)
     across = np.array([[0.8, -0.6, 0.0, 0.0]])  # orthogonal to the opening: multiplied by the damping
     np.testing.assert_allclose(across @ cross_mix(opening, 0.2).T, 0.2 * across, atol=1e-12)
-    # per component: the first opening-free direction along component 3 keeps that component's factor
+    # the opening along the first component: each other component keeps its own factor
     np.testing.assert_allclose(cross_mix(np.array([1.0, 0.0, 0.0]), np.array([1.0, 0.5, 0.1])),
                                np.diag([1.0, 0.5, 0.1]), atol=1e-12)
 
