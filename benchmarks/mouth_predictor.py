@@ -31,8 +31,6 @@ instead of the dataset's (block 4 by default). On cnn2 block 4 scores best, and 
 predictor gives it (its gain included, before any rendering or mouth level) over the subject's own
 speaking spread in the training frames (what ``syncanim eval --video`` reports of a render).
 
-``t.tempo:[0.9,1.1]`` also fits on the clip's audio played at those speeds (features from the dataset's backend).
-
 Keys: ``m.*`` set ``[model.mouth]`` (:class:`~syncanim.model.head_config.MouthNetConfig`), ``t.*`` set
 ``[train.mouth]`` (:class:`~syncanim.config.MouthTrainConfig`); ``base=`` is the defaults. Runs on
 CUDA when there is one. The rendered mouth follows the predicted codes about as well as these figures
@@ -43,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -68,7 +65,7 @@ from syncanim.train.mouth import fit_mouth_predictor, mouth_loss_weight
 def parse_variant(spec: str) -> tuple[str, dict, dict]:
     """``NAME=m.hidden:256,t.steps:2000`` -> name, MouthNetConfig and MouthTrainConfig overrides."""
     name, _, sets = spec.partition("=")
-    kv = [x.split(":", 1) for x in re.split(r",(?![^\[]*\])", sets) if x]  # commas inside [lists] kept
+    kv = [x.split(":", 1) for x in sets.split(",") if x]
     bad = [k for k, _ in kv if k[:2] not in ("m.", "t.")]
     if bad:
         raise SystemExit(f"keys must start with m. or t.: {bad}")
@@ -102,12 +99,11 @@ def new_speech(dataset: Path, specs: list[str], fps: float, rate: int, dev: torc
 
 def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int], mc: MouthNetConfig,
                tc: MouthTrainConfig, seed: int, dev: torch.device, speech: dict, speaking: np.ndarray,
-               scored: torch.Tensor | None = None, shown: bool = False, support: float = 0.0,
-               tempo: dict[float, torch.Tensor] | None = None) -> tuple[dict, np.ndarray, MouthBasis]:
+               scored: torch.Tensor | None = None, shown: bool = False, support: float = 0.0
+               ) -> tuple[dict, np.ndarray, MouthBasis]:
     """Fit the basis and predictor on the frames outside ``part`` (as training does) and score the part (on the
     features ``scored`` [T, P, F] when given, else ``feats``), and the new ``speech`` (:func:`new_speech`) against
-    the subject's spread over ``speaking [N] bool`` frames; ``tempo``: the clip's features at other speeds
-    (:func:`clip_tempo`); ``shown``: crossed lips count as closed
+    the subject's spread over ``speaking [N] bool`` frames; ``shown``: crossed lips count as closed
     (:meth:`~syncanim.face.mouth.MouthBasis.opening`); ``support``: the codes held to the mouth support of this share
     (:mod:`syncanim.motion.mouth_support`), as render holds them. Returns the scores, the part's predicted codes
     ``[hi - lo, C]`` and the basis (for :func:`ensemble_score`)."""
@@ -124,8 +120,7 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     gen.manual_seed(seed)
     t0 = time.perf_counter()
     fit_mouth_predictor(net, feats, torch.from_numpy(codes).to(dev), len(landmarks),
-                        mouth_loss_weight(basis, tc.opening_weight, dev), tc, gen, opening=basis.opening_direction(),
-                        tempo={s: tempo[s] for s in tc.tempo} if tc.tempo else None)
+                        mouth_loss_weight(basis, tc.opening_weight, dev), tc, gen, opening=basis.opening_direction())
     held = None
     if support > 0:  # the codes as render holds them (syncanim.motion.mouth_support; the level left out)
         from syncanim.motion.mouth_level import level_reference
@@ -191,20 +186,6 @@ def encoder_features(dataset: Path, blocks: str, num_frames: int) -> np.ndarray:
                            for b in blocks.split("+")], -1)
 
 
-def clip_tempo(dataset: Path, speeds: set[float], num_frames: int, dev: torch.device) -> dict[float, torch.Tensor]:
-    """The clip's features at each of ``speeds`` (:func:`syncanim.audio.tempo.tempo_features`, the dataset's backend)."""
-    from syncanim.audio.tempo import tempo_features
-    from syncanim.config import PluginSection
-
-    if not speeds:
-        return {}
-    layout, manifest = DatasetLayout(dataset), read_manifest(dataset)
-    extractor = default_registry().build("syncanim.asr", PluginSection(**dataset_audio_section(dataset)))
-    feats = tempo_features(extractor, read_audio(layout.audio, manifest.sample_rate), manifest.fps, num_frames,
-                           tuple(sorted(speeds)))
-    return {s: torch.from_numpy(f).float().to(dev) for s, f in feats.items()}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset", type=Path)
@@ -251,17 +232,13 @@ def main() -> int:
               "support": args.support,  # the mouth support's share the codes are held to (0: none)
               "blocks": args.blocks,  # None: the dataset's features, else the Whisper encoder blocks used
               "held_out_frames": int(sum(hi - lo for lo, hi in parts)), "variants": {}}
-    specs = [parse_variant(spec) for spec in args.variants]
-    if args.blocks and any(tset.get("tempo") for _, _, tset in specs):
-        raise SystemExit("t.tempo uses the dataset's backend: leave out --blocks")
-    tempo = clip_tempo(args.dataset, {float(x) for _, _, tset in specs for x in tset.get("tempo", ())},
-                       len(landmarks), dev)
-    for name, mset, tset in specs:
+    for spec in args.variants:
+        name, mset, tset = parse_variant(spec)
         mc, tc = MouthNetConfig().model_copy(update=mset), MouthTrainConfig(**tset)
         runs, seed_parts = [], []
         for seed in args.seeds:
             seed_parts.append([score_part(landmarks, feats, part, mc, tc, seed, dev, speech, speaking, scored,
-                                          args.shown, args.support, tempo)
+                                          args.shown, args.support)
                                for part in parts])
             scored_parts = [row for row, _, _ in seed_parts[-1]]
             spreads = {k: float(np.mean([p["speech_spread_ratio"][k] for p in scored_parts])) for k in speech}

@@ -108,9 +108,6 @@ class MouthTrainConfig(Frozen):
     # (syncanim.train.mouth.cross_mix). "corr" against 1 on cnn2, predictors refitted on one head: CPU (256 px) held-out
     # mouth correlation 0.61 -> 0.64, LMD 2.24 -> 2.00 px; GPU (512 px) 0.72 -> 0.70, LMD 2.59 -> 2.49 px (README)
     cross_shape: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["fit", "corr"] = "corr"
-    # the predictor also learns from the clip's audio played at these speeds (its pitch raised as much), against the
-    # codes of the frames each of their frames shows: speech at other rates and voices (empty = the clip alone)
-    tempo: tuple[Annotated[float, Field(gt=0.5, lt=2.0)], ...] = ()
     # the head is trained on the real codes from the landmarks plus this much noise (code units: one
     # standard deviation of the subject's own mouth motion), so it also renders slightly imperfect codes
     code_noise: float = Field(0.1, ge=0.0)

@@ -33,20 +33,6 @@ class Waveform:
         return float(np.sqrt(np.mean(np.square(self.samples, dtype=np.float64)))) if len(self.samples) else 0.0
 
 
-def played_at(wave: Waveform, speed: float) -> Waveform:
-    """``wave`` played ``speed`` times as fast, its pitch raised as much (resampled, polyphase; ``speed`` taken as a
-    fraction with a denominator up to 100): sample ``n`` of the result is ``wave`` at sample ``n * speed``."""
-    from fractions import Fraction
-
-    from scipy.signal import resample_poly
-
-    if not speed > 0:
-        raise ValueError(f"speed must be positive, got {speed}")
-    f = Fraction(speed).limit_denominator(100)
-    out = resample_poly(wave.samples.astype(np.float64), f.denominator, f.numerator)
-    return Waveform(np.clip(out, -1.0, 1.0).astype(np.float32), wave.sample_rate)
-
-
 def read_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> Waveform:
     """Decode the first audio stream of any file PyAV/FFmpeg can read, downmixed to mono and resampled,
     aligned with the file's video (:func:`_audio_lead`).

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..audio.tempo import tempo_times
 from ..config import MotionTrainConfig, MouthTrainConfig
 from ..console import ProgressFn, no_progress
 from ..face.mouth import MouthBasis
@@ -204,56 +203,15 @@ def fitted_cross_damping(predicted: np.ndarray, true: np.ndarray, opening: np.nd
     return float(np.clip((a * b).sum() / den, 0.0, 1.0)) if den > 1e-12 else 1.0
 
 
-def resampled_rows(values: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-    """Rows of ``values [T, C]`` at fractional row ``times [M]`` (linear between the two rows around each; NaN where
-    one it needs is NaN or the time lies outside ``0 .. T - 1``) -> ``[M, C]``."""
-    lo = times.floor().long()
-    inside = (lo >= 0) & (times <= values.shape[0] - 1)
-    lo = lo.clamp(0, values.shape[0] - 1)
-    hi = (lo + 1).clamp(max=values.shape[0] - 1)
-    w = (times - lo.to(times.dtype)).to(values.dtype)[:, None]
-    out = torch.where(w > 0, values[lo] * (1 - w) + values[hi] * w, values[lo])  # a row on a frame needs only it
-    out[~inside] = torch.nan
-    return out
-
-
-def stack_clips(clips: list[torch.Tensor], past: int, future: int) -> tuple[torch.Tensor, list[int]]:
-    """Clips ``[T_k, ...]`` one after the other, each between ``past`` copies of its first row and ``future`` of its
-    last, so that a window of frames ``t - past .. t + future`` reads each clip as it would alone (clamped at its
-    ends) -> the stack ``[sum(T_k + past + future), ...]`` and each clip's first row in it."""
-    parts, starts, at = [], [], 0
-    for c in clips:
-        parts += [c[:1].expand(past, *c.shape[1:]), c, c[-1:].expand(future, *c.shape[1:])]
-        starts.append(at + past)
-        at += past + len(c) + future
-    return torch.cat(parts), starts
-
-
-def rows_between(times: torch.Tensor, frames: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """The rows whose time (``times [R] float64``, in frames of a ``num_frames``-frame clip; negative: none) is one of
-    ``frames [M] long`` or lies between two consecutive ones -> row indices ``[K] long`` (on ``frames``' device)."""
-    ok = torch.zeros(num_frames, dtype=torch.bool)
-    ok[frames.cpu()] = True
-    lo = times.floor().long()
-    inside = (lo >= 0) & (times <= num_frames - 1)
-    lo = lo.clamp(0, num_frames - 1)
-    on_frame = times == lo.to(times.dtype)
-    keep = inside & ok[lo] & (on_frame | ok[(lo + 1).clamp(max=num_frames - 1)])
-    return keep.nonzero().squeeze(1).to(frames.device)
-
-
 def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torch.Tensor, num_train: int,
                         weight: torch.Tensor, cfg: MouthTrainConfig, gen: torch.Generator,
-                        progress: ProgressFn = no_progress, opening: np.ndarray | None = None,
-                        tempo: dict[float, torch.Tensor] | None = None) -> MouthFitReport:
+                        progress: ProgressFn = no_progress, opening: np.ndarray | None = None) -> MouthFitReport:
     """Fit ``net`` in place (module doc). features: ``[T, P, F]``; codes: ``[T, C]`` (rows of frames
     without a face are NaN and skipped); frames ``0 .. num_train-1`` are the training frames; weight:
     ``[C]`` loss weight per component, or ``[C, C]`` (:func:`opening_loss_weight`); opening: the mouth opening's
     direction ``[C]`` (:meth:`~syncanim.face.mouth.MouthBasis.opening_direction`), which ``cfg.shape_shrink``
-    and ``cfg.cross_shape`` need (None: the gains are not reshaped and the mix stays the identity); tempo: speed ->
-    the features ``[T_s, P, F]`` of the clip's audio played at that speed (:mod:`syncanim.audio.tempo`), whose frames
-    are more training frames, their codes the clip's at the times they show (times between a training frame and a
-    held-out or calibration frame left out). The network's feature statistics come from the training frames."""
+    and ``cfg.cross_shape`` need (None: the gains are not reshaped and the mix stays the identity). The network's
+    feature statistics come from the training frames."""
     t0 = time.perf_counter()
     dev = features.device
     valid = torch.isfinite(codes).all(1)
@@ -268,25 +226,16 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
         net.gain.fill_(1.0)
         net.mix.copy_(torch.eye(net.code_dim))
     # smoothed over the training frames only: a held-out frame's code must not leak into its neighbour's target
-    targets = smooth_codes(torch.where(valid[:, None], codes, torch.nan), cfg.target_taps)
+    targets = torch.nan_to_num(smooth_codes(torch.where(valid[:, None], codes, torch.nan), cfg.target_taps))
     codes = torch.nan_to_num(codes)
-    # the clip and its copies at other speeds, one after the other; times [rows]: each row's time in the clip
-    clips = [(features, torch.arange(len(features), dtype=torch.float64))]
-    clips += [(f.to(features), tempo_times(speed, len(features))[:len(f)])
-              for speed, f in sorted((tempo or {}).items())]
-    stacked, starts = stack_clips([f for f, _ in clips], net.past, net.future)
-    times = torch.full((len(stacked),), -1.0, dtype=torch.float64)
-    for (_, t), at in zip(clips, starts, strict=True):
-        times[at:at + len(t)] = t
-    all_targets = torch.nan_to_num(resampled_rows(targets, times.to(targets.device).to(targets.dtype)))
     start = copy.deepcopy(net.state_dict())
     mix = np.eye(codes.shape[1])
     report = MouthFitReport(steps=cfg.steps, seconds=0.0, holdout_frames=0)
 
     cut = int(round(len(train_rows) * (1 - cfg.holdout)))
     if cfg.holdout > 0 and len(train_rows) - cut >= 8 and cut >= 8:
-        train_window_net(net, stacked, all_targets, rows_between(times, train_rows[:cut], len(features)), weight,
-                         cfg, gen, progress, "mouth calibration", cfg.ema)
+        train_window_net(net, features, targets, train_rows[:cut], weight, cfg, gen, progress, "mouth calibration",
+                         cfg.ema)
         held = train_rows[cut:]
         with torch.no_grad():
             pred = net(features, held).cpu().numpy()  # [H, C]
@@ -309,8 +258,7 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
         net.load_state_dict(start)
     else:
         gain = np.full(codes.shape[1], cfg.render_gain)
-    report.loss = train_window_net(net, stacked, all_targets, rows_between(times, train_rows, len(features)), weight,
-                                   cfg, gen, progress, "mouth", cfg.ema)
+    report.loss = train_window_net(net, features, targets, train_rows, weight, cfg, gen, progress, "mouth", cfg.ema)
     with torch.no_grad():
         net.gain.copy_(torch.as_tensor(gain, dtype=net.gain.dtype, device=dev))
         net.mix.copy_(torch.as_tensor(mix, dtype=net.mix.dtype, device=dev))

@@ -3,7 +3,6 @@
 import numpy as np
 import torch
 
-from syncanim.audio.tempo import tempo_times
 from syncanim.config import MouthTrainConfig
 from syncanim.console import no_progress
 from syncanim.model.mouth_net import MouthPredictor
@@ -13,11 +12,8 @@ from syncanim.train.mouth import (
     fit_mouth_predictor,
     fitted_cross_damping,
     opening_loss_weight,
-    resampled_rows,
-    rows_between,
     shaped_gain,
     smooth_codes,
-    stack_clips,
     train_window_net,
     weighted_error,
 )
@@ -261,59 +257,3 @@ def test_weights_saved_without_the_mix_load_as_the_identity():
     net.mix.fill_(7.0)
     net.load_state_dict(state, strict=True)
     torch.testing.assert_close(net.mix, torch.eye(3))
-
-
-def test_resampled_rows_interpolate_and_leave_out_what_they_cannot_know():
-    values = torch.tensor([[0.0, 10.0], [1.0, 20.0], [float("nan"), 0.0], [3.0, 40.0]])
-    out = resampled_rows(values, torch.tensor([0.0, 0.25, 1.0, 1.5, 3.0, -1.0, 3.5]))
-    torch.testing.assert_close(out[:3], torch.tensor([[0.0, 10.0], [0.25, 12.5], [1.0, 20.0]]))
-    assert torch.isnan(out[3:4, 0]).all()  # between a frame and one without a face
-    torch.testing.assert_close(out[4], torch.tensor([3.0, 40.0]))
-    assert torch.isnan(out[5:]).all()  # outside the clip
-
-
-def test_stacked_clips_are_read_as_if_alone():
-    """A window of frames around each row of a clip reads the same features in the stack as in the clip alone."""
-    a, b = torch.randn(7, 2, 3), torch.randn(5, 2, 3)
-    net = MouthPredictor(2, 3, 2, hidden=8, past=3, future=2).eval()
-    stacked, starts = stack_clips([a, b], net.past, net.future)
-    assert len(stacked) == 7 + 5 + 2 * (3 + 2) and starts == [3, 3 + 7 + 2 + 3]
-    for clip, at in ((a, starts[0]), (b, starts[1])):
-        frames = torch.arange(len(clip))
-        torch.testing.assert_close(net.windows(stacked, frames + at), net.windows(clip, frames))
-        torch.testing.assert_close(net(stacked, frames + at), net(clip, frames))
-
-
-def test_rows_between_keeps_times_between_allowed_frames_only():
-    times = torch.tensor([-1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.9], dtype=torch.float64)
-    rows = rows_between(times, torch.tensor([0, 1, 3]), 4)
-    assert rows.tolist() == [1, 2, 3, 7]  # 1.5 and 2.5 touch frame 2, which is not allowed; 3.9 is past the clip
-
-
-def test_tempo_copies_are_more_frames_with_the_codes_of_the_times_they_show():
-    """A mouth that follows the sound, and 90 training frames: the clip's copies at 0.8 and 1.25 times its speed,
-    each frame with the code of the clip time it shows, are more examples of the same mapping, and the predictor
-    follows held-out frames closer (the copies' frames paired with the codes of their own index instead: worse)."""
-    g = torch.Generator().manual_seed(0)
-    knots, mix = torch.randn(400, 6, generator=g), torch.randn(6, 2, generator=g)
-
-    def feats_fn(t):  # [T, 1, 6]: a made-up sound that changes every 3 frames, heard at clip times t
-        x = (t / 3 + 10).clamp(0, len(knots) - 2)
-        lo = x.floor().long()
-        w = (x - lo).float()[:, None]
-        return (knots[lo] * (1 - w) + knots[lo + 1] * w)[:, None]
-
-    t = torch.arange(600, dtype=torch.float64)
-    feats, codes = feats_fn(t), torch.tanh(feats_fn(t)[:, 0] @ mix)
-    scores = {}
-    for name in ("clip", "tempo", "misaligned"):
-        tempo = {s: feats_fn(tempo_times(s, len(t)) * (s if name == "tempo" else 1.0) / s) for s in (0.8, 1.25)}
-        torch.manual_seed(0)
-        net = MouthPredictor(1, 6, 2, hidden=32, past=2, future=2, dropout=0.0, input_dropout=0.0)
-        cfg = MouthTrainConfig(steps=400, batch=256, run=32, lr=3e-3, render_gain=1.0, holdout=0.0,
-                               feature_scale=0.0, target_taps=1, ema=0.0)
-        fit_mouth_predictor(net, feats, codes, 90, torch.tensor([0.5, 0.5]), cfg, torch.Generator().manual_seed(0),
-                            tempo=None if name == "clip" else tempo)
-        held = codes[100:]
-        scores[name] = float((net.predict(feats)[100:] - held).pow(2).mean() / held.var(0).mean())
-    assert scores["tempo"] < 0.85 * scores["clip"] < 0.85 * scores["misaligned"], scores
