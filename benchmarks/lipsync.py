@@ -10,7 +10,8 @@ dataset's held-out frames in order, such as ``val_side_by_side.mp4`` of ``syncan
 (a video twice as wide as the dataset's frames is render | truth: its left half is read). Needs MediaPipe.
 
 Held-out frames (the subject's own speech, never trained on): mouth-opening correlation, lag and
-amplitude ratio of the rendered mouth against the real one, and LMD. New speech: the spread of the
+amplitude ratio of the rendered mouth against the real one, LMD, and how far the rendered lips and eye corners sit from
+the real ones on average (``offset_px``). New speech: the spread of the
 rendered mouth opening while the audio has speech, over the subject's own spread while speaking in the
 training frames (1 = the mouth moves as much as the subject's did). The strip shows mouth crops over
 time: for held-out frames the render above the truth, for each new speech the render alone.
@@ -81,8 +82,13 @@ def score_val(data, frames: np.ndarray, ids: np.ndarray) -> tuple[dict, np.ndarr
     ref = data.landmarks[ids][:, LIPS]
     strip = np.concatenate([np.concatenate([mouth_crop(frames[i], ref[i]), mouth_crop(data.frames[ids[i]], ref[i])], 0)
                             for i in picks], 1)
+    # where the rendered lips and eye corners sit against the real ones (x, y pixels; + = right, down): LMD's share
+    # that is a shift rather than a shape
+    offset = {name: [round(float(v), 3) for v in np.nanmean(pts[:, idx, :2] - data.landmarks[ids][:, idx, :2], (0, 1))]
+              for name, idx in (("lips", LIPS), ("eye_corners", [33, 133, 263, 362]))}
     return {"frames": len(ids), "mouth_correlation": corr, "mouth_lag": lag,
-            "mouth_amplitude": amplitude_ratio(rendered, truth), "lmd": lm.value, "lmd_frames": lm.frames_used}, strip
+            "mouth_amplitude": amplitude_ratio(rendered, truth), "lmd": lm.value, "lmd_frames": lm.frames_used,
+            "offset_px": offset}, strip
 
 
 def score_speech(frames: np.ndarray, audio: Path, fps: float, subject_spread: float) -> tuple[dict, np.ndarray]:
