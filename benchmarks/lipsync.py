@@ -10,7 +10,8 @@ dataset's held-out frames in order, such as ``val_side_by_side.mp4`` of ``syncan
 (a video twice as wide as the dataset's frames is render | truth: its left half is read). Needs MediaPipe.
 
 Held-out frames (the subject's own speech, never trained on): mouth-opening correlation, lag and
-amplitude ratio of the rendered mouth against the real one, LMD, and how far the rendered lips and eye corners sit from
+amplitude ratio of the rendered mouth against the real one, the correlation over the voiced frames alone and the share
+of pauses (:func:`~syncanim.metrics.mouth.voiced_correlation`), LMD, and how far the rendered lips and eye corners sit from
 the real ones on average (``offset_px``). New speech: the spread of the
 rendered mouth opening while the audio has speech, over the subject's own spread while speaking in the
 training frames (1 = the mouth moves as much as the subject's did). The strip shows mouth crops over
@@ -36,7 +37,14 @@ from syncanim.eval.video_stats import track_landmarks
 from syncanim.face.mouth import LIPS, mouth_opening
 from syncanim.media.video import iter_frames
 from syncanim.metrics.lmd import lmd_stats, mouth_landmarks
-from syncanim.metrics.mouth import amplitude_ratio, opening_correlation, speaking_spread, speech_frames
+from syncanim.metrics.mouth import (
+    PAUSE_DB,
+    amplitude_ratio,
+    opening_correlation,
+    speaking_spread,
+    speech_frames,
+    voiced_correlation,
+)
 from syncanim.model.head import EXPRESSIONS
 
 
@@ -71,11 +79,14 @@ def mouth_crop(image: np.ndarray, points: np.ndarray, size: int = 96) -> np.ndar
     return cv2.resize(pad[y0 + h:y0 + 2 * h, x0 + h:x0 + 2 * h], (size, size), interpolation=cv2.INTER_AREA)
 
 
-def score_val(data, frames: np.ndarray, ids: np.ndarray) -> tuple[dict, np.ndarray]:
+def score_val(data, frames: np.ndarray, ids: np.ndarray, voiced: np.ndarray) -> tuple[dict, np.ndarray]:
+    """The held-out renders ``frames [N, H, W, 3]`` of the dataset frames ``ids [N]`` against the truth;
+    ``voiced [num_frames] bool``: the dataset's frames that are not pauses."""
     pts, _ = track_landmarks(iter(frames))
     rendered = mouth_opening(pts)
     truth = mouth_opening(data.landmarks[ids])
     corr, lag = opening_correlation(rendered, truth)
+    v = voiced[ids]
     lm = lmd_stats(mouth_landmarks(iter(frames)), mouth_landmarks(iter(data.frames[ids])), data.size)
     picks = np.argsort(truth)[np.linspace(0, len(ids) - 1, 10).round().astype(int)]
     picks = np.sort(picks)
@@ -87,6 +98,7 @@ def score_val(data, frames: np.ndarray, ids: np.ndarray) -> tuple[dict, np.ndarr
     offset = {name: [round(float(v), 3) for v in np.nanmean(pts[:, idx, :2] - data.landmarks[ids][:, idx, :2], (0, 1))]
               for name, idx in (("lips", LIPS), ("eye_corners", [33, 133, 263, 362]))}
     return {"frames": len(ids), "mouth_correlation": corr, "mouth_lag": lag,
+            "voiced_correlation": voiced_correlation(rendered, truth, v, lag), "pause_share": float(1 - v.mean()),
             "mouth_amplitude": amplitude_ratio(rendered, truth), "lmd": lm.value, "lmd_frames": lm.frames_used,
             "offset_px": offset}, strip
 
@@ -118,7 +130,8 @@ def main() -> int:
     subject = speaking_spread(mouth_opening(data.landmarks[:n]),
                               speech_frames(frame_rms(wave.samples, wave.sample_rate, fps, 0, n)))
     frames, extra = read_renders(args.val, data)
-    val, strip = score_val(data, frames, extra["ids"])
+    rms = frame_rms(wave.samples, wave.sample_rate, fps, 0, data.manifest.num_frames)
+    val, strip = score_val(data, frames, extra["ids"], speech_frames(rms, PAUSE_DB))
     rows = [strip]
     result = {"benchmark": "lipsync", "command": "python " + " ".join(sys.argv), "dataset": args.dataset.name, "subject_spread": subject, "val": val, "speech": {}}
     print("held-out:", json.dumps(val), flush=True)

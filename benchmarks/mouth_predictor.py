@@ -27,6 +27,11 @@ does (the mouth level left out).
 instead of the dataset's (block 4 by default). On cnn2 block 4 scores best, and an average of three predictors adds
 0.004 of correlation for three times the fitting (results/mouth_predictor_cnn2_blocks.json).
 
+Each part is also scored on its voiced frames alone (``voiced_correlation``: louder than ``PAUSE_DB`` below the clip's
+loud level, at the lag found on all of them) and its pauses (``pause_share``, ``pause_opening``: the real mouth's median
+opening there, against the training frames' ``train_pause_opening``): in a pause the subject's mouth may rest shut or
+stay open, which the speech does not tell.
+
 ``--speech NAME=AUDIO`` (repeatable) also scores new speech: the spread of the mouth opening the fitted
 predictor gives it (its gain included, before any rendering or mouth level) over the subject's own
 speaking spread in the training frames (what ``syncanim eval --video`` reports of a render).
@@ -55,7 +60,14 @@ from syncanim.config import MouthTrainConfig, parse_override
 from syncanim.data.dataset import clip_rms
 from syncanim.data.manifest import DatasetLayout, dataset_audio_section, read_manifest
 from syncanim.face.mouth import MouthBasis, mouth_opening
-from syncanim.metrics.mouth import amplitude_ratio, opening_correlation, speaking_spread, speech_frames
+from syncanim.metrics.mouth import (
+    PAUSE_DB,
+    amplitude_ratio,
+    opening_correlation,
+    speaking_spread,
+    speech_frames,
+    voiced_correlation,
+)
 from syncanim.model.head_config import MouthNetConfig
 from syncanim.model.mouth_net import MouthPredictor
 from syncanim.registry import default_registry
@@ -99,13 +111,14 @@ def new_speech(dataset: Path, specs: list[str], fps: float, rate: int, dev: torc
 
 def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int], mc: MouthNetConfig,
                tc: MouthTrainConfig, seed: int, dev: torch.device, speech: dict, speaking: np.ndarray,
-               scored: torch.Tensor | None = None, shown: bool = False, support: float = 0.0
-               ) -> tuple[dict, np.ndarray, MouthBasis]:
+               scored: torch.Tensor | None = None, shown: bool = False, support: float = 0.0,
+               voiced: np.ndarray | None = None) -> tuple[dict, np.ndarray, MouthBasis]:
     """Fit the basis and predictor on the frames outside ``part`` (as training does) and score the part (on the
     features ``scored`` [T, P, F] when given, else ``feats``), and the new ``speech`` (:func:`new_speech`) against
     the subject's spread over ``speaking [N] bool`` frames; ``shown``: crossed lips count as closed
     (:meth:`~syncanim.face.mouth.MouthBasis.opening`); ``support``: the codes held to the mouth support of this share
-    (:mod:`syncanim.motion.mouth_support`), as render holds them. Returns the scores, the part's predicted codes
+    (:mod:`syncanim.motion.mouth_support`), as render holds them; ``voiced [N] bool``: the frames that are not
+    pauses (all when not given). Returns the scores, the part's predicted codes
     ``[hi - lo, C]`` and the basis (for :func:`ensemble_score`)."""
     lo, hi = part
     train = np.ones(len(landmarks), bool)
@@ -138,6 +151,13 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     opening = basis.opening(part_codes, shown)
     truth = mouth_opening(landmarks[lo:hi])
     corr, lag = opening_correlation(opening, truth)
+    pauses = {}
+    if voiced is not None:
+        v = voiced[lo:hi]
+        pauses = {"voiced_correlation": voiced_correlation(opening, truth, v, lag),
+                  "pause_share": float(1 - v.mean()),
+                  "pause_opening": float(np.median(truth[~v])) if (~v).any() else None,
+                  "train_pause_opening": float(np.median(mouth_opening(landmarks[train & ~voiced])))}
     # the mouth shape's error: mean distance of the mouth points (aligned, in eye-corner units) of the predicted
     # codes, without the render gain (the head renders about 1 / render_gain of the motion asked of it), from the
     # measured shape's
@@ -152,7 +172,7 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     spreads = {name: speaking_spread(basis.opening(predict(f), shown), frames) / subject
                for name, (f, frames) in speech.items()}
     return {"frames": [lo, hi], "correlation": corr, "lag": lag, "amplitude": amplitude_ratio(opening, truth),
-            "shape_error": shape_error, "code_error": code_error,
+            "shape_error": shape_error, "code_error": code_error, **pauses,
             "speech_spread_ratio": spreads, "fit_s": time.perf_counter() - t0}, part_codes, basis
 
 
@@ -215,7 +235,8 @@ def main() -> int:
     feats = torch.from_numpy(encoder_features(args.dataset, args.blocks, len(landmarks)) if args.blocks
                              else np.load(layout.audio_features)).float().to(dev)
     parts = held_out_parts(len(landmarks), manifest.num_train, args.folds)
-    speaking = speech_frames(clip_rms(args.dataset, manifest))
+    rms = clip_rms(args.dataset, manifest)
+    speaking, voiced = speech_frames(rms), speech_frames(rms, PAUSE_DB)
     speech = new_speech(args.dataset, args.speech, manifest.fps, manifest.sample_rate, dev)
     scored = None
     if args.stream:
@@ -238,7 +259,7 @@ def main() -> int:
         runs, seed_parts = [], []
         for seed in args.seeds:
             seed_parts.append([score_part(landmarks, feats, part, mc, tc, seed, dev, speech, speaking, scored,
-                                          args.shown, args.support)
+                                          args.shown, args.support, voiced)
                                for part in parts])
             scored_parts = [row for row, _, _ in seed_parts[-1]]
             spreads = {k: float(np.mean([p["speech_spread_ratio"][k] for p in scored_parts])) for k in speech}
@@ -246,6 +267,7 @@ def main() -> int:
                          "amplitude": float(np.mean([s["amplitude"] for s in scored_parts])),
                          "shape_error": float(np.mean([s["shape_error"] for s in scored_parts])),
                          "code_error": float(np.mean([s["code_error"] for s in scored_parts])),
+                         "voiced_correlation": float(np.mean([s["voiced_correlation"] for s in scored_parts])),
                          "speech_spread_ratio": spreads,
                          "fit_s": float(sum(s["fit_s"] for s in scored_parts)), "parts": scored_parts})
         mean = float(np.mean([r["correlation"] for r in runs]))
@@ -256,7 +278,8 @@ def main() -> int:
         print(f"{name:14s} corr {mean:.3f} [" + " ".join(f"{r['correlation']:.3f}" for r in runs) + "] amp "
               + " ".join(f"{r['amplitude']:.2f}" for r in runs) + " shape err "
               + " ".join(f"{100 * r['shape_error']:.2f}" for r in runs) + " code err "
-              + " ".join(f"{r['code_error']:.2f}" for r in runs) + f" ({runs[0]['fit_s']:.0f} s)"
+              + " ".join(f"{r['code_error']:.2f}" for r in runs) + " voiced "
+              + " ".join(f"{r['voiced_correlation']:.3f}" for r in runs) + f" ({runs[0]['fit_s']:.0f} s)"
               + "".join(f"; {k} " + " ".join(f"{r['speech_spread_ratio'][k]:.2f}" for r in runs)
                         for k in speech)
               + (f"; ensemble {result['variants'][name]['ensemble']['correlation']:.3f}" if args.ensemble else ""),

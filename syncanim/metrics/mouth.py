@@ -9,6 +9,10 @@ distance, on MediaPipe FaceMesh landmarks). Against a ground truth (held-out fra
 - **amplitude ratio**: standard deviation of the evaluated opening over that of the true one, on
   the same frames: 0 for a frozen mouth, 1 when it moves as much as the real one.
 
+The **voiced correlation** is the same correlation over the frames with voice alone, at the lag found on all of them
+(:func:`voiced_correlation`): in a pause a speaker's mouth may rest shut or stay open, which the speech does not tell,
+so it separates how well the mouth follows the voice from how often the clip pauses.
+
 Without a ground truth (new speech), the **spread ratio**: the standard deviation of the opening over
 the frames with speech, divided by the subject's own spread while speaking in their training footage
 (:func:`speaking_spread`).
@@ -53,11 +57,29 @@ def opening_correlation(evaluated: np.ndarray, truth: np.ndarray, max_lag: int =
     return (float("nan"), 0) if best[0] == -np.inf else (float(best[0]), int(best[1]))
 
 
+def voiced_correlation(evaluated: np.ndarray, truth: np.ndarray, voiced: np.ndarray, lag: int = 0) -> float:
+    """Pearson correlation of ``evaluated[k + lag]`` with ``truth[k]`` over the frames ``k`` where ``voiced [N]
+    bool`` holds (and both are finite); NaN when fewer than three such frames."""
+    e, t, v = np.asarray(evaluated, np.float64), np.asarray(truth, np.float64), np.asarray(voiced, bool)
+    if e.ndim != 1 or e.shape != t.shape or v.shape != t.shape:
+        raise ValueError(f"need three series [N] of one length, got {e.shape}, {t.shape} and {v.shape}")
+    n = len(t)
+    k = np.arange(max(0, -lag), min(n, n - lag))
+    k = k[v[k]]
+    x, y = _pair(e[k + lag], t[k])
+    return _pearson(x, y) if len(x) >= 3 else float("nan")
+
+
 def amplitude_ratio(evaluated: np.ndarray, truth: np.ndarray) -> float:
     """std(evaluated) / std(truth) over the frames finite in both; NaN when the truth does not move."""
     x, y = _pair(evaluated, truth)
     sd = float(y.std()) if len(y) else 0.0
     return float(x.std()) / sd if sd > 1e-12 else float("nan")
+
+
+#: frames this many dB or more below a clip's loud level are pauses (:func:`voiced_correlation`); speech, with the
+#: short gaps between its words, is ``speech_frames``' 30 dB
+PAUSE_DB = 20.0
 
 
 def speech_frames(rms: np.ndarray, speech_db: float = 30.0) -> np.ndarray:

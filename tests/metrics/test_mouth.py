@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from syncanim.metrics.mouth import amplitude_ratio, opening_correlation, speaking_spread, speech_frames
+from syncanim.metrics.mouth import (
+    amplitude_ratio,
+    opening_correlation,
+    speaking_spread,
+    speech_frames,
+    voiced_correlation,
+)
 
 
 @pytest.fixture
@@ -31,6 +37,20 @@ def test_a_shifted_copy_is_found_at_its_lag(truth, shift):
     c, lag = opening_correlation(late, truth, max_lag=3)
     assert lag == shift and c > 0.98
     assert opening_correlation(np.roll(truth, 5), truth, max_lag=3)[0] < 0.9  # out of the searched range
+
+
+def test_voiced_correlation_leaves_the_pauses_out(truth):
+    voiced = np.ones(len(truth), bool)
+    voiced[100:200] = False
+    # right where there is voice, a mouth shut in the pauses where the real one rested open
+    evaluated = np.where(voiced, truth, 0.0)
+    assert opening_correlation(evaluated, truth)[0] < 0.8
+    assert voiced_correlation(evaluated, truth, voiced) == pytest.approx(1.0)
+    # at the lag given: a copy 3 frames late scores 1 there and less at lag 0
+    late = np.roll(evaluated, 3)
+    assert voiced_correlation(late, truth, voiced, 3) == pytest.approx(1.0)
+    assert voiced_correlation(late, truth, voiced, 0) < 0.9
+    assert np.isnan(voiced_correlation(truth, truth, np.zeros(len(truth), bool)))
 
 
 def test_missing_frames_are_left_out(truth):
