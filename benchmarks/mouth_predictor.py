@@ -27,8 +27,8 @@ does (the mouth level left out).
 instead of the dataset's (block 4 by default). On cnn2 block 4 scores best, and an average of three predictors adds
 0.004 of correlation for three times the fitting (results/mouth_predictor_cnn2_blocks.json).
 
-Each part is also scored on its voiced frames alone (``voiced_correlation``: louder than ``PAUSE_DB`` below the clip's
-loud level, at the lag found on all of them) and its pauses (``pause_share``, ``pause_opening``: the real mouth's median
+Each part is also scored on its voiced frames alone (``voiced_correlation``: the frames less than ``PAUSE_DB`` (20 dB)
+below the clip's loud level, at the lag found on all of them) and its pauses (``pause_share``, ``pause_opening``: the real mouth's median
 opening there, against the training frames' ``train_pause_opening``): in a pause the subject's mouth may rest shut or
 stay open, which the speech does not tell.
 
