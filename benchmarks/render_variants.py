@@ -62,10 +62,10 @@ def main() -> int:
     ids = list(range(data.num_train, data.num_frames))
     opening = model.mouth_basis().opening_direction()
     mix, gain = model.predictor.mix.clone(), model.predictor.gain.clone()
+    level_on = split_level(info.mouth, info.fps, args.dataset, data, cfg.render.mouth_level)  # reads the clip's audio
     args.out.mkdir(parents=True, exist_ok=True)
     for name, kv in variants:
-        level = None if kv.get("level") == "off" else split_level(info.mouth, info.fps, args.dataset, data,
-                                                                   cfg.render.mouth_level)
+        level = None if kv.get("level") == "off" else level_on
         support = mouth_support(info.mouth, float(kv.get("support", cfg.render.mouth_support)), dev)
         with torch.no_grad():
             model.predictor.gain.copy_(gain * float(kv.get("gain", 1.0)))
