@@ -3,7 +3,7 @@ mouth opening (:meth:`~syncanim.face.mouth.MouthBasis.opening`) against the real
 validation frames, for predictor and fit settings side by side, over several seeds.
 
     python benchmarks/mouth_predictor.py DATASET [NAME=key:value,...] [--seeds 0 1] [--folds K] [--ensemble]
-        [--blocks 3|2+4] [--json OUT]
+        [--blocks 3|2+4] [--train-share S] [--json OUT]
 
 The validation frames are a few seconds of one clip, so a setting's figure moves by a few hundredths
 with the seed. ``--folds K`` scores every frame instead: the clip is cut into ``K`` consecutive parts,
@@ -31,6 +31,10 @@ Each part is also scored on its voiced frames alone (``voiced_correlation``: the
 below the clip's loud level, at the lag found on all of them) and its pauses (``pause_share``, ``pause_opening``: the real mouth's median
 opening there, against the training frames' ``train_pause_opening``): in a pause the subject's mouth may rest shut or
 stay open, which the speech does not tell.
+
+``--train-share S`` fits each part on a share ``S`` of the frames outside it: whole blocks of ``BLOCK_S`` seconds
+picked at random (with the seed; the same blocks for every variant), the rest left out like held-out frames, so the
+figures show how lip sync grows with the footage a subject gives (results/mouth_predictor_cnn2_footage.json).
 
 ``--speech NAME=AUDIO`` (repeatable) also scores new speech: the spread of the mouth opening the fitted
 predictor gives it (its gain included, before any rendering or mouth level) over the subject's own
@@ -85,6 +89,24 @@ def parse_variant(spec: str) -> tuple[str, dict, dict]:
             {k[2:]: parse_override(f"v={v}")["v"] for k, v in kv if k.startswith("t.")})
 
 
+#: length of the blocks of training frames ``--train-share`` keeps or leaves out, in seconds
+BLOCK_S = 5.0
+
+
+def kept_frames(train: np.ndarray, share: float, block: int, seed: int) -> np.ndarray:
+    """Keep a share of the training frames ``train [N] bool``: cut them into runs of ``block`` consecutive training
+    frames, keep ``round(share * runs)`` of them (at least one) picked at random with ``seed`` (a smaller share keeps
+    a subset of a larger one's runs) -> ``[N] bool``."""
+    rows = np.flatnonzero(train)
+    runs = [rows[i:i + block] for i in range(0, len(rows), block)]
+    n = max(1, int(round(share * len(runs))))
+    pick = np.random.default_rng(seed).permutation(len(runs))[:n]
+    out = np.zeros_like(train)
+    for i in pick:
+        out[runs[i]] = True
+    return out
+
+
 def held_out_parts(total: int, num_train: int, folds: int) -> list[tuple[int, int]]:
     """The frame ranges ``[start, end)`` scored: the validation frames, or ``folds`` consecutive parts."""
     if folds <= 1:
@@ -112,17 +134,21 @@ def new_speech(dataset: Path, specs: list[str], fps: float, rate: int, dev: torc
 def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int], mc: MouthNetConfig,
                tc: MouthTrainConfig, seed: int, dev: torch.device, speech: dict, speaking: np.ndarray,
                scored: torch.Tensor | None = None, shown: bool = False, support: float = 0.0,
-               voiced: np.ndarray | None = None) -> tuple[dict, np.ndarray, MouthBasis]:
+               voiced: np.ndarray | None = None, share: float = 1.0,
+               block: int = 125) -> tuple[dict, np.ndarray, MouthBasis]:
     """Fit the basis and predictor on the frames outside ``part`` (as training does) and score the part (on the
     features ``scored`` [T, P, F] when given, else ``feats``), and the new ``speech`` (:func:`new_speech`) against
     the subject's spread over ``speaking [N] bool`` frames; ``shown``: crossed lips count as closed
     (:meth:`~syncanim.face.mouth.MouthBasis.opening`); ``support``: the codes held to the mouth support of this share
     (:mod:`syncanim.motion.mouth_support`), as render holds them; ``voiced [N] bool``: the frames that are not
-    pauses (all when not given). Returns the scores, the part's predicted codes
+    pauses (all when not given); ``share``: fit on this share of the frames outside the part (:func:`kept_frames`,
+    blocks of ``block`` frames). Returns the scores, the part's predicted codes
     ``[hi - lo, C]`` and the basis (for :func:`ensemble_score`)."""
     lo, hi = part
     train = np.ones(len(landmarks), bool)
     train[lo:hi] = False
+    if share < 1:
+        train = kept_frames(train, share, block, seed)
     basis = MouthBasis.fit(landmarks[train], mc.components, mc.variance)
     codes = basis.encode(landmarks).astype(np.float32)
     codes[~train] = np.nan  # rows the fit skips
@@ -171,7 +197,8 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     subject = speaking_spread(mouth_opening(landmarks[train]), speaking[train])
     spreads = {name: speaking_spread(basis.opening(predict(f), shown), frames) / subject
                for name, (f, frames) in speech.items()}
-    return {"frames": [lo, hi], "correlation": corr, "lag": lag, "amplitude": amplitude_ratio(opening, truth),
+    return {"frames": [lo, hi], "train_frames": int(train.sum()), "correlation": corr, "lag": lag,
+            "amplitude": amplitude_ratio(opening, truth),
             "shape_error": shape_error, "code_error": code_error, **pauses,
             "speech_spread_ratio": spreads, "fit_s": time.perf_counter() - t0}, part_codes, basis
 
@@ -213,6 +240,8 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--folds", type=int, default=1,
                     help="score K consecutive parts of the clip in turn (1: the val frames)")
+    ap.add_argument("--train-share", type=float, default=1.0,
+                    help=f"fit on this share of the frames outside each part, in blocks of {BLOCK_S:g} s (1: all)")
     ap.add_argument("--speech", action="append", default=[], metavar="NAME=AUDIO",
                     help="new speech whose predicted mouth spread is scored against the subject's")
     ap.add_argument("--stream", choices=["score", "both"],
@@ -252,6 +281,7 @@ def main() -> int:
               "shown": args.shown,  # crossed predicted lips scored as closed
               "support": args.support,  # the mouth support's share the codes are held to (0: none)
               "blocks": args.blocks,  # None: the dataset's features, else the Whisper encoder blocks used
+              "train_share": args.train_share,  # share of the frames outside each part fitted on (blocks of BLOCK_S)
               "held_out_frames": int(sum(hi - lo for lo, hi in parts)), "variants": {}}
     for spec in args.variants:
         name, mset, tset = parse_variant(spec)
@@ -259,7 +289,8 @@ def main() -> int:
         runs, seed_parts = [], []
         for seed in args.seeds:
             seed_parts.append([score_part(landmarks, feats, part, mc, tc, seed, dev, speech, speaking, scored,
-                                          args.shown, args.support, voiced)
+                                          args.shown, args.support, voiced, args.train_share,
+                                          round(BLOCK_S * manifest.fps))
                                for part in parts])
             scored_parts = [row for row, _, _ in seed_parts[-1]]
             spreads = {k: float(np.mean([p["speech_spread_ratio"][k] for p in scored_parts])) for k in speech}
