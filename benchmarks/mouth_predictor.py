@@ -257,6 +257,8 @@ def main() -> int:
                                      "of the dataset's: 3, or 2+4 for two blocks side by side")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if not 0 < args.train_share <= 1:
+        ap.error(f"--train-share must be in (0, 1], got {args.train_share}")
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     layout = DatasetLayout(args.dataset)
     manifest = read_manifest(args.dataset)
