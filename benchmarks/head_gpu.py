@@ -186,12 +186,13 @@ def parse_mouth_variant(spec: str) -> tuple[str, dict]:
     return name, {k: parse_override(f"v={v}")["v"] for k, v in kv}
 
 
-def refit_predictor(model, data, mouth_cfg, device, seed: int = 0) -> None:
+def refit_predictor(model, data, mouth_cfg, device, dataset: Path, seed: int = 0) -> None:
     """Replace the model's mouth predictor by one of the same shape fitted with ``mouth_cfg`` (``[train.mouth]``)
     from a fresh start seeded with ``seed``: predictor settings compared on one head (trained on measured codes)."""
     import copy
 
     from syncanim.train.mouth import fit_mouth_predictor, mouth_loss_weight
+    from syncanim.train.other_clips import load_other_clips
 
     basis = model.mouth_basis()
     feats = torch.from_numpy(data.audio).to(device)
@@ -203,8 +204,10 @@ def refit_predictor(model, data, mouth_cfg, device, seed: int = 0) -> None:
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     codes = torch.from_numpy(basis.encode(data.landmarks)).float().to(device)
+    mc = model.config.mouth
+    others = load_other_clips(dataset, mouth_cfg, mc.components, mc.variance, device)
     fit_mouth_predictor(net, feats, codes, data.num_train, mouth_loss_weight(basis, mouth_cfg.opening_weight, device),
-                        mouth_cfg, gen, opening=basis.opening_direction())
+                        mouth_cfg, gen, opening=basis.opening_direction(), others=others)
     model.predictor = net.eval()
 
 
@@ -337,7 +340,7 @@ def main() -> int:
             name, sets = parse_mouth_variant(spec)
             seed = int(sets.pop("seed", 0))
             t0 = time.perf_counter()
-            refit_predictor(model, data, cfg.train.mouth.model_copy(update=sets), device, seed)
+            refit_predictor(model, data, cfg.train.mouth.model_copy(update=sets), device, args.dataset, seed)
             r, _ = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision,
                                 level=split_level(info.mouth, info.fps, args.dataset, data, cfg.render.mouth_level),
                                 support=support)

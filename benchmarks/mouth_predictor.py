@@ -36,6 +36,9 @@ stay open, which the speech does not tell.
 picked at random (with the seed; the same blocks for every variant), the rest left out like held-out frames, so the
 figures show how lip sync grows with the footage a subject gives (results/mouth_predictor_cnn2_footage.json).
 
+``t.other_clips:["DATASET"]`` fits with other prepped clips beside the subject's (``[train.mouth] other_clips``; on
+cnn2 a second speaker's 60 s clip: results/mouth_predictor_cnn2_other_clips.json).
+
 ``--speech NAME=AUDIO`` (repeatable) also scores new speech: the spread of the mouth opening the fitted
 predictor gives it (its gain included, before any rendering or mouth level) over the subject's own
 speaking spread in the training frames (what ``syncanim eval --video`` reports of a render).
@@ -75,7 +78,8 @@ from syncanim.metrics.mouth import (
 from syncanim.model.head_config import MouthNetConfig
 from syncanim.model.mouth_net import MouthPredictor
 from syncanim.registry import default_registry
-from syncanim.train.mouth import fit_mouth_predictor, mouth_loss_weight
+from syncanim.train.mouth import OtherClip, fit_mouth_predictor, mouth_loss_weight
+from syncanim.train.other_clips import load_other_clips
 
 
 def parse_variant(spec: str) -> tuple[str, dict, dict]:
@@ -134,16 +138,16 @@ def new_speech(dataset: Path, specs: list[str], fps: float, rate: int, dev: torc
 def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int], mc: MouthNetConfig,
                tc: MouthTrainConfig, seed: int, dev: torch.device, speech: dict, speaking: np.ndarray,
                scored: torch.Tensor | None = None, shown: bool = False, support: float = 0.0,
-               voiced: np.ndarray | None = None, share: float = 1.0,
-               block: int = 125) -> tuple[dict, np.ndarray, MouthBasis]:
+               voiced: np.ndarray | None = None, share: float = 1.0, block: int = 125,
+               others: list[OtherClip] | None = None) -> tuple[dict, np.ndarray, MouthBasis]:
     """Fit the basis and predictor on the frames outside ``part`` (as training does) and score the part (on the
     features ``scored`` [T, P, F] when given, else ``feats``), and the new ``speech`` (:func:`new_speech`) against
     the subject's spread over ``speaking [N] bool`` frames; ``shown``: crossed lips count as closed
     (:meth:`~syncanim.face.mouth.MouthBasis.opening`); ``support``: the codes held to the mouth support of this share
     (:mod:`syncanim.motion.mouth_support`), as render holds them; ``voiced [N] bool``: the frames that are not
     pauses (all when not given); ``share``: fit on this share of the frames outside the part (:func:`kept_frames`,
-    blocks of ``block`` frames). Returns the scores, the part's predicted codes
-    ``[hi - lo, C]`` and the basis (for :func:`ensemble_score`)."""
+    blocks of ``block`` frames); ``others``: other clips the fit also learns from (``t.other_clips``). Returns the
+    scores, the part's predicted codes ``[hi - lo, C]`` and the basis (for :func:`ensemble_score`)."""
     lo, hi = part
     train = np.ones(len(landmarks), bool)
     train[lo:hi] = False
@@ -159,7 +163,8 @@ def score_part(landmarks: np.ndarray, feats: torch.Tensor, part: tuple[int, int]
     gen.manual_seed(seed)
     t0 = time.perf_counter()
     fit_mouth_predictor(net, feats, torch.from_numpy(codes).to(dev), len(landmarks),
-                        mouth_loss_weight(basis, tc.opening_weight, dev), tc, gen, opening=basis.opening_direction())
+                        mouth_loss_weight(basis, tc.opening_weight, dev), tc, gen, opening=basis.opening_direction(),
+                        others=others or ())
     held = None
     if support > 0:  # the codes as render holds them (syncanim.motion.mouth_support; the level left out)
         from syncanim.motion.mouth_level import level_reference
@@ -288,11 +293,12 @@ def main() -> int:
     for spec in args.variants:
         name, mset, tset = parse_variant(spec)
         mc, tc = MouthNetConfig().model_copy(update=mset), MouthTrainConfig(**tset)
+        others = load_other_clips(args.dataset, tc, mc.components, mc.variance, dev)
         runs, seed_parts = [], []
         for seed in args.seeds:
             seed_parts.append([score_part(landmarks, feats, part, mc, tc, seed, dev, speech, speaking, scored,
                                           args.shown, args.support, voiced, args.train_share,
-                                          round(BLOCK_S * manifest.fps))
+                                          round(BLOCK_S * manifest.fps), others)
                                for part in parts])
             scored_parts = [row for row, _, _ in seed_parts[-1]]
             spreads = {k: float(np.mean([p["speech_spread_ratio"][k] for p in scored_parts])) for k in speech}

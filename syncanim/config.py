@@ -111,6 +111,12 @@ class MouthTrainConfig(Frozen):
     # the head is trained on the real codes from the landmarks plus this much noise (code units: one
     # standard deviation of the subject's own mouth motion), so it also renders slightly imperfect codes
     code_noise: float = Field(0.1, ge=0.0)
+    # prepped datasets of other speakers (or other recordings of the subject), with the subject's speech features,
+    # whose speech and mouths also train the predictor, each through an output layer of its own
+    # (syncanim.train.mouth.OtherClip). cnn2 with a second speaker's 60 s clip: held-out mouth correlation
+    # 0.775 -> 0.787 over five parts of the clip held out in turn (README, lip sync)
+    other_clips: tuple[str, ...] = ()
+    other_weight: float = Field(1.0, ge=0.0)  # each other clip's loss, against the subject's
 
     @field_validator("target_taps")
     @classmethod

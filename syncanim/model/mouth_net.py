@@ -67,13 +67,22 @@ class MouthPredictor(nn.Module):
     def forward_runs(self, x: torch.Tensor) -> torch.Tensor:
         """Codes along runs of consecutive frames: x ``[B, S, P, F]`` -> ``[B, S - past - future, C]``,
         output ``i`` being the frame at position ``past + i`` of the run."""
+        return self.readout(self.hidden_runs(x))
+
+    def hidden_runs(self, x: torch.Tensor) -> torch.Tensor:
+        """What the speech-reading layers make of runs (all but the output layer): x ``[B, S, P, F]`` ->
+        ``[B, S - past - future, hidden]``."""
         if x.ndim != 4 or x.shape[1] < self.window:
             raise ValueError(f"MouthPredictor: runs must be [B, S >= {self.window}, P, F], got {tuple(x.shape)}")
         z = (x.flatten(2).float() - self.feat_mean) / self.feat_std  # [B, S, P*F]
         h = self.inp(z).transpose(1, 2)  # [B, H, S]
         for conv, (b, f) in zip(self.convs, self.cuts, strict=True):
             h = h[:, :, b:h.shape[2] - f] + self.drop(F.gelu(conv(h)))
-        return (self.out(h.transpose(1, 2)) * self.gain) @ self.mix.T  # [B, S - W + 1, C]
+        return h.transpose(1, 2)
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """Codes from :meth:`hidden_runs`: ``[..., hidden]`` -> ``[..., C]`` (gain and mix applied)."""
+        return (self.out(h) * self.gain) @ self.mix.T
 
     def windows(self, features: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """The features each frame's code reads: features ``[T, P, F]`` of the clip, frames ``[B] long`` ->

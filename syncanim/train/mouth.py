@@ -28,12 +28,18 @@ speech of another voice, language or microphone reaches the encoder louder or so
 subject's, and a predictor that answers only to the feature pattern, not its strength, keeps the
 mouth moving as much on it. The random stream comes from
 ``generator``, so a fit is repeatable.
+
+**Other clips** (``[train.mouth] other_clips``: prepped datasets of other speakers, or other recordings of the
+subject) train the predictor's speech-reading layers alongside the subject's frames, each through an output layer
+of its own onto its own mouth codes (:class:`OtherClip`): what is shared is how speech sounds move a mouth, not one
+mouth's shape. A minute of footage is little to learn phonemes from, and each second of another's speech adds some.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,6 +102,36 @@ def mouth_loss_weight(basis: MouthBasis, share: float, device: torch.device | st
     return opening_loss_weight(weight, torch.as_tensor(basis.opening_direction(), dtype=torch.float32), share)
 
 
+@dataclass
+class OtherClip:
+    """Another prepped clip the mouth predictor learns from (module doc): its speech features ``features [T, P, F]``
+    (the subject's encoder and block), its own mouth codes ``codes [T, C]`` (its own :class:`MouthBasis`, smoothed as
+    the subject's targets are), ``ok [T] bool`` the frames with a face, and ``weight [C]`` or ``[C, C]``, its codes'
+    loss weight (:func:`mouth_loss_weight`)."""
+
+    name: str
+    features: torch.Tensor
+    codes: torch.Tensor
+    ok: torch.Tensor
+    weight: torch.Tensor
+
+
+def other_clip(name: str, features: np.ndarray, landmarks: np.ndarray, cfg: MouthTrainConfig, components: int,
+               variance: float, device: torch.device | str) -> OtherClip:
+    """An :class:`OtherClip` from a clip's speech features ``[T, P, F]`` and landmarks ``[T, 478, 3]`` (NaN rows:
+    no face): its own mouth basis (``components``, ``variance`` as the subject's) and codes."""
+    n = min(len(features), len(landmarks))
+    features, landmarks = features[:n], landmarks[:n]
+    found = np.isfinite(landmarks).all((1, 2))
+    if found.sum() < 8:
+        raise ValueError(f"other clip {name}: {int(found.sum())} frames with a face; at least 8 are needed")
+    basis = MouthBasis.fit(landmarks[found], components, variance)
+    codes = torch.from_numpy(basis.encode(landmarks).astype(np.float32))
+    codes = torch.nan_to_num(smooth_codes(codes, cfg.target_taps))
+    return OtherClip(name, torch.from_numpy(np.asarray(features, np.float32)).to(device), codes.to(device),
+                     torch.from_numpy(found).to(device), mouth_loss_weight(basis, cfg.opening_weight, device))
+
+
 def ema_average(decay: float):
     """The weight average of :class:`torch.optim.swa_utils.AveragedModel`: exponential with ``decay`` a step,
     less at first (``(1 + n) / (10 + n)`` after ``n`` steps) so that the random start soon fades out."""
@@ -106,40 +142,73 @@ def ema_average(decay: float):
     return average
 
 
+def restandardised(features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Another clip's features ``[T, P, F]`` moved so that standardising them with the subject's statistics
+    (``mean``, ``std``: ``[P * F]``, as :class:`MouthPredictor` does) standardises them with their own: each clip's
+    microphone and voice reach the encoder at their own level -> ``[T, P, F]``."""
+    flat = features.flatten(1).float()
+    own_mean, own_std = flat.mean(0), flat.std(0).clamp_min(1e-5)
+    return ((flat - own_mean) / own_std * std + mean).view(features.shape)
+
+
+def _random_runs(lo: int, hi: int, run: int, runs: int, gen: torch.Generator,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``runs`` random runs of ``run`` consecutive frames in ``[lo, hi)``: their starts ``[B]`` and frames ``[B, run]``."""
+    starts = torch.randint(lo, hi - run + 1, (runs,), generator=gen, device=gen.device).to(device)
+    return starts, starts[:, None] + torch.arange(run, device=device)
+
+
 def train_window_net(net: MouthPredictor, features: torch.Tensor, codes: torch.Tensor, frames: torch.Tensor,
                      weight: torch.Tensor, cfg: MouthTrainConfig | MotionTrainConfig, gen: torch.Generator,
-                     progress: ProgressFn, stage: str, ema: float = 0.0) -> float:
+                     progress: ProgressFn, stage: str, ema: float = 0.0, others: Sequence[OtherClip] = (),
+                     other_weight: float = 1.0) -> float:
     """Train ``net`` on the rows ``frames: [M] long`` of ``features: [T, P, F]`` / ``codes: [T, C]`` (the
     mouth predictor, or the motion syncer's network); with ``ema`` > 0 its weights end as their exponential
-    moving average over the steps (:func:`ema_average`). Returns the mean loss of the last 10 % of the steps."""
+    moving average over the steps (:func:`ema_average`). ``others``: clips whose runs (as many a step as the
+    subject's) train all of ``net`` but its output layer, each through a fresh output layer of its own, their
+    losses weighted by ``other_weight`` (module doc). Returns the mean loss of the subject's frames over the last
+    10 % of the steps."""
     from torch.optim.swa_utils import AveragedModel
 
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    heads = [torch.nn.Linear(net.out.in_features, o.codes.shape[1]).to(codes.device) for o in others]
+    params = list(net.parameters()) + [p for h in heads for p in h.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     averaged = AveragedModel(net, avg_fn=ema_average(ema), use_buffers=False) if ema > 0 else None
     net.train()
     tail: list[float] = []
     lo, hi = int(frames.min()), int(frames.max()) + 1
-    run = max(1, min(cfg.run, hi - lo))
+    run = max(1, min(cfg.run, hi - lo, *(len(o.codes) for o in others)))
     allowed = torch.zeros(codes.shape[0], dtype=torch.bool, device=codes.device)
     allowed[frames] = True
     runs = max(1, cfg.batch // run)
     mean = net.feat_mean.view(1, 1, *features.shape[1:])  # [1, 1, P, F]
+    other_feats = [restandardised(o.features, net.feat_mean, net.feat_std) for o in others]
     for step in range(cfg.steps):
-        starts = torch.randint(lo, hi - run + 1, (runs,), generator=gen, device=gen.device).to(frames.device)
-        idx = starts[:, None] + torch.arange(run, device=frames.device)  # [B, run]
-        keep = allowed[idx].float()[..., None]  # frames of the run that are training frames with a face
-        x = net.run_features(features, starts, run).float()  # [B, run + W - 1, P, F]
+        starts, idx = _random_runs(lo, hi, run, runs, gen, frames.device)  # [B], [B, run]
+        keeps = [allowed[idx].float()]  # frames of the run that are training frames with a face
+        xs = [net.run_features(features, starts, run).float()]  # [B, run + W - 1, P, F]
+        for o, f in zip(others, other_feats, strict=True):
+            o_starts, o_idx = _random_runs(0, len(o.codes), run, runs, gen, frames.device)
+            keeps.append(o.ok[o_idx].float())
+            xs.append(net.run_features(f, o_starts, run).float())
+            idx = torch.cat([idx, o_idx])
+        x = torch.cat(xs)  # [B * (1 + len(others)), run + W - 1, P, F]
         if cfg.feature_scale > 0:
-            scale = torch.randn(runs, 1, 1, 1, generator=gen, device=gen.device).to(x.device)
+            scale = torch.randn(len(x), 1, 1, 1, generator=gen, device=gen.device).to(x.device)
             x = mean + (x - mean) * torch.exp(scale * cfg.feature_scale)
-        loss = (weighted_error(net.forward_runs(x) - codes[idx], weight) * keep[..., 0]).sum() / keep.sum().clamp_min(1.0)
+        h = net.hidden_runs(x).split(runs)  # the subject's runs, then each other clip's
+        subject = _masked_error(net.readout(h[0]) - codes[idx[:runs]], weight, keeps[0])
+        loss = subject
+        for k, (o, head) in enumerate(zip(others, heads, strict=True), 1):
+            own = _masked_error(head(h[k]) - o.codes[idx[k * runs:(k + 1) * runs]], o.weight, keeps[k])
+            loss = loss + other_weight * own
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if averaged is not None:
             averaged.update_parameters(net)
         if step >= cfg.steps * 0.9:
-            tail.append(float(loss.detach()))
+            tail.append(float(subject.detach()))
         if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
             progress(stage, step + 1, cfg.steps)
     if averaged is not None and cfg.steps > 0:
@@ -148,6 +217,11 @@ def train_window_net(net: MouthPredictor, features: torch.Tensor, codes: torch.T
                 mine.copy_(mean)
     net.eval()
     return float(np.mean(tail)) if tail else 0.0
+
+
+def _masked_error(diff: torch.Tensor, weight: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean :func:`weighted_error` of ``diff [B, S, C]`` over the frames where ``keep [B, S]`` is 1."""
+    return (weighted_error(diff, weight) * keep).sum() / keep.sum().clamp_min(1.0)
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -205,13 +279,15 @@ def fitted_cross_damping(predicted: np.ndarray, true: np.ndarray, opening: np.nd
 
 def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torch.Tensor, num_train: int,
                         weight: torch.Tensor, cfg: MouthTrainConfig, gen: torch.Generator,
-                        progress: ProgressFn = no_progress, opening: np.ndarray | None = None) -> MouthFitReport:
+                        progress: ProgressFn = no_progress, opening: np.ndarray | None = None,
+                        others: Sequence[OtherClip] = ()) -> MouthFitReport:
     """Fit ``net`` in place (module doc). features: ``[T, P, F]``; codes: ``[T, C]`` (rows of frames
     without a face are NaN and skipped); frames ``0 .. num_train-1`` are the training frames; weight:
     ``[C]`` loss weight per component, or ``[C, C]`` (:func:`opening_loss_weight`); opening: the mouth opening's
     direction ``[C]`` (:meth:`~syncanim.face.mouth.MouthBasis.opening_direction`), which ``cfg.shape_shrink``
-    and ``cfg.cross_shape`` need (None: the gains are not reshaped and the mix stays the identity). The network's
-    feature statistics come from the training frames."""
+    and ``cfg.cross_shape`` need (None: the gains are not reshaped and the mix stays the identity); others: clips
+    both passes also learn from (:class:`OtherClip`, weighted by ``cfg.other_weight``). The network's feature
+    statistics come from the training frames."""
     t0 = time.perf_counter()
     dev = features.device
     valid = torch.isfinite(codes).all(1)
@@ -235,7 +311,7 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
     cut = int(round(len(train_rows) * (1 - cfg.holdout)))
     if cfg.holdout > 0 and len(train_rows) - cut >= 8 and cut >= 8:
         train_window_net(net, features, targets, train_rows[:cut], weight, cfg, gen, progress, "mouth calibration",
-                         cfg.ema)
+                         cfg.ema, others, cfg.other_weight)
         held = train_rows[cut:]
         with torch.no_grad():
             pred = net(features, held).cpu().numpy()  # [H, C]
@@ -258,7 +334,8 @@ def fit_mouth_predictor(net: MouthPredictor, features: torch.Tensor, codes: torc
         net.load_state_dict(start)
     else:
         gain = np.full(codes.shape[1], cfg.render_gain)
-    report.loss = train_window_net(net, features, targets, train_rows, weight, cfg, gen, progress, "mouth", cfg.ema)
+    report.loss = train_window_net(net, features, targets, train_rows, weight, cfg, gen, progress, "mouth", cfg.ema,
+                                   others, cfg.other_weight)
     with torch.no_grad():
         net.gain.copy_(torch.as_tensor(gain, dtype=net.gain.dtype, device=dev))
         net.mix.copy_(torch.as_tensor(mix, dtype=net.mix.dtype, device=dev))

@@ -64,6 +64,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .interrupt import DeferredInterrupt
 from .motion import fit_motion
 from .mouth import fit_mouth_predictor, mouth_loss_weight
+from .other_clips import load_other_clips
 from .torso import fit_torso, person_boxes
 
 log = logging.getLogger(__name__)
@@ -328,9 +329,10 @@ def run_train(
     result = TrainResult(layout, info, step, schedule.total, resumed_from=step, device=device.type)
     t_start = time.perf_counter()
     if not resume:
+        others = load_other_clips(dataset, train.mouth, model_cfg.mouth.components, model_cfg.mouth.variance, device)
         report = fit_mouth_predictor(model.predictor, d.audio, d.codes, d.num_train,
                                      mouth_loss_weight(kept, train.mouth.opening_weight, device), train.mouth, gen,
-                                     progress, kept.opening_direction())
+                                     progress, kept.opening_direction(), others)
         info = replace(info, mouth={**info.mouth, "fit": asdict(report)})
         corr = report.holdout_correlation[0] if report.holdout_correlation else float("nan")
         log.info("mouth predictor: %.1f s, held-out correlation of the main component %.2f, gain %.2f",
