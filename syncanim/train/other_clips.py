@@ -25,6 +25,8 @@ def load_other_clips(subject: str | Path, cfg: MouthTrainConfig, components: int
     dataset ``subject``: same speech features, landmarks readable. ``components``, ``variance``: each clip's own
     mouth basis, as the subject's (:class:`~syncanim.model.head_config.MouthNetConfig`). DataError on a clip that
     cannot be used."""
+    if not cfg.other_clips:
+        return []
     mine = _backend(dataset_audio_section(subject))
     out = []
     for path in cfg.other_clips:

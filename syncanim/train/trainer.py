@@ -248,6 +248,8 @@ def run_train(
         raise ConfigError("train.head_steps and train.lips_steps are both 0: nothing to train")
     device = resolve_device(runtime)
     precision = resolve_precision(device, train.precision)
+    # the other clips the mouth predictor learns from, checked before the subject's frames are read
+    others = load_other_clips(dataset, train.mouth, model_cfg.mouth.components, model_cfg.mouth.variance, device)
     torch.manual_seed(train.seed)
     progress("load", 0, 1)
     data = load_head_data(dataset, EXPRESSIONS)
@@ -329,10 +331,10 @@ def run_train(
     result = TrainResult(layout, info, step, schedule.total, resumed_from=step, device=device.type)
     t_start = time.perf_counter()
     if not resume:
-        others = load_other_clips(dataset, train.mouth, model_cfg.mouth.components, model_cfg.mouth.variance, device)
         report = fit_mouth_predictor(model.predictor, d.audio, d.codes, d.num_train,
                                      mouth_loss_weight(kept, train.mouth.opening_weight, device), train.mouth, gen,
                                      progress, kept.opening_direction(), others)
+        del others
         info = replace(info, mouth={**info.mouth, "fit": asdict(report)})
         corr = report.holdout_correlation[0] if report.holdout_correlation else float("nan")
         log.info("mouth predictor: %.1f s, held-out correlation of the main component %.2f, gain %.2f",

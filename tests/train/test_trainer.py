@@ -158,6 +158,17 @@ def test_a_render_only_setting_does_not_block_a_resume(tiny_model, tmp_path):
     assert saved["render_samples"] == 4 and saved["fused_field"] == "mlp"
 
 
+def test_other_clips_train_the_mouth_predictor_and_a_bad_one_is_refused_first(tiny_dataset, tmp_path):
+    ds = tiny_dataset.layout.root
+    with pytest.raises(DataError, match="not found"):
+        _train(ds, tmp_path / "refused", mouth={"other_clips": [str(tmp_path / "nope")]})
+    assert not (tmp_path / "refused").exists()  # refused before anything was written
+    mouth = {"steps": 20, "other_clips": [str(ds)]}
+    result = _train(ds, tmp_path / "m", head_steps=2, lips_steps=0, mouth=mouth, torso={"steps": 0})
+    fit = json.loads(result.layout.info.read_text())["mouth"]["fit"]
+    assert fit["steps"] == 20 and len(fit["gain"]) >= 1 and fit["loss"] > 0
+
+
 def test_nothing_to_train_is_a_config_error(tiny_dataset, tmp_path):
     with pytest.raises(ConfigError):
         _train(tiny_dataset.layout.root, tmp_path / "m", head_steps=0, lips_steps=0)
