@@ -113,8 +113,9 @@ class MouthTrainConfig(Frozen):
     code_noise: float = Field(0.1, ge=0.0)
     # prepped datasets of other speakers (or other recordings of the subject), with the subject's speech features,
     # whose speech and mouths also train the predictor, each through an output layer of its own
-    # (syncanim.train.mouth.OtherClip). cnn2 with a second speaker's 60 s clip: held-out mouth correlation
-    # 0.775 -> 0.787 over five parts of the clip held out in turn (README, lip sync)
+    # (syncanim.train.mouth.OtherClip). cnn2 with a second speaker's 60 s clip: the predictor's held-out mouth
+    # correlation 0.775 -> 0.787 over five parts of the clip held out in turn; rendered by three GPU heads
+    # 0.697 / 0.716 / 0.704 -> 0.682 / 0.729 / 0.742 (README, speech features)
     other_clips: tuple[str, ...] = ()
     other_weight: float = Field(1.0, ge=0.0)  # each other clip's loss, against the subject's
 
