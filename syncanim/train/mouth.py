@@ -185,23 +185,22 @@ def train_window_net(net: MouthPredictor, features: torch.Tensor, codes: torch.T
     other_feats = [restandardised(o.features, net.feat_mean, net.feat_std) for o in others]
     for step in range(cfg.steps):
         starts, idx = _random_runs(lo, hi, run, runs, gen, frames.device)  # [B], [B, run]
-        keeps = [allowed[idx].float()]  # frames of the run that are training frames with a face
+        rows, keeps = [idx], [allowed[idx].float()]  # keep: frames of the run that are training frames with a face
         xs = [net.run_features(features, starts, run).float()]  # [B, run + W - 1, P, F]
         for o, f in zip(others, other_feats, strict=True):
             o_starts, o_idx = _random_runs(0, len(o.codes), run, runs, gen, frames.device)
+            rows.append(o_idx)
             keeps.append(o.ok[o_idx].float())
             xs.append(net.run_features(f, o_starts, run).float())
-            idx = torch.cat([idx, o_idx])
         x = torch.cat(xs)  # [B * (1 + len(others)), run + W - 1, P, F]
         if cfg.feature_scale > 0:
             scale = torch.randn(len(x), 1, 1, 1, generator=gen, device=gen.device).to(x.device)
             x = mean + (x - mean) * torch.exp(scale * cfg.feature_scale)
         h = net.hidden_runs(x).split(runs)  # the subject's runs, then each other clip's
-        subject = _masked_error(net.readout(h[0]) - codes[idx[:runs]], weight, keeps[0])
+        subject = _masked_error(net.readout(h[0]) - codes[idx], weight, keeps[0])
         loss = subject
         for k, (o, head) in enumerate(zip(others, heads, strict=True), 1):
-            own = _masked_error(head(h[k]) - o.codes[idx[k * runs:(k + 1) * runs]], o.weight, keeps[k])
-            loss = loss + other_weight * own
+            loss = loss + other_weight * _masked_error(head(h[k]) - o.codes[rows[k]], o.weight, keeps[k])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
