@@ -248,8 +248,11 @@ def run_train(
         raise ConfigError("train.head_steps and train.lips_steps are both 0: nothing to train")
     device = resolve_device(runtime)
     precision = resolve_precision(device, train.precision)
+    # a resumed run has its mouth predictor (it is fitted before the first checkpoint)
+    resume = layout.state_info.is_file()
     # the other clips the mouth predictor learns from, checked before the subject's frames are read
-    others = load_other_clips(dataset, train.mouth, model_cfg.mouth.components, model_cfg.mouth.variance, device)
+    others = [] if resume else load_other_clips(dataset, train.mouth, model_cfg.mouth.components,
+                                                 model_cfg.mouth.variance, device)
     torch.manual_seed(train.seed)
     progress("load", 0, 1)
     data = load_head_data(dataset, EXPRESSIONS)
@@ -263,7 +266,6 @@ def run_train(
                      audio_per_frame=m.audio_per_frame, audio_dim=m.audio_dim, num_latents=m.num_train,
                      expressions=list(EXPRESSIONS), image_size=m.image_size, fps=m.fps, focal=data.focal, cx=data.cx,
                      cy=data.cy, dataset=dataset_reference(dataset, layout.root), sample_rate=m.sample_rate, mouth=mouth_info)
-    resume = layout.state_info.is_file()
     if resume:
         old = read_info(layout.root)
         same_data = dataset_path(layout.root, old).resolve() == dataset.resolve()

@@ -167,6 +167,10 @@ def test_other_clips_train_the_mouth_predictor_and_a_bad_one_is_refused_first(ti
     result = _train(ds, tmp_path / "m", head_steps=2, lips_steps=0, mouth=mouth, torso={"steps": 0})
     fit = json.loads(result.layout.info.read_text())["mouth"]["fit"]
     assert fit["steps"] == 20 and len(fit["gain"]) >= 1 and fit["loss"] > 0
+    # a resumed run has its predictor: a clip it no longer needs may have moved
+    again = _train(ds, tmp_path / "m", head_steps=2, lips_steps=0, torso={"steps": 0},
+                   mouth={**mouth, "other_clips": [str(tmp_path / "moved")]})
+    assert again.resumed_from == again.step == result.step
 
 
 def test_nothing_to_train_is_a_config_error(tiny_dataset, tmp_path):
