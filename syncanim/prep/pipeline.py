@@ -269,8 +269,8 @@ def run_prep(
     # -- checks -> warnings -------------------------------------------------------------
     duration = num_frames / prep.fps
     if duration + 0.5 < prep.min_duration_s:
-        warnings.append(f"the clip is {duration:.1f} s long; {prep.min_duration_s:g} s or more "
-                        "(ideally 3-5 minutes) of speech gives good results")
+        warnings.append(f"the clip is {duration:.1f} s long: the lips learn to follow speech from it, and do so "
+                        f"better with more ({prep.min_duration_s:g} s or more, ideally 3-5 minutes)")
     heights = checks.face_heights(landmarks[found])
     face_h = float(np.median(heights))
     if face_h < prep.min_face_px:
