@@ -11,7 +11,8 @@ dataset's held-out frames in order, such as ``val_side_by_side.mp4`` of ``syncan
 
 Held-out frames (the subject's own speech, never trained on): mouth-opening correlation, lag and
 amplitude ratio of the rendered mouth against the real one, the correlation over the voiced frames alone and the share
-of pauses (:func:`~syncanim.metrics.mouth.voiced_correlation`), LMD, and how far the rendered lips and eye corners sit from
+of pauses (:func:`~syncanim.metrics.mouth.voiced_correlation`), LMD (and ``lmd_centred``, each frame's lips centred
+on their mean point first: the share of LMD that is the mouth's shape rather than where it sits), and how far the rendered lips and eye corners sit from
 the real ones on average (``offset_px``). New speech: the spread of the
 rendered mouth opening while the audio has speech, over the subject's own spread while speaking in the
 training frames (1 = the mouth moves as much as the subject's did). The strip shows mouth crops over
@@ -87,7 +88,10 @@ def score_val(data, frames: np.ndarray, ids: np.ndarray, voiced: np.ndarray) -> 
     truth = mouth_opening(data.landmarks[ids])
     corr, lag = opening_correlation(rendered, truth)
     v = voiced[ids]
-    lm = lmd_stats(mouth_landmarks(iter(frames)), mouth_landmarks(iter(data.frames[ids])), data.size)
+    drawn_lips, real_lips = mouth_landmarks(iter(frames)), mouth_landmarks(iter(data.frames[ids]))
+    lm = lmd_stats(drawn_lips, real_lips, data.size)
+    # each frame's lips centred on their mean point first (the papers' LMDMeter): what is left is the mouth's shape
+    centred = lmd_stats(drawn_lips, real_lips, data.size, centered=True)
     picks = np.argsort(truth)[np.linspace(0, len(ids) - 1, 10).round().astype(int)]
     picks = np.sort(picks)
     ref = data.landmarks[ids][:, LIPS]
@@ -99,7 +103,8 @@ def score_val(data, frames: np.ndarray, ids: np.ndarray, voiced: np.ndarray) -> 
               for name, idx in (("lips", LIPS), ("eye_corners", [33, 133, 263, 362]))}
     return {"frames": len(ids), "mouth_correlation": corr, "mouth_lag": lag,
             "voiced_correlation": voiced_correlation(rendered, truth, v, lag), "pause_share": float(1 - v.mean()),
-            "mouth_amplitude": amplitude_ratio(rendered, truth), "lmd": lm.value, "lmd_frames": lm.frames_used,
+            "mouth_amplitude": amplitude_ratio(rendered, truth), "lmd": lm.value, "lmd_centred": centred.value,
+            "lmd_frames": lm.frames_used,
             "offset_px": offset}, strip
 
 
