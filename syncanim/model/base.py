@@ -38,7 +38,8 @@ class HeadSetup:
     training frames (one lighting code each); mouth: the subject's mouth basis, or ``(components,
     points)`` for an empty one that a state dict fills; canonical: the subject's canonical face
     landmarks [478, 3] float, or None when the geometry comes with the weights; expression_rest: the
-    subject's typical expressions [E] (the training frames' median), or None.
+    subject's typical expressions [E] (the training frames' median), or None; mouth_inside: the colour inside the
+    subject's open mouth [3] in [0, 1] (:func:`~syncanim.model.backstop.mouth_inside_colour`), or None.
     """
 
     audio_per_frame: int
@@ -47,6 +48,7 @@ class HeadSetup:
     mouth: MouthBasis | tuple[int, int]
     canonical: np.ndarray | None = None
     expression_rest: np.ndarray | None = None
+    mouth_inside: np.ndarray | None = None
 
 
 class HeadModel(nn.Module, metaclass=ABCMeta):
@@ -84,6 +86,12 @@ class HeadModel(nn.Module, metaclass=ABCMeta):
         """The weighted loss terms (scalars) of ``outputs`` (:meth:`render_rays` of ``batch``'s rays);
         the step minimises their sum."""
 
+    def behind(self, origins: torch.Tensor, dirs: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+        """What each ray of a drawn frame ends on where the head lets it through: origins, dirs ``[R, 3]`` (head
+        frame) and the frame's background under each ray ``[R, 3]`` -> ``[R, 3]``. The background itself here; a
+        model may put something of the head behind its surface (:mod:`syncanim.model.backstop`)."""
+        return background
+
     @torch.no_grad()
     def render_frames(self, camera: Camera, cond: Conditioning, backgrounds: torch.Tensor, *,
                       dense: DenseRects | None = None, chunk: int = 1 << 16) -> RenderedFrames:
@@ -109,7 +117,7 @@ class HeadModel(nn.Module, metaclass=ABCMeta):
         if rays is None:
             return RenderedFrames(images, opacity)
         f, x, y = rays.frame, rays.xy[:, 0], rays.xy[:, 1]
-        bg = backgrounds[f, y, x]  # [R, 3]
+        bg = self.behind(rays.origins, rays.dirs, backgrounds[f, y, x])  # [R, 3]
         points = None
         for s in range(0, len(f), chunk):
             sl = slice(s, s + chunk)

@@ -24,6 +24,7 @@ from ..kernels.composite import composite_rays
 from ..kernels.field import Regions, Scatter
 from ..kernels.hashgrid import grid_spec
 from . import occupancy
+from .backstop import DEFAULT_INSIDE, backstop_ellipsoid, ray_hits_ellipsoid
 from .base import HeadModel, HeadSetup
 from .batch import RayBatch
 from .camera import Camera
@@ -44,6 +45,8 @@ def march_runs(samples: int, parts: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
+#: no mouth backstop (centre, half-axes, colour: half-axes 0)
+NO_BACKSTOP = np.zeros((3, 3), np.float32)
 #: a box holding every point: the code acts everywhere
 WHOLE_BOX = np.array([[-1e30, -1e30, -1e30], [1e30, 1e30, 1e30]], np.float32)
 
@@ -53,14 +56,16 @@ class NerfHead(HeadModel):
 
     def __init__(self, config: NerfHeadConfig, audio_per_frame: int, audio_feat_dim: int, num_latents: int,
                  mouth: MouthBasis | tuple[int, int], geometry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                 boxes: tuple[np.ndarray, np.ndarray] | None = None, expression_rest: np.ndarray | None = None) -> None:
+                 boxes: tuple[np.ndarray, np.ndarray] | None = None, expression_rest: np.ndarray | None = None,
+                 backstop: np.ndarray | None = None) -> None:
         """``mouth``: the subject's mouth basis, or ``(components C, points K)`` for an empty one (the
         state dict being loaded brings it). ``geometry`` = (box lo [3], box hi [3], depth prior
         [prior_res, prior_res]); zeros when None (likewise). ``boxes`` = the boxes ``[2, 3]`` in unit coordinates
         where the mouth code and the expressions act (:func:`~syncanim.model.rays.speech_box`,
         :func:`~syncanim.model.rays.expression_box`): the whole head box when None (models saved before a box was
         kept load that too). ``expression_rest``: the subject's typical expressions [E] (unscaled), zeros when
-        None."""
+        None. ``backstop``: the mouth backstop ``[3, 3]`` (centre, half-axes, colour: :mod:`~syncanim.model.backstop`),
+        none when None (models saved before it was kept load that too)."""
         super().__init__()
         self.config = config
         if geometry is None:
@@ -77,6 +82,9 @@ class NerfHead(HeadModel):
         rest = np.zeros(len(EXPRESSIONS)) if expression_rest is None else expression_rest
         self.register_buffer("expression_rest", torch.tensor(rest, dtype=torch.float32))
         self.register_buffer("whole_box", torch.tensor(WHOLE_BOX), persistent=False)
+        self.register_buffer("mouth_backstop", torch.tensor(NO_BACKSTOP if backstop is None else backstop,
+                                                            dtype=torch.float32))
+        self._backstop_on = backstop is not None
         spec = grid_spec(config.levels, config.features, config.base_res, config.max_res, config.log2_table)
         # initial density such that the whole shell is about half opaque
         bias = float(np.log(np.log(2.0) / (config.shell_front + config.shell_back)))
@@ -103,20 +111,33 @@ class NerfHead(HeadModel):
     @classmethod
     def for_face(cls, config: NerfHeadConfig, canonical: np.ndarray, audio_per_frame: int, audio_feat_dim: int,
                  num_latents: int, mouth: MouthBasis | tuple[int, int],
-                 expression_rest: np.ndarray | None = None) -> NerfHead:
+                 expression_rest: np.ndarray | None = None, mouth_inside: np.ndarray | None = None) -> NerfHead:
         """A new model around a subject's canonical face landmarks [478, 3] and mouth basis (or an
-        empty basis of ``(components, points)``: an untrained model for timing), and their typical expressions
-        [E] (zeros when None)."""
+        empty basis of ``(components, points)``: an untrained model for timing), their typical expressions
+        [E] (zeros when None), and the colour inside their open mouth [3] (the backstop's; a dark red when None)."""
         lo, hi = head_box(canonical)
+        inside = np.asarray(DEFAULT_INSIDE if mouth_inside is None else mouth_inside, np.float32)
         return cls(config, audio_per_frame, audio_feat_dim, num_latents, mouth,
                    (lo, hi, depth_prior(canonical, lo, hi, config.prior_res)),
-                   (speech_box(canonical, lo, hi), expression_box(canonical, lo, hi)), expression_rest)
+                   (speech_box(canonical, lo, hi), expression_box(canonical, lo, hi)), expression_rest,
+                   np.concatenate([backstop_ellipsoid(canonical), inside[None]]))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in ("speech_box", "expression_box"):  # saved before the box was kept: the code acts everywhere
             state_dict.setdefault(prefix + name, torch.tensor(WHOLE_BOX))
         state_dict.setdefault(prefix + "expression_rest", torch.zeros(len(EXPRESSIONS)))
+        # saved before the backstop was kept: none (half-axes 0)
+        backstop = state_dict.setdefault(prefix + "mouth_backstop", torch.tensor(NO_BACKSTOP))
+        self._backstop_on = bool((backstop[1] > 0).all())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def behind(self, origins: torch.Tensor, dirs: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+        """The mouth backstop's colour where a ray meets it, else the background (:mod:`~syncanim.model.backstop`):
+        ``[R, 3]`` each."""
+        if not self._backstop_on:
+            return background
+        hit = ray_hits_ellipsoid(origins, dirs, self.mouth_backstop[:2])  # [R]
+        return torch.where(hit[:, None], self.mouth_backstop[2].to(background.dtype), background)
 
     def regions(self) -> Regions | None:
         """Where the frame's codes act (:class:`~syncanim.kernels.field.Regions`): the mouth code in the speech box
@@ -137,7 +158,7 @@ class NerfHead(HeadModel):
         if setup.canonical is None:
             return cls(config, setup.audio_per_frame, setup.audio_dim, setup.num_latents, setup.mouth)
         return cls.for_face(config, setup.canonical, setup.audio_per_frame, setup.audio_dim, setup.num_latents,
-                            setup.mouth, setup.expression_rest)
+                            setup.mouth, setup.expression_rest, setup.mouth_inside)
 
     @property
     def code_dim(self) -> int:

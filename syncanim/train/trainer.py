@@ -37,6 +37,7 @@ from ..face.landmarks import FACE_OVAL
 from ..face.mouth import MOUTH_POINTS, MouthBasis, mouth_opening
 from ..media.video import VideoWriter
 from ..metrics.mouth import speaking_spread, speech_frames
+from ..model.backstop import mouth_inside_colour
 from ..model.base import HeadSetup
 from ..model.batch import RayBatch
 from ..model.camera import Camera
@@ -276,9 +277,12 @@ def run_train(
         model = build_model(info, reg)
         info = replace(info, mouth=old.mouth, motion=old.motion, torso=old.torso)
     else:
-        typical = np.nanmedian(data.expressions[:m.num_train], 0)  # where blinks and brows do not act
-        model = spec.build(model_cfg)(HeadSetup(m.audio_per_frame, m.audio_dim, m.num_train, basis, data.canonical,
-                                                typical))
+        n = m.num_train
+        typical = np.nanmedian(data.expressions[:n], 0)  # where blinks and brows do not act
+        # what shows through a mouth the head draws with too little density behind the lips (syncanim.model.backstop)
+        inside = mouth_inside_colour(data.frames[:n], data.landmarks[:n], mouth_opening(data.landmarks[:n]))
+        model = spec.build(model_cfg)(HeadSetup(m.audio_per_frame, m.audio_dim, n, basis, data.canonical, typical,
+                                                inside))
     write_info(layout, info)
     write_text_atomic(layout.config, dump_toml({"model": info.model, "train": train.model_dump(mode="json"),
                                                 "runtime": runtime.model_dump(mode="json")}))

@@ -41,6 +41,20 @@ def test_loss_falls_and_validation_psnr_rises(tiny_model):
         assert (tiny_model.layout.root / f).is_file(), f
 
 
+def test_the_model_keeps_a_mouth_backstop_coloured_like_the_inside_of_the_mouth(tiny_model, tiny_dataset):
+    from syncanim.data.dataset import load_head_data
+    from syncanim.model.backstop import backstop_ellipsoid
+    from syncanim.model.folder import load_model
+    from syncanim.model.head import EXPRESSIONS
+
+    model, _ = load_model(tiny_model.layout.root)
+    data = load_head_data(tiny_dataset.layout.root, EXPRESSIONS)
+    assert model._backstop_on
+    torch.testing.assert_close(model.mouth_backstop[:2], torch.from_numpy(backstop_ellipsoid(data.canonical)))
+    colour = model.mouth_backstop[2]
+    assert ((colour >= 0) & (colour <= 1)).all()
+
+
 def _train(ds, out, progress=None, **over):
     cfg = TrainConfig(**{**TINY_TRAIN, "eval_every": 1000, **over})
     kw = {"progress": progress} if progress else {}
