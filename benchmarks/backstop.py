@@ -61,7 +61,6 @@ def main() -> int:
     kept = model.mouth_backstop.detach().cpu().numpy()
     backstop = kept if (kept[1] > 0).all() else dataset_backstop(data)
     ids = list(range(data.num_train, data.num_frames))
-    level = split_level(info.mouth, info.fps, args.dataset, data, cfg.render.mouth_level)
     support = mouth_support(info.mouth, cfg.render.mouth_support, device)
     report = {"benchmark": "backstop", "command": "python " + " ".join(sys.argv), "device": args.device,
               "model_kept_one": bool((kept[1] > 0).all()), "backstop": backstop.round(5).tolist(), "seconds": {}}
@@ -70,6 +69,8 @@ def main() -> int:
             model.mouth_backstop.copy_(torch.from_numpy(backstop if variant == "on" else np.zeros((3, 3), np.float32)))
         model._backstop_on = variant == "on"
         t0 = time.perf_counter()
+        # a fresh mouth level for each pass: it follows the loudness of the frames heard so far
+        level = split_level(info.mouth, info.fps, args.dataset, data, cfg.render.mouth_level)
         frames, _ = render_split(model, data, ids, device, cfg.render.chunk_rays, 4, precision=cfg.render.precision,
                                  level=level, support=support)
         save_jpegs(args.out / f"val_renders_{variant}.npz", frames, ids=np.array(ids))
